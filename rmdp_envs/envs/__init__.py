@@ -1,0 +1,1 @@
+"""The r-MDP environments; each module holds one family."""

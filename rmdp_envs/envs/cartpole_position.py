@@ -1,0 +1,50 @@
+"""CartPole where every user wants the cart kept near its own position: a cheap r-MDP for tests."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+from rmdp_envs.core import TargetWindowReward, make_reward_space, resolve_population
+from rmdp_envs.population import Population
+
+
+class CartPolePositionEnv(CartPoleEnv):
+    """CartPole with n users, each wanting the cart near its own position target.
+
+    ## Dynamics, observation and action
+    Exactly Gymnasium's ``CartPole-v1`` (the pole still has to stay up: the episode terminates
+    when it falls or the cart leaves the track; 500-step limit).
+
+    ## Rewards
+    A float32 vector of length ``n_agents``: user ``i`` gets 0.1 on every step where
+    ``|x - target_i| < l``, ``x = info["x_position"]``, ``l = (high - low) / 20`` (1/20 by default).
+
+    ## Population
+    ``n_agents`` (default 100) targets from sampler ``population`` (default ``"uniform"``) over
+    ``target_range`` (default (-0.5, 0.5)) with ``population_seed`` (default 0).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
+                 population_seed: int | None = 0, target_range: tuple[float, float] = (-0.5, 0.5),
+                 render_mode: str | None = None, **kwargs):
+        super().__init__(render_mode=render_mode, **kwargs)
+        self.population = resolve_population(population, n_agents, population_seed, target_range)
+        low, high = (float(v) for v in target_range)
+        self.target_range = (low, high)
+        self.half_width = (high - low) / 20.0
+        self.targets = self.population.params[:, 0]
+        self._reward_fn = TargetWindowReward(self.targets, self.half_width, 0.1, "box")
+        self.reward_space = make_reward_space(self.population.n, 0.0, 0.1)
+
+    @property
+    def n_agents(self) -> int:
+        return self.population.n
+
+    def step(self, action):
+        obs, _, terminated, truncated, _ = super().step(action)
+        x = float(self.state[0])
+        return obs, self._reward_fn(x), terminated, truncated, {"x_position": x}

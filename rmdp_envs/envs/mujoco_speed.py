@@ -1,0 +1,110 @@
+"""MuJoCo locomotion where every user wants the robot to run at its own target speed.
+
+Gymnasium's v5 environments supply the dynamics unchanged; only the reward is replaced by a
+vector with one entry per user (and the control/contact costs, which belong to no user, are
+switched off as in the paper).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
+from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
+
+from rmdp_envs.core import TargetWindowReward, make_reward_space, resolve_population
+from rmdp_envs.population import Population
+
+#: Per-step reward of a user whose target is met exactly; 1000 steps give at most 100.
+REWARD_SCALE = 0.1
+
+
+class SpeedRewardMixin:
+    """Replaces a MuJoCo env's scalar reward by the users' target-speed rewards.
+
+    User ``i`` with target ``t_i`` gets ``0.1 * clip(1 - |v - t_i| / l, 0, 1)`` per step, where
+    ``v = info["x_velocity"]`` and ``l = (high - low) / 20`` for targets drawn from ``(low, high)``.
+    """
+
+    default_target_range: tuple[float, float] = (0.0, 1.0)
+
+    def _init_population(
+        self,
+        n_agents: int,
+        population: str | Population | dict[str, Any],
+        population_seed: int | None,
+        target_range: tuple[float, float] | None,
+    ) -> None:
+        target_range = tuple(self.default_target_range if target_range is None else target_range)
+        self.population = resolve_population(population, n_agents, population_seed, target_range)
+        if self.population.params.shape[1] != 1:
+            raise ValueError(f"speed populations need one target per agent, got params of shape {self.population.params.shape}")
+        low, high = target_range
+        self.target_range = (float(low), float(high))
+        self.half_width = (high - low) / 20.0
+        self.targets = self.population.params[:, 0]
+        self._reward_fn = TargetWindowReward(self.targets, self.half_width, REWARD_SCALE, "triangle")
+        self.reward_space = make_reward_space(self.population.n, 0.0, REWARD_SCALE)
+
+    @property
+    def n_agents(self) -> int:
+        return self.population.n
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, self._reward_fn(info["x_velocity"]), terminated, truncated, info
+
+
+_DOC = """{name} where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).
+
+    ## Dynamics, observation and action
+    Exactly Gymnasium's ``{base}-v5`` ({extra}); see its documentation.
+
+    ## Rewards
+    A float32 vector of length ``n_agents``: user ``i`` gets
+    ``0.1 * clip(1 - |v - target_i| / l, 0, 1)`` per step, ``v = info["x_velocity"]``,
+    ``l = (high - low) / 20``; at most 100 per user over the 1000-step limit.
+
+    ## Population
+    ``n_agents`` (default 100) targets drawn by the sampler ``population`` (default ``"uniform"``)
+    from ``target_range`` (default {range}) with ``population_seed`` (default 0); or pass a
+    :class:`rmdp_envs.Population` (or its dict) as ``population``. ``env.unwrapped.population``.
+
+    ## Arguments
+    ``n_agents``, ``population``, ``population_seed``, ``target_range``, and any keyword of
+    Gymnasium's ``{base}Env``.
+
+    ## Version History
+    * v0: initial version (the paper's reward; Gymnasium v5 dynamics).
+    """
+
+
+def _speed_env(base: type, name: str, target_range: tuple[float, float], fixed: dict[str, Any], extra: str) -> type:
+    """Build the r-MDP subclass of one Gymnasium MuJoCo env (one class per robot, same recipe)."""
+
+    def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
+                 population_seed: int | None = 0, target_range: tuple[float, float] | None = None, **kwargs):
+        self._init_population(n_agents, population, population_seed, target_range)
+        base.__init__(self, **{**fixed, **kwargs})
+
+    cls = type(name, (SpeedRewardMixin, base), {
+        "__init__": __init__,
+        "default_target_range": target_range,
+        "__doc__": _DOC.format(name=name, base=base.__name__[:-3], range=target_range, extra=extra),
+        "__module__": __name__,
+    })
+    return cls
+
+
+HalfCheetahSpeedEnv = _speed_env(HalfCheetahEnv, "HalfCheetahSpeedEnv", (0.0, 4.0),
+                                 {"ctrl_cost_weight": 0.0}, "control cost off")
+HopperSpeedEnv = _speed_env(HopperEnv, "HopperSpeedEnv", (0.0, 2.5),
+                            {"ctrl_cost_weight": 0.0}, "control cost off; unhealthy states terminate")
+Walker2dSpeedEnv = _speed_env(Walker2dEnv, "Walker2dSpeedEnv", (0.0, 2.5),
+                              {"ctrl_cost_weight": 0.0}, "control cost off; unhealthy states terminate")
+AntSpeedEnv = _speed_env(AntEnv, "AntSpeedEnv", (0.0, 3.0),
+                         {"ctrl_cost_weight": 0.0, "contact_cost_weight": 0.0, "healthy_z_range": (0.4, 1.0)},
+                         "control and contact costs off, healthy_z_range (0.4, 1.0)")

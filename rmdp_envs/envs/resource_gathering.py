@@ -1,0 +1,118 @@
+"""The paper's modified Resource Gathering: every cell of a 5x5 grid is a user who wants it visited."""
+
+from __future__ import annotations
+
+import numpy as np
+import gymnasium as gym
+from gymnasium import spaces
+
+from rmdp_envs.core import make_reward_space
+from rmdp_envs.population import Population
+
+# Row/column change of each action: up, down, left, right.
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
+
+
+class ResourceGatheringEnv(gym.Env):
+    """Resource Gathering with one agent (user) per cell, after Ivanov & Ben-Porat (AAAI 2024).
+
+    ## Description
+    A robot walks a 5x5 grid with no enemies or resources. It starts at home (row 4, column 2)
+    and the episode ends when it steps onto home again. User ``i`` wants cell ``i`` (row-major)
+    visited before the robot comes home, and prefers short trips.
+
+    ## Action space
+    ``Discrete(4)``: 0 up, 1 down, 2 left, 3 right. A move into a wall keeps the position.
+
+    ## Observation space
+    ``Box(27,)`` float32: the robot's row and column, then the 25-cell visited map (row-major;
+    a cell is visited once the robot has stood on it, home included from the start).
+
+    ## Rewards
+    A vector of 25 float32 values. When the robot steps onto home at step ``T`` (a wall bump at
+    home counts), every user whose cell was visited gets ``1 - T/100``; every other reward is 0.
+    An episode truncated at the step limit pays nothing. The best single trip for user ``i`` is the
+    shortest round trip to its cell (``T = 1`` for home: bump the wall), so full personalization
+    averages 0.9356 per user.
+
+    ## Population
+    Fixed: user ``i`` is cell ``i``; ``population.params[i] = (row, col)``.
+
+    ## Starting state and episode end
+    Deterministic start at home. Terminates on stepping onto home; truncated after 40 steps
+    (``max_episode_steps`` of the registration).
+
+    ## Version History
+    * v0: initial version (the paper's 5x5 map, home (4, 2), 40-step limit).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, size: int = 5, home: tuple[int, int] = (4, 2), render_mode: str | None = None):
+        if size < 2:
+            raise ValueError(f"size must be >= 2, got {size}")
+        if not (0 <= home[0] < size and 0 <= home[1] < size):
+            raise ValueError(f"home {home} is outside the {size}x{size} grid")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.size = size
+        self.home = np.array(home, dtype=np.int64)
+        self.render_mode = render_mode
+        cells = np.array([(r, c) for r in range(size) for c in range(size)], dtype=np.float64)
+        self.population = Population(params=cells, kind="cells", seed=None, meta={"size": size, "home": list(home)})
+        n = size * size
+        self.reward_space = make_reward_space(n, 0.0, 1.0)
+        self.action_space = spaces.Discrete(4)
+        high = np.concatenate([[size - 1, size - 1], np.ones(n)]).astype(np.float32)
+        self.observation_space = spaces.Box(low=np.zeros(n + 2, dtype=np.float32), high=high, dtype=np.float32)
+        self._position = self.home.copy()
+        self._visited = np.zeros(n, dtype=bool)
+        self._steps = 0
+
+    @property
+    def n_agents(self) -> int:
+        return self.population.n
+
+    def _cell(self, position: np.ndarray) -> int:
+        return int(position[0] * self.size + position[1])
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate([self._position, self._visited]).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._position = self.home.copy()
+        self._visited[:] = False
+        self._visited[self._cell(self._position)] = True
+        self._steps = 0
+        return self._obs(), {"steps": 0}
+
+    def step(self, action):
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an integer in [0, 4), got {action!r}")
+        self._steps += 1
+        self._position = np.clip(self._position + MOVES[int(action)], 0, self.size - 1)
+        self._visited[self._cell(self._position)] = True
+        terminated = bool(np.array_equal(self._position, self.home))
+        if terminated:
+            reward = self._visited.astype(np.float32) * np.float32(1.0 - self._steps / 100.0)
+        else:
+            reward = np.zeros(self.n_agents, dtype=np.float32)
+        info = {"steps": self._steps, "visited": self._visited.copy()}
+        return self._obs(), reward, terminated, False, info
+
+    def render(self):
+        if self.render_mode != "ansi":
+            return None
+        rows = []
+        for r in range(self.size):
+            row = ""
+            for c in range(self.size):
+                if (r, c) == tuple(self._position):
+                    row += "R"
+                elif (r, c) == tuple(self.home):
+                    row += "H"
+                else:
+                    row += "x" if self._visited[r * self.size + c] else "."
+            rows.append(row)
+        return "\n".join(rows)

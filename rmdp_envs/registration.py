@@ -1,0 +1,36 @@
+"""Registers every r-MDP under the ``rmdp/`` namespace of Gymnasium's registry."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+#: id -> (entry point, max_episode_steps). Retired versions would stay here, raising on make.
+ENV_SPECS: dict[str, tuple[str, int]] = {
+    "rmdp/ResourceGathering-v0": ("rmdp_envs.envs.resource_gathering:ResourceGatheringEnv", 40),
+    "rmdp/HalfCheetahSpeed-v0": ("rmdp_envs.envs.mujoco_speed:HalfCheetahSpeedEnv", 1000),
+    "rmdp/HopperSpeed-v0": ("rmdp_envs.envs.mujoco_speed:HopperSpeedEnv", 1000),
+    "rmdp/Walker2dSpeed-v0": ("rmdp_envs.envs.mujoco_speed:Walker2dSpeedEnv", 1000),
+    "rmdp/AntSpeed-v0": ("rmdp_envs.envs.mujoco_speed:AntSpeedEnv", 1000),
+    "rmdp/CartPolePosition-v0": ("rmdp_envs.envs.cartpole_position:CartPolePositionEnv", 500),
+}
+
+
+def register_envs() -> None:
+    """Register all ids (idempotent). The passive checker is off: it rejects vector rewards."""
+    for env_id, (entry_point, max_steps) in ENV_SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_steps,
+                         disable_env_checker=True)
+
+
+def registered_ids() -> list[str]:
+    """Every r-MDP id currently registered (including ones added by other modules)."""
+    return sorted(env_id for env_id in gym.registry if env_id.startswith("rmdp/"))
+
+
+def make(env_id: str, **env_kwargs) -> gym.Env:
+    """``gymnasium.make`` with a clear error for ids that are not r-MDPs."""
+    ids = registered_ids()
+    if env_id not in ids:
+        raise ValueError(f"unknown env id {env_id!r}; registered r-MDPs: {', '.join(ids)}")
+    return gym.make(env_id, **env_kwargs)

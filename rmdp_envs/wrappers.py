@@ -1,0 +1,40 @@
+"""Views of an r-MDP as an ordinary single-objective Gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import gymnasium as gym
+
+
+class GroupReward(gym.Wrapper):
+    """Scalar reward = (weighted) sum of the rewards of a group of agents.
+
+    This is exactly what one representative policy optimizes for the users assigned to it, so
+    any single-agent library can train that policy on this view. The full vector stays in
+    ``info["reward_vector"]``.
+    """
+
+    def __init__(self, env: gym.Env, agents: Sequence[int], weights: Sequence[float] | None = None):
+        super().__init__(env)
+        n = env.unwrapped.reward_space.shape[0]
+        agents = np.asarray(agents)
+        if agents.ndim != 1 or agents.size == 0 or not np.issubdtype(agents.dtype, np.integer):
+            raise ValueError(f"agents must be a non-empty 1-D sequence of integer indices, got {agents!r}")
+        if agents.min() < 0 or agents.max() >= n:
+            raise ValueError(f"agent indices must lie in [0, {n}), got min {agents.min()} max {agents.max()}")
+        if weights is None:
+            weights = np.ones(agents.size)
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != agents.shape:
+            raise ValueError(f"weights must have the shape of agents {agents.shape}, got {weights.shape}")
+        if not np.all(np.isfinite(weights)):
+            raise ValueError("weights contain NaN or infinite values")
+        self.agents = agents
+        self.weights = weights
+
+    def step(self, action):
+        obs, reward_vector, terminated, truncated, info = self.env.step(action)
+        info = dict(info, reward_vector=reward_vector)
+        return obs, float(np.dot(reward_vector[self.agents], self.weights)), terminated, truncated, info
