@@ -8,7 +8,7 @@ import numpy as np
 import gymnasium as gym
 
 
-class GroupReward(gym.Wrapper):
+class GroupReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Scalar reward = (weighted) sum of the rewards of a group of agents.
 
     This is exactly what one representative policy optimizes for the users assigned to it, so
@@ -17,6 +17,7 @@ class GroupReward(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, agents: Sequence[int], weights: Sequence[float] | None = None):
+        gym.utils.RecordConstructorArgs.__init__(self, agents=list(agents), weights=None if weights is None else list(weights))
         super().__init__(env)
         n = env.unwrapped.reward_space.shape[0]
         agents = np.asarray(agents)

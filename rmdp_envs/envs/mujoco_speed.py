@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium.utils import EzPickle
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
@@ -89,6 +90,8 @@ def _speed_env(base: type, name: str, target_range: tuple[float, float], fixed: 
                  population_seed: int | None = 0, target_range: tuple[float, float] | None = None, **kwargs):
         self._init_population(n_agents, population, population_seed, target_range)
         base.__init__(self, **{**fixed, **kwargs})
+        # Record our own arguments (the base recorded its own), so pickling rebuilds this class.
+        EzPickle.__init__(self, n_agents, population, population_seed, target_range, **kwargs)
 
     cls = type(name, (SpeedRewardMixin, base), {
         "__init__": __init__,

@@ -1,0 +1,190 @@
+"""k policies as one network, saved as weights (safetensors) plus a JSON spec, and reloaded.
+
+Solvers build their actor from :class:`MultiPolicyActor` so that :func:`load_policies` can
+rebuild any saved run without importing a solver file and without unpickling anything.
+Inputs are grouped by policy: a tensor of shape ``(k, B, obs_dim)`` holds ``B`` observations
+for each of the ``k`` policies, and every layer is one batched matrix product over policies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+SPEC_FILE = "policies.json"
+WEIGHTS_FILE = "policies.safetensors"
+SPEC_FORMAT = "rmdp-policies-v1"
+
+
+class GroupedLinear(nn.Module):
+    """``k`` independent linear layers applied to ``(k, B, in)`` inputs (orthogonal init)."""
+
+    def __init__(self, k: int, in_features: int, out_features: int, std: float = math.sqrt(2), bias: float = 0.0):
+        super().__init__()
+        weight = torch.empty(k, out_features, in_features)
+        for j in range(k):
+            nn.init.orthogonal_(weight[j], std)
+        self.weight = nn.Parameter(weight.transpose(1, 2).contiguous())  # (k, in, out)
+        self.bias = nn.Parameter(torch.full((k, out_features), float(bias)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+
+
+def _linear(in_features: int, out_features: int, std: float = math.sqrt(2)) -> nn.Linear:
+    layer = nn.Linear(in_features, out_features)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, 0.0)
+    return layer
+
+
+class MultiPolicyActor(nn.Module):
+    """The actors of ``k`` policies: tanh MLPs, either fully separate or sharing a torso.
+
+    ``forward(obs)`` maps ``(k, B, obs_dim)`` to ``(k, B, out_dim)``: logits for a discrete
+    action space, the action mean for a continuous one. ``log_std`` (``(k, act_dim)``) is the
+    Gaussian policy's log standard deviation (unused for discrete actions).
+    """
+
+    def __init__(self, k: int, obs_dim: int, out_dim: int, hidden: tuple[int, ...] = (64, 64),
+                 shared_torso: bool = False, discrete: bool = False, init_log_std: float = -0.5):
+        super().__init__()
+        self.k, self.obs_dim, self.out_dim = k, obs_dim, out_dim
+        self.hidden, self.shared_torso, self.discrete = tuple(hidden), shared_torso, discrete
+        sizes = (obs_dim,) + self.hidden
+        layers = [(_linear(a, b) if shared_torso else GroupedLinear(k, a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.torso = nn.ModuleList(layers)
+        self.head = GroupedLinear(k, sizes[-1], out_dim, std=0.01)
+        self.log_std = nn.Parameter(torch.full((k, out_dim), float(init_log_std)), requires_grad=not discrete)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h = obs
+        for layer in self.torso:
+            h = torch.tanh(layer(h))
+        return self.head(h)
+
+    def architecture(self) -> dict[str, Any]:
+        return {"type": "multi_policy_mlp", "k": self.k, "obs_dim": self.obs_dim, "out_dim": self.out_dim,
+                "hidden": list(self.hidden), "activation": "tanh", "shared_torso": self.shared_torso,
+                "discrete": self.discrete}
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (strict: NaN and infinity are rejected)."""
+    path = Path(path)
+    text = json.dumps(data, indent=2, allow_nan=False)
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+    _atomic_write(path, write)
+
+
+def save_policies(run_dir: str | Path, actor: MultiPolicyActor, *, env_id: str, env_kwargs: dict,
+                  action_low: np.ndarray | None = None, action_high: np.ndarray | None = None,
+                  obs_mean: np.ndarray | None = None, obs_var: np.ndarray | None = None,
+                  obs_clip: float = 5.0, obs_epsilon: float = 1e-8, extra: dict | None = None) -> None:
+    """Save ``actor`` as ``policies.safetensors`` (weights only) and ``policies.json`` (spec).
+
+    The spec holds the architecture, the environment, the action bounds (continuous actions are
+    clipped to them) and the observation-normalization statistics (``(obs - mean) /
+    sqrt(var + epsilon)``, clipped to ``[-clip, clip]``), everything needed to act.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec: dict[str, Any] = {
+        "format": SPEC_FORMAT,
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "k": actor.k,
+        "architecture": actor.architecture(),
+        "action": None if actor.discrete else {"low": np.asarray(action_low).tolist(), "high": np.asarray(action_high).tolist()},
+        "obs_norm": None if obs_mean is None else {"mean": np.asarray(obs_mean).tolist(), "var": np.asarray(obs_var).tolist(),
+                                                    "clip": float(obs_clip), "epsilon": float(obs_epsilon)},
+        **(extra or {}),
+    }
+    tensors = {name: t.detach().cpu().contiguous() for name, t in actor.state_dict().items()}
+    _atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    atomic_write_json(run_dir / SPEC_FILE, spec)
+
+
+class PolicySet:
+    """Deterministic ``policy_fn`` of ``k`` saved policies, for :func:`rmdp_envs.evaluate`.
+
+    Accepts observations of shape ``(k, obs_dim)`` or ``(k, m, obs_dim)`` (``batched = True``)
+    and returns the greedy action (argmax of logits, or the clipped mean) of each row's policy.
+    """
+
+    batched = True
+
+    def __init__(self, actor: MultiPolicyActor, spec: dict[str, Any]):
+        self.actor = actor.eval()
+        self.spec = spec
+        self.k = actor.k
+        self.env_id = spec["env_id"]
+        self.env_kwargs = spec.get("env_kwargs") or {}
+        norm = spec.get("obs_norm")
+        self._norm = None if norm is None else (
+            np.asarray(norm["mean"], dtype=np.float64), np.sqrt(np.asarray(norm["var"], dtype=np.float64) + norm["epsilon"]),
+            float(norm["clip"]))
+        action = spec.get("action")
+        self._bounds = None if action is None else (np.asarray(action["low"]), np.asarray(action["high"]))
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float64)
+        grouped = obs.ndim == 3
+        if not grouped:
+            obs = obs[:, None]
+        if obs.shape[0] != self.k or obs.shape[-1] != self.actor.obs_dim:
+            raise ValueError(f"observations must have shape (k={self.k}, [m,] {self.actor.obs_dim}), got {obs.shape}")
+        if self._norm is not None:
+            mean, std, clip = self._norm
+            obs = np.clip((obs - mean) / std, -clip, clip)
+        out = self.actor(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        if self.actor.discrete:
+            actions = out.argmax(-1)
+        else:
+            actions = np.clip(out, *self._bounds).astype(np.float32)
+        return actions if grouped else actions[:, 0]
+
+
+def load_policies(run_dir: str | Path) -> PolicySet:
+    """Rebuild the saved policies of a run directory (no solver import, no pickle)."""
+    run_dir = Path(run_dir)
+    spec_path, weights_path = run_dir / SPEC_FILE, run_dir / WEIGHTS_FILE
+    for path in (spec_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"no saved policies in {run_dir}: {path.name} is missing (train with --save-model)")
+    spec = json.loads(spec_path.read_text())
+    if spec.get("format") != SPEC_FORMAT:
+        raise ValueError(f"{spec_path} has format {spec.get('format')!r}, expected {SPEC_FORMAT!r}")
+    arch = spec["architecture"]
+    if arch.get("type") != "multi_policy_mlp":
+        raise ValueError(f"unknown policy architecture {arch.get('type')!r} in {spec_path}")
+    actor = MultiPolicyActor(k=arch["k"], obs_dim=arch["obs_dim"], out_dim=arch["out_dim"], hidden=tuple(arch["hidden"]),
+                             shared_torso=arch["shared_torso"], discrete=arch["discrete"])
+    actor.load_state_dict(load_file(str(weights_path)))
+    return PolicySet(actor, spec)

@@ -1,0 +1,189 @@
+"""API tests run over every registered r-MDP: the contract every environment keeps."""
+
+import json
+import pickle
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import rmdp_envs
+from rmdp_envs import GroupReward, Population
+
+ENV_IDS = rmdp_envs.registered_ids()
+# Small populations keep the API tests fast; the population itself is tested separately.
+SMALL = {eid: ({"n_agents": 8} if "Speed" in eid or "CartPole" in eid else {}) for eid in ENV_IDS}
+
+
+def rollout(env, seed, steps=200):
+    """Observations and reward vectors of `steps` seeded random steps, resetting on episode end."""
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    trace = [obs]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        trace += [obs, reward]
+        if terminated or truncated:
+            obs, _ = env.reset()
+            trace.append(obs)
+    return trace
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_group_reward_view_passes_gymnasium_check_env(env_id):
+    env = gym.make(env_id, **SMALL[env_id])
+    check_env(GroupReward(env.unwrapped, agents=[0, 1]), skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_seeded_determinism_over_200_steps(env_id):
+    a = rollout(gym.make(env_id, **SMALL[env_id]), seed=3)
+    b = rollout(gym.make(env_id, **SMALL[env_id]), seed=3)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_reward_vector_shape_dtype_and_space(env_id):
+    env = gym.make(env_id, **SMALL[env_id])
+    space = env.unwrapped.reward_space
+    n = env.unwrapped.population.n
+    assert space.shape == (n,)
+    env.reset(seed=0)
+    for _ in range(50):
+        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert reward.shape == (n,) and reward.dtype == np.float32
+        assert space.contains(reward)
+        if terminated or truncated:
+            env.reset()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_make_prints_no_warnings(env_id):
+    code = f"import rmdp_envs, gymnasium as g; e = g.make({env_id!r}); e.reset(seed=0); e.step(e.action_space.sample())"
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_env_pickles(env_id):
+    env = gym.make(env_id, **SMALL[env_id])
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone.unwrapped.population == env.unwrapped.population
+
+
+SPEED_IDS = [e for e in ENV_IDS if "Speed" in e]
+
+
+@pytest.mark.parametrize("env_id", SPEED_IDS)
+def test_speed_reward_matches_formula_from_info(env_id):
+    env = gym.make(env_id, n_agents=50, population_seed=7)
+    targets = env.unwrapped.population.params[:, 0]
+    low, high = env.unwrapped.target_range
+    half_width = (high - low) / 20
+    env.reset(seed=1)
+    env.action_space.seed(1)
+    seen_positive = False
+    for _ in range(300):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        expected = 0.1 * np.clip(1 - np.abs(info["x_velocity"] - targets) / half_width, 0, 1)
+        np.testing.assert_allclose(reward, expected, atol=1e-6)
+        seen_positive |= bool(reward.max() > 0)
+        if terminated or truncated:
+            env.reset()
+    assert seen_positive, "no agent was ever rewarded: the check above would be vacuous"
+
+
+def test_speed_reward_with_targets_on_the_velocity():
+    """Force every target onto the current velocity: everyone gets the full 0.1 (window edges included)."""
+    env = gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=5)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(env.action_space.sample())
+    v = info["x_velocity"]
+    reward_fn = rmdp_envs.core.TargetWindowReward(np.array([v, v + 0.1, v - 0.2, v + 0.2, v + 5]), 0.2, 0.1)
+    np.testing.assert_allclose(reward_fn(v), [0.1, 0.05, 0.0, 0.0, 0.0], atol=1e-7)
+
+
+@pytest.mark.parametrize("env_id,base_id", [("rmdp/HalfCheetahSpeed-v0", "HalfCheetah-v5"), ("rmdp/HopperSpeed-v0", "Hopper-v5"),
+                                             ("rmdp/Walker2dSpeed-v0", "Walker2d-v5"), ("rmdp/AntSpeed-v0", "Ant-v5"),
+                                             ("rmdp/CartPolePosition-v0", "CartPole-v1")])
+def test_dynamics_are_gymnasiums(env_id, base_id):
+    kwargs = {"ctrl_cost_weight": 0.0} if "Speed" in env_id else {}
+    if "Ant" in env_id:
+        kwargs.update(contact_cost_weight=0.0, healthy_z_range=(0.4, 1.0))
+    ours, raw = gym.make(env_id, n_agents=3), gym.make(base_id, **kwargs)
+    assert ours.spec.max_episode_steps == raw.spec.max_episode_steps
+    o1, _ = ours.reset(seed=5)
+    o2, _ = raw.reset(seed=5)
+    np.testing.assert_array_equal(o1, o2)
+    raw.action_space.seed(5)
+    for _ in range(100):
+        action = raw.action_space.sample()
+        o1, _, t1, tr1, _ = ours.step(action)
+        o2, _, t2, tr2, _ = raw.step(action)
+        np.testing.assert_array_equal(o1, o2)
+        assert (t1, tr1) == (t2, tr2)
+        if t1 or tr1:
+            break
+
+
+def test_cartpole_position_reward_formula():
+    env = gym.make("rmdp/CartPolePosition-v0", n_agents=40, population_seed=2)
+    targets = env.unwrapped.population.params[:, 0]
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(100):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        np.testing.assert_array_equal(reward, np.where(np.abs(info["x_position"] - targets) < 1 / 20, np.float32(0.1), 0))
+        if terminated or truncated:
+            env.reset()
+
+
+def test_speed_env_defaults_follow_the_paper():
+    for env_id, target_range in [("rmdp/HalfCheetahSpeed-v0", (0, 4)), ("rmdp/HopperSpeed-v0", (0, 2.5)),
+                                 ("rmdp/Walker2dSpeed-v0", (0, 2.5)), ("rmdp/AntSpeed-v0", (0, 3))]:
+        env = gym.make(env_id)
+        pop = env.unwrapped.population
+        assert pop.n == 100 and pop.kind == "uniform" and pop.seed == 0
+        assert env.unwrapped.target_range == target_range
+        assert target_range[0] <= pop.params.min() and pop.params.max() <= target_range[1]
+        assert env.spec.max_episode_steps == 1000
+    ant = gym.make("rmdp/AntSpeed-v0").unwrapped
+    assert ant._ctrl_cost_weight == 0 and ant._contact_cost_weight == 0 and ant._healthy_z_range == (0.4, 1.0)
+
+
+def test_env_accepts_population_object_and_dict():
+    pop = Population.sample("clusters", 12, 0.0, 4.0, seed=3)
+    a = gym.make("rmdp/HalfCheetahSpeed-v0", population=pop).unwrapped.population
+    b = gym.make("rmdp/HalfCheetahSpeed-v0", population=json.loads(json.dumps(pop.to_dict()))).unwrapped.population
+    assert a == pop and b == pop
+
+
+def test_unknown_population_kind_raises():
+    with pytest.raises(ValueError, match="unknown population kind"):
+        gym.make("rmdp/HalfCheetahSpeed-v0", population="normal")
+
+
+def test_unknown_env_id_raises_clear_error():
+    with pytest.raises(ValueError, match="unknown env id 'rmdp/Nope-v0'"):
+        rmdp_envs.make("rmdp/Nope-v0")
+    with pytest.raises(ValueError, match="unknown env id"):
+        rmdp_envs.make_vector_env("rmdp/Nope-v0", k=2)
+    with pytest.raises(gym.error.Error):
+        gym.make("rmdp/Nope-v0")
+
+
+def test_wrong_action_shape_raises():
+    env = gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=3)
+    env.reset(seed=0)
+    with pytest.raises(ValueError):
+        env.step(np.zeros(5))
+    rg = gym.make("rmdp/ResourceGathering-v0")
+    rg.reset(seed=0)
+    with pytest.raises(ValueError, match="action must be an integer"):
+        rg.step(7)

@@ -1,0 +1,89 @@
+"""The paper's Resource Gathering: dynamics, rewards and the 0.9356 full-personalization bound."""
+
+from collections import deque
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+UP, DOWN, LEFT, RIGHT = range(4)
+HOME_CELL = 4 * 5 + 2
+
+
+def play(actions):
+    env = gym.make("rmdp/ResourceGathering-v0")
+    obs, _ = env.reset(seed=0)
+    total = np.zeros(25)
+    for a in actions:
+        obs, reward, terminated, truncated, info = env.step(a)
+        total += reward
+        if terminated or truncated:
+            return total, terminated, truncated, obs
+    return total, False, False, obs
+
+
+def best_return(agent: int) -> tuple[float, list[int]]:
+    """Breadth-first search over action sequences, run through the env itself, for one agent's best return.
+
+    Rewards only come at termination and fall with episode length, so the shortest sequence that
+    ends at home with the agent's cell visited is optimal.
+    """
+    queue = deque([[]])
+    seen = set()
+    while queue:
+        prefix = queue.popleft()
+        for a in range(4):
+            total, terminated, truncated, obs = play(prefix + [a])
+            if terminated and total[agent] > 0:
+                return float(total[agent]), prefix + [a]
+            if terminated or truncated:
+                continue
+            key = (tuple(obs[:2]), bool(obs[2 + agent]))
+            if key not in seen:
+                seen.add(key)
+                queue.append(prefix + [a])
+    raise AssertionError(f"agent {agent} can never be rewarded")
+
+
+def test_full_personalization_bound_is_0_9356():
+    returns = [best_return(i)[0] for i in range(25)]
+    assert np.mean(returns) == pytest.approx(0.9356, abs=1e-6)  # float32 rewards
+    assert returns[HOME_CELL] == pytest.approx(0.99)  # one wall bump at home
+    assert returns[0] == pytest.approx(1 - 12 / 100)  # corner (0, 0): 6 steps out, 6 back
+
+
+def test_round_trip_rewards_everyone_visited():
+    total, terminated, truncated, obs = play([UP, UP, DOWN, DOWN])
+    assert terminated and not truncated
+    visited = {HOME_CELL, 17, 12}
+    for i in range(25):
+        assert total[i] == pytest.approx(0.96 if i in visited else 0.0)
+    assert obs[:2].tolist() == [4, 2]
+
+
+def test_wall_bump_keeps_position_and_at_home_terminates():
+    total, terminated, _, obs = play([LEFT, LEFT, LEFT, RIGHT, RIGHT])  # (4,0) bump, back to home
+    assert terminated and total[HOME_CELL] == pytest.approx(0.95) and total[20] == pytest.approx(0.95)
+    total, terminated, _, _ = play([DOWN])
+    assert terminated and total[HOME_CELL] == pytest.approx(0.99) and total.sum() == pytest.approx(0.99)
+
+
+def test_truncated_episode_pays_nothing():
+    env = gym.make("rmdp/ResourceGathering-v0")
+    env.reset(seed=0)
+    env.step(UP)
+    total = 0.0
+    for t in range(39):
+        _, reward, terminated, truncated, _ = env.step(LEFT if t % 2 else RIGHT)
+        total += reward.sum()
+        assert not terminated
+    assert truncated and total == 0.0
+
+
+def test_observation_is_position_and_visited_map():
+    env = gym.make("rmdp/ResourceGathering-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (27,) and obs[:2].tolist() == [4, 2]
+    assert obs[2:].sum() == 1 and obs[2 + HOME_CELL] == 1
+    obs, *_ = env.step(UP)
+    assert obs[:2].tolist() == [3, 2] and obs[2 + 17] == 1

@@ -1,0 +1,105 @@
+"""GroupReward, the PettingZoo parallel view and the vector env."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test
+
+import rmdp_envs
+from rmdp_envs import GroupReward, make_vector_env, parallel_env
+
+PZ_CASES = [("rmdp/ResourceGathering-v0", 3, {}), ("rmdp/HalfCheetahSpeed-v0", 2, {"n_agents": 10}),
+            ("rmdp/CartPolePosition-v0", 4, {"n_agents": 9})]
+
+
+def test_group_reward_is_weighted_sum_of_group():
+    base = gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=20, population="grid")
+    env = GroupReward(gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=20, population="grid"), agents=[1, 5, 7], weights=[1.0, 2.0, 0.5])
+    base.reset(seed=0)
+    env.reset(seed=0)
+    for _ in range(30):
+        action = env.action_space.sample()
+        _, r_vec, *_ = base.step(action)
+        _, r, _, _, info = env.step(action)
+        np.testing.assert_array_equal(info["reward_vector"], r_vec)
+        assert r == pytest.approx(r_vec[1] + 2 * r_vec[5] + 0.5 * r_vec[7])
+
+
+@pytest.mark.parametrize("agents,weights,match", [([], None, "non-empty"), ([0, 25], None, r"\[0, 25\)"),
+                                                  ([0, 1], [1.0], "shape"), ([0.5], None, "integer")])
+def test_group_reward_rejects_bad_groups(agents, weights, match):
+    with pytest.raises(ValueError, match=match):
+        GroupReward(gym.make("rmdp/ResourceGathering-v0"), agents, weights)
+
+
+@pytest.mark.parametrize("env_id,k,kwargs", PZ_CASES)
+def test_parallel_env_passes_pettingzoo_api_test(env_id, k, kwargs):
+    parallel_api_test(parallel_env(env_id, k, **kwargs), num_cycles=200)
+
+
+@pytest.mark.parametrize("env_id,k,kwargs", PZ_CASES)
+def test_parallel_env_is_seeded_over_many_steps(env_id, k, kwargs):
+    """Several steps, not one (PettingZoo's parallel_seed_test checked a single step before PR #1437)."""
+    def trace(seed):
+        env = parallel_env(env_id, k, **kwargs)
+        obs, _ = env.reset(seed=seed)
+        out = [obs]
+        for _ in range(60):
+            if not env.agents:
+                obs, _ = env.reset()
+                out.append(obs)
+            actions = {a: env.action_space(a).sample() for a in env.agents}
+            out.append(actions)
+            out.append(env.step(actions)[:4])
+        return out
+    a, b = trace(4), trace(4)
+    assert repr(a) == repr(b)
+    assert repr(a) != repr(trace(5))
+
+
+def test_parallel_rewards_are_group_sums_and_info_has_vector():
+    assignment = np.array([i % 2 for i in range(25)])
+    env = parallel_env("rmdp/ResourceGathering-v0", 2, assignment=assignment)
+    env.reset(seed=0)
+    # policy_0 goes up and back (rewards cells 22, 17); policy_1 bumps the wall at home (cell 22).
+    env.step({"policy_0": 0, "policy_1": 1})
+    assert env.agents == ["policy_0"]
+    _, rewards, terms, _, infos = env.step({"policy_0": 1})
+    vec = infos["policy_0"]["reward_vector"]
+    assert vec.shape == (25,) and terms["policy_0"]
+    assert rewards["policy_0"] == pytest.approx(vec[assignment == 0].sum()) and rewards["policy_0"] == pytest.approx(0.98)  # of cells 22, 17 only 22 is even
+
+
+@pytest.mark.parametrize("k,assignment,match", [(0, None, r"k must lie in \[1, n\]"), (26, None, r"k must lie in \[1, n\] = \[1, 25\]"),
+                                                (2, [0] * 24, "length n=25"), (2, [0] * 24 + [2], r"\[0, k\)"),
+                                                (2, [0] * 24 + [-1], r"\[0, k\)")])
+def test_parallel_env_rejects_bad_budget_and_assignment(k, assignment, match):
+    with pytest.raises(ValueError, match=match):
+        parallel_env("rmdp/ResourceGathering-v0", k, assignment=assignment)
+
+
+def test_vector_env_steps_policy_major_copies_with_vector_rewards():
+    env = make_vector_env("rmdp/ResourceGathering-v0", k=3, m=2)
+    assert env.num_envs == 6 and env.policy_index.tolist() == [0, 0, 1, 1, 2, 2]
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (6, 27)
+    # Every copy goes up; copies of policy 1 come straight back down and finish.
+    obs, rewards, term, trunc, infos = env.step(np.zeros(6, dtype=np.int64))
+    obs, rewards, term, trunc, infos = env.step(np.array([0, 0, 1, 1, 0, 0]))
+    assert rewards.shape == (6, 25) and rewards.dtype == np.float32
+    assert term.tolist() == [False, False, True, True, False, False]
+    assert infos["_final_obs"].tolist() == term.tolist()
+    assert infos["final_obs"][2][:2].tolist() == [4, 2] and obs[2][2:].sum() == 1  # reset in the same step
+    np.testing.assert_allclose(infos["episode"]["r"][2], rewards[2])
+    assert infos["episode"]["l"][2] == 2
+
+
+def test_vector_env_rejects_wrong_action_shape_and_mixed_populations():
+    env = make_vector_env("rmdp/CartPolePosition-v0", k=2, m=2, env_kwargs={"n_agents": 5})
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions must have shape \(4,\)"):
+        env.step(np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="different populations"):
+        make_vector_env("rmdp/CartPolePosition-v0", k=2, env_kwargs={"n_agents": 5, "population_seed": None})
+    with pytest.raises(ValueError, match=r"k must lie in \[1, n\]"):
+        make_vector_env("rmdp/CartPolePosition-v0", k=6, env_kwargs={"n_agents": 5})
