@@ -6,9 +6,12 @@ with one entry per agent (user); ``env.unwrapped.population`` holds the agents' 
 
 from rmdp_envs.core import check_assignment, check_k, round_robin
 from rmdp_envs.evaluation import EvalResult, evaluate
+from rmdp_envs.exact import em_exact, optimal_welfare, policy_welfare, welfare_bounds
 from rmdp_envs.parallel import RMDPParallelEnv, parallel_env
+from rmdp_envs.policies import MultiPolicyActor, PolicySet, load_policies, save_policies
 from rmdp_envs.population import Population
 from rmdp_envs.registration import make, register_envs, registered_ids
+from rmdp_envs.tabular import TabularRMDP
 from rmdp_envs.vector import RMDPVectorEnv, make_vector_env
 from rmdp_envs.wrappers import GroupReward
 
@@ -21,3 +24,5 @@ __all__ = [
     "check_assignment", "check_k", "evaluate", "make", "make_vector_env", "parallel_env",
     "register_envs", "registered_ids", "round_robin",
 ]
+__all__ += ["MultiPolicyActor", "PolicySet", "load_policies", "save_policies"]
+__all__ += ["TabularRMDP", "em_exact", "optimal_welfare", "policy_welfare", "welfare_bounds"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 import numpy as np
@@ -57,23 +58,33 @@ class TargetWindowReward:
         targets = np.asarray(targets, dtype=np.float64).reshape(-1)
         self.n = targets.shape[0]
         self.order = np.argsort(targets, kind="stable")
+        # Sorted populations (the samplers' default) need no scatter: the window is a slice.
+        self._presorted = bool(np.all(self.order == np.arange(self.n)))
         self.sorted_targets = targets[self.order]
+        self._sorted_list = self.sorted_targets.tolist()  # bisect on a list beats np.searchsorted per call
+        self._scaled_targets = self.sorted_targets / half_width
         self.half_width = float(half_width)
         self.scale = float(scale)
         self.shape = shape
 
     def __call__(self, x: float) -> np.ndarray:
         reward = np.zeros(self.n, dtype=np.float32)
-        lo = np.searchsorted(self.sorted_targets, x - self.half_width, side="right")
-        hi = np.searchsorted(self.sorted_targets, x + self.half_width, side="left")
+        x = float(x)
+        lo = bisect_right(self._sorted_list, x - self.half_width)
+        hi = bisect_left(self._sorted_list, x + self.half_width)
         if hi > lo:
             if self.shape == "triangle":
-                distance = np.abs(x - self.sorted_targets[lo:hi])
-                reward[self.order[lo:hi]] = self.scale * (1.0 - distance / self.half_width)
+                values = self._scaled_targets[lo:hi] - x / self.half_width
+                np.abs(values, out=values)
+                np.subtract(1.0, values, out=values)
+                values *= self.scale
             else:
-                reward[self.order[lo:hi]] = self.scale
+                values = self.scale
+            if self._presorted:
+                reward[lo:hi] = values
+            else:
+                reward[self.order[lo:hi]] = values
         return reward
-
 
 def check_k(k: int, n: int) -> int:
     """Validate a budget of ``k`` policies for ``n`` agents: ``1 <= k <= n``."""

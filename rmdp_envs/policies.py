@@ -102,6 +102,28 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     _atomic_write(path, write)
 
 
+def policy_spec(actor: MultiPolicyActor, *, env_id: str, env_kwargs: dict,
+                action_low: np.ndarray | None = None, action_high: np.ndarray | None = None,
+                obs_mean: np.ndarray | None = None, obs_var: np.ndarray | None = None,
+                obs_clip: float = 5.0, obs_epsilon: float = 1e-8, extra: dict | None = None) -> dict[str, Any]:
+    """The JSON spec of ``actor`` (what :func:`save_policies` writes to ``policies.json``).
+
+    ``PolicySet(actor, policy_spec(actor, ...))`` acts exactly as the saved and reloaded policies
+    will, which lets a solver evaluate its live actor with the deployment code path.
+    """
+    return {
+        "format": SPEC_FORMAT,
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "k": actor.k,
+        "architecture": actor.architecture(),
+        "action": None if actor.discrete else {"low": np.asarray(action_low).tolist(), "high": np.asarray(action_high).tolist()},
+        "obs_norm": None if obs_mean is None else {"mean": np.asarray(obs_mean).tolist(), "var": np.asarray(obs_var).tolist(),
+                                                    "clip": float(obs_clip), "epsilon": float(obs_epsilon)},
+        **(extra or {}),
+    }
+
+
 def save_policies(run_dir: str | Path, actor: MultiPolicyActor, *, env_id: str, env_kwargs: dict,
                   action_low: np.ndarray | None = None, action_high: np.ndarray | None = None,
                   obs_mean: np.ndarray | None = None, obs_var: np.ndarray | None = None,
@@ -114,17 +136,8 @@ def save_policies(run_dir: str | Path, actor: MultiPolicyActor, *, env_id: str, 
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec: dict[str, Any] = {
-        "format": SPEC_FORMAT,
-        "env_id": env_id,
-        "env_kwargs": env_kwargs,
-        "k": actor.k,
-        "architecture": actor.architecture(),
-        "action": None if actor.discrete else {"low": np.asarray(action_low).tolist(), "high": np.asarray(action_high).tolist()},
-        "obs_norm": None if obs_mean is None else {"mean": np.asarray(obs_mean).tolist(), "var": np.asarray(obs_var).tolist(),
-                                                    "clip": float(obs_clip), "epsilon": float(obs_epsilon)},
-        **(extra or {}),
-    }
+    spec = policy_spec(actor, env_id=env_id, env_kwargs=env_kwargs, action_low=action_low, action_high=action_high,
+                       obs_mean=obs_mean, obs_var=obs_var, obs_clip=obs_clip, obs_epsilon=obs_epsilon, extra=extra)
     tensors = {name: t.detach().cpu().contiguous() for name, t in actor.state_dict().items()}
     _atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
     atomic_write_json(run_dir / SPEC_FILE, spec)

@@ -99,7 +99,9 @@ class Population:
         """Sample ``n`` scalar parameters in ``[low, high]``.
 
         Args:
-            kind: ``"uniform"`` (i.i.d. uniform: the paper's), ``"clusters"`` (``n_clusters``
+            kind: ``"uniform"`` (i.i.d. uniform, the paper's; returned sorted, so agent order
+                follows the parameter: agents are exchangeable and sorted ones make rewards and
+                plots cheaper), ``"clusters"`` (``n_clusters``
                 tight groups with uniformly drawn centres, so the true structure is known) or
                 ``"grid"`` (evenly spaced cell centres, deterministic: ``seed`` is ignored).
             n: number of agents, ``>= 1``.
@@ -117,7 +119,7 @@ class Population:
             raise ValueError(f"population interval needs finite low < high, got low={low}, high={high}")
         meta: dict[str, Any] = {"low": float(low), "high": float(high)}
         if kind == "uniform":
-            params = np.random.default_rng(seed).uniform(low, high, size=n)
+            params = np.sort(np.random.default_rng(seed).uniform(low, high, size=n))
         elif kind == "grid":
             seed = None
             step = (high - low) / n

@@ -5,13 +5,17 @@ from __future__ import annotations
 import gymnasium as gym
 
 #: id -> (entry point, max_episode_steps). Retired versions would stay here, raising on make.
-ENV_SPECS: dict[str, tuple[str, int]] = {
+#: ``None``: the env ends episodes itself (tabular r-MDPs take their horizon as a keyword).
+ENV_SPECS: dict[str, tuple[str, int | None]] = {
     "rmdp/ResourceGathering-v0": ("rmdp_envs.envs.resource_gathering:ResourceGatheringEnv", 40),
     "rmdp/HalfCheetahSpeed-v0": ("rmdp_envs.envs.mujoco_speed:HalfCheetahSpeedEnv", 1000),
     "rmdp/HopperSpeed-v0": ("rmdp_envs.envs.mujoco_speed:HopperSpeedEnv", 1000),
     "rmdp/Walker2dSpeed-v0": ("rmdp_envs.envs.mujoco_speed:Walker2dSpeedEnv", 1000),
     "rmdp/AntSpeed-v0": ("rmdp_envs.envs.mujoco_speed:AntSpeedEnv", 1000),
     "rmdp/CartPolePosition-v0": ("rmdp_envs.envs.cartpole_position:CartPolePositionEnv", 500),
+    "rmdp/TabularRandom-v0": ("rmdp_envs.envs.tabular_generators:TabularRandomEnv", None),
+    "rmdp/GridGoals-v0": ("rmdp_envs.envs.tabular_generators:GridGoalsEnv", None),
+    "rmdp/Chain-v0": ("rmdp_envs.envs.tabular_generators:ChainEnv", None),
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import multiprocessing as mp
+
 import numpy as np
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -54,7 +56,7 @@ class RMDPVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
-        self._returns = np.zeros((self.num_envs, self.n_agents), dtype=np.float64)
+        self._returns = np.zeros((self.num_envs, self.n_agents), dtype=np.float32)  # float32 halves the per-step cost at large n
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._done = np.zeros(self.num_envs, dtype=bool)
 
@@ -80,13 +82,14 @@ class RMDPVectorEnv(VectorEnv):
         expected = (self.num_envs,) + tuple(self.single_action_space.shape)
         if actions.shape != expected:
             raise ValueError(f"actions must have shape {expected} (one action per sub-env), got {actions.shape}")
-        rewards = np.zeros((self.num_envs, self.n_agents), dtype=np.float32)
+        rewards = np.empty((self.num_envs, self.n_agents), dtype=np.float32)
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
         final_obs = None
         finished = np.zeros(self.num_envs, dtype=bool)
         for i, env in enumerate(self.envs):
             if self._done[i]:
+                rewards[i] = 0.0
                 continue
             obs, rewards[i], terminations[i], truncations[i], _ = env.step(actions[i])
             if terminations[i] or truncations[i]:
@@ -99,7 +102,7 @@ class RMDPVectorEnv(VectorEnv):
                 else:
                     self._done[i] = True
             self._obs[i] = obs
-        self._returns += rewards
+        np.add(self._returns, rewards, out=self._returns)
         self._lengths += ~self._done | finished
         infos: dict[str, Any] = {}
         if finished.any():
@@ -123,13 +126,162 @@ class RMDPVectorEnv(VectorEnv):
             env.close()
 
 
+class RMDPAsyncVectorEnv(VectorEnv):
+    """:class:`RMDPVectorEnv` split over worker processes, one contiguous slice of copies each.
+
+    Same interface and results as the in-process env (each worker runs one on its slice); on a
+    multi-core machine the slices step in parallel while the learner waits. Workers start with
+    ``forkserver`` so a parent holding torch or TensorBoard threads is safe to fork from.
+    """
+
+    def __init__(self, env_id: str, env_kwargs: dict, k: int, m: int, num_workers: int,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, context: str = "forkserver"):
+        num_envs = k * m
+        num_workers = max(1, min(int(num_workers), num_envs))
+        bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
+        self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        ctx = mp.get_context(context)
+        self._pipes, self._procs = [], []
+        for sl in self._slices:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs, sl.stop - sl.start, str(AutoresetMode(autoreset_mode).value)),
+                               daemon=True)
+            proc.start()
+            child.close()
+            self._pipes.append(parent)
+            self._procs.append(proc)
+        template = RMDPVectorEnv([lambda: make(env_id, **env_kwargs)], k=1, autoreset_mode=autoreset_mode)
+        self._receive_all()  # workers report that their envs are built (or raise their error here)
+        self.num_envs, self.k, self.copies_per_policy = num_envs, k, m
+        self.autoreset_mode = template.autoreset_mode
+        self.metadata = {"autoreset_mode": self.autoreset_mode}
+        self.policy_index = np.repeat(np.arange(k), m)
+        self.population, self.n_agents = template.population, template.n_agents
+        self.single_observation_space = template.single_observation_space
+        self.single_action_space = template.single_action_space
+        self.single_reward_space = template.single_reward_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        template.close()
+        self._done = np.zeros(num_envs, dtype=bool)
+        self.closed = False
+
+    def _receive_all(self) -> list:
+        results = []
+        for pipe in self._pipes:
+            try:
+                ok, payload = pipe.recv()
+            except EOFError:
+                ok, payload = False, "a worker process died"
+            if not ok:
+                self.close()
+                raise RuntimeError(f"vector env worker failed: {payload}")
+            results.append(payload)
+        return results
+
+    def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"need one seed per sub-env ({self.num_envs}), got {len(seeds)}")
+        for pipe, sl in zip(self._pipes, self._slices):
+            pipe.send(("reset", (seeds[sl], options)))
+        self._done[:] = False
+        return np.concatenate([obs for obs, _ in self._receive_all()]), {}
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        expected = (self.num_envs,) + tuple(self.single_action_space.shape)
+        if actions.shape != expected:
+            raise ValueError(f"actions must have shape {expected} (one action per sub-env), got {actions.shape}")
+        for pipe, sl in zip(self._pipes, self._slices):
+            pipe.send(("step", actions[sl]))
+        parts = self._receive_all()
+        obs = np.concatenate([p[0] for p in parts])
+        rewards = np.concatenate([p[1] for p in parts])
+        terminations = np.concatenate([p[2] for p in parts])
+        truncations = np.concatenate([p[3] for p in parts])
+        infos: dict[str, Any] = {}
+        finished = np.zeros(self.num_envs, dtype=bool)
+        for (_, _, _, _, info), sl in zip(parts, self._slices):
+            if "_episode" not in info:
+                continue
+            if not infos:
+                infos = {"episode": {"r": np.zeros((self.num_envs, self.n_agents)), "l": np.zeros(self.num_envs, dtype=np.int64)}}
+                if self.autoreset_mode is AutoresetMode.SAME_STEP:
+                    infos["final_obs"] = obs.copy()
+            infos["episode"]["r"][sl] = info["episode"]["r"]
+            infos["episode"]["l"][sl] = info["episode"]["l"]
+            finished[sl] = info["_episode"]
+            if "final_obs" in info:
+                infos["final_obs"][sl] = info["final_obs"]
+        if infos:
+            infos["_episode"] = finished
+            if "final_obs" in infos:
+                infos["_final_obs"] = finished
+        if self.autoreset_mode is AutoresetMode.DISABLED:
+            self._done |= finished
+        return obs, rewards, terminations, truncations, infos
+
+    @property
+    def all_done(self) -> bool:
+        return bool(self._done.all())
+
+    def close_extras(self, **kwargs):
+        for pipe in self._pipes:
+            try:
+                pipe.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+
+
+def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str) -> None:
+    """Runs one slice of copies in-process and answers the parent's commands."""
+    try:
+        env = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=autoreset_mode)
+        pipe.send((True, None))
+    except Exception as exc:  # reported to the parent, which raises it
+        pipe.send((False, f"{type(exc).__name__}: {exc}"))
+        return
+    while True:
+        command, data = pipe.recv()
+        try:
+            if command == "step":
+                pipe.send((True, env.step(data)))
+            elif command == "reset":
+                seeds, options = data
+                pipe.send((True, env.reset(seed=seeds, options=options)))
+            else:
+                env.close()
+                return
+        except Exception as exc:
+            pipe.send((False, f"{type(exc).__name__}: {exc}"))
+
+
 def make_vector_env(env_id: str, k: int = 1, m: int = 1, env_kwargs: dict | None = None,
-                    autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP) -> RMDPVectorEnv:
-    """Build ``k * m`` copies of ``env_id`` (``m`` per policy) as one :class:`RMDPVectorEnv`."""
+                    autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+                    num_workers: int = 0) -> RMDPVectorEnv | RMDPAsyncVectorEnv:
+    """Build ``k * m`` copies of ``env_id`` (``m`` per policy) as one vector env.
+
+    ``num_workers = 0`` steps every copy in this process (:class:`RMDPVectorEnv`); ``>= 1``
+    splits them over that many processes (:class:`RMDPAsyncVectorEnv`), worth it when one step
+    costs more than the inter-process round trip (MuJoCo, yes; ResourceGathering, no).
+    """
     env_kwargs = dict(env_kwargs or {})
     probe = make(env_id, **env_kwargs)  # validates the id and kwargs once, with a clear error
     check_k(k, probe.unwrapped.population.n)
     if int(m) != m or m < 1:
         raise ValueError(f"m (copies per policy) must be an integer >= 1, got {m}")
+    if int(num_workers) != num_workers or num_workers < 0:
+        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers}")
+    if num_workers:
+        probe.close()
+        return RMDPAsyncVectorEnv(env_id, env_kwargs, k, m, num_workers, autoreset_mode)
     fns = [lambda: probe] + [lambda: make(env_id, **env_kwargs) for _ in range(k * m - 1)]
     return RMDPVectorEnv(fns, k=k, autoreset_mode=autoreset_mode)
