@@ -103,3 +103,34 @@ def test_vector_env_rejects_wrong_action_shape_and_mixed_populations():
         make_vector_env("rmdp/CartPolePosition-v0", k=2, env_kwargs={"n_agents": 5, "population_seed": None})
     with pytest.raises(ValueError, match=r"k must lie in \[1, n\]"):
         make_vector_env("rmdp/CartPolePosition-v0", k=6, env_kwargs={"n_agents": 5})
+
+
+@pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled"])
+def test_worker_process_vector_env_matches_in_process(autoreset_mode):
+    """Two worker processes give exactly the in-process results, episode ends included."""
+    def trace(num_workers):
+        env = make_vector_env("rmdp/HopperSpeed-v0", k=2, m=3, env_kwargs={"n_agents": 6},
+                              autoreset_mode=autoreset_mode, num_workers=num_workers)
+        out = [env.reset(seed=7)[0]]
+        rng = np.random.default_rng(0)
+        for _ in range(120):
+            obs, rewards, term, trunc, infos = env.step(rng.uniform(-1, 1, size=(6, 3)).astype(np.float32))
+            out += [obs, rewards, term, trunc]
+            if "_episode" in infos:
+                out += [infos["_episode"], infos["episode"]["r"], infos["episode"]["l"]]
+                if "final_obs" in infos:
+                    out.append(infos["final_obs"][infos["_final_obs"]])
+        out.append(env.all_done)
+        env.close()
+        return out
+    a, b = trace(0), trace(2)
+    assert len(a) == len(b) and len(a) > 4 * 120  # Hopper falls: episodes end inside the window
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_worker_errors_surface_in_the_parent():
+    env = make_vector_env("rmdp/CartPolePosition-v0", k=1, m=2, env_kwargs={"n_agents": 3}, num_workers=2)
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="vector env worker failed"):
+        env.step(np.array([0, 5]))
