@@ -20,6 +20,24 @@ from rmdp_envs.core import check_k
 from rmdp_envs.registration import make
 
 
+def _seeds_per_copy(seed: int | Sequence[int] | None, num_envs: int) -> list[int | None]:
+    """Gymnasium's convention: an int seeds copy ``i`` with ``seed + i``; a list gives each its own."""
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return [None if seed is None else int(seed) + i for i in range(num_envs)]
+    seeds = list(seed)
+    if len(seeds) != num_envs:
+        raise ValueError(f"need one seed per sub-env ({num_envs}), got {len(seeds)}")
+    return seeds
+
+
+def _check_batch_actions(actions, num_envs: int, single_action_space: gym.Space) -> np.ndarray:
+    actions = np.asarray(actions)
+    expected = (num_envs,) + tuple(single_action_space.shape)
+    if actions.shape != expected:
+        raise ValueError(f"actions must have shape {expected} (one action per sub-env), got {actions.shape}")
+    return actions
+
+
 class RMDPVectorEnv(VectorEnv):
     """In-process vector env over r-MDP copies with vector rewards.
 
@@ -61,12 +79,7 @@ class RMDPVectorEnv(VectorEnv):
         self._done = np.zeros(self.num_envs, dtype=bool)
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"need one seed per sub-env ({self.num_envs}), got {len(seeds)}")
+        seeds = _seeds_per_copy(seed, self.num_envs)
         infos: dict[str, Any] = {}
         for i, (env, s) in enumerate(zip(self.envs, seeds)):
             self._obs[i], _ = env.reset(seed=s, options=options)
@@ -78,10 +91,7 @@ class RMDPVectorEnv(VectorEnv):
         return self._obs.copy(), infos
 
     def step(self, actions):
-        actions = np.asarray(actions)
-        expected = (self.num_envs,) + tuple(self.single_action_space.shape)
-        if actions.shape != expected:
-            raise ValueError(f"actions must have shape {expected} (one action per sub-env), got {actions.shape}")
+        actions = _check_batch_actions(actions, self.num_envs, self.single_action_space)
         rewards = np.empty((self.num_envs, self.n_agents), dtype=np.float32)
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
@@ -180,22 +190,14 @@ class RMDPAsyncVectorEnv(VectorEnv):
         return results
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"need one seed per sub-env ({self.num_envs}), got {len(seeds)}")
+        seeds = _seeds_per_copy(seed, self.num_envs)
         for pipe, sl in zip(self._pipes, self._slices):
             pipe.send(("reset", (seeds[sl], options)))
         self._done[:] = False
         return np.concatenate([obs for obs, _ in self._receive_all()]), {}
 
     def step(self, actions):
-        actions = np.asarray(actions)
-        expected = (self.num_envs,) + tuple(self.single_action_space.shape)
-        if actions.shape != expected:
-            raise ValueError(f"actions must have shape {expected} (one action per sub-env), got {actions.shape}")
+        actions = _check_batch_actions(actions, self.num_envs, self.single_action_space)
         for pipe, sl in zip(self._pipes, self._slices):
             pipe.send(("step", actions[sl]))
         parts = self._receive_all()
