@@ -116,7 +116,7 @@ class RMDPVectorEnv(VectorEnv):
         self._lengths += ~self._done | finished
         infos: dict[str, Any] = {}
         if finished.any():
-            infos["episode"] = {"r": np.where(finished[:, None], self._returns, 0.0),
+            infos["episode"] = {"r": np.where(finished[:, None], self._returns, np.float32(0.0)),
                                 "l": np.where(finished, self._lengths, 0)}
             infos["_episode"] = finished
             if final_obs is not None:
@@ -137,42 +137,44 @@ class RMDPVectorEnv(VectorEnv):
 
 
 class RMDPAsyncVectorEnv(VectorEnv):
-    """:class:`RMDPVectorEnv` split over worker processes, one contiguous slice of copies each.
+    """:class:`RMDPVectorEnv` split into contiguous slices: one stepped here, the rest in workers.
 
-    Same interface and results as the in-process env (each worker runs one on its slice); on a
-    multi-core machine the slices step in parallel while the learner waits. Workers start with
-    ``forkserver`` so a parent holding torch or TensorBoard threads is safe to fork from.
+    Same interface and results as the in-process env. The main process sends the workers their
+    actions, steps its own slice while they step theirs, then collects: with one worker on a
+    2-core machine both cores step environments and the inter-process round trip hides behind the
+    local work. Workers start with ``forkserver``, safe for a parent holding torch or TensorBoard
+    threads.
     """
 
     def __init__(self, env_id: str, env_kwargs: dict, k: int, m: int, num_workers: int,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, context: str = "forkserver"):
         num_envs = k * m
-        num_workers = max(1, min(int(num_workers), num_envs))
-        bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
+        parts = max(2, min(int(num_workers) + 1, num_envs))
+        bounds = np.linspace(0, num_envs, parts + 1).round().astype(int)
         self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        mode = str(AutoresetMode(autoreset_mode).value)
         ctx = mp.get_context(context)
         self._pipes, self._procs = [], []
-        for sl in self._slices:
+        for sl in self._slices[1:]:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs, sl.stop - sl.start, str(AutoresetMode(autoreset_mode).value)),
-                               daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs, sl.stop - sl.start, mode), daemon=True)
             proc.start()
             child.close()
             self._pipes.append(parent)
             self._procs.append(proc)
-        template = RMDPVectorEnv([lambda: make(env_id, **env_kwargs)], k=1, autoreset_mode=autoreset_mode)
+        count = self._slices[0].stop
+        self._local = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=mode)
         self._receive_all()  # workers report that their envs are built (or raise their error here)
         self.num_envs, self.k, self.copies_per_policy = num_envs, k, m
-        self.autoreset_mode = template.autoreset_mode
+        self.autoreset_mode = self._local.autoreset_mode
         self.metadata = {"autoreset_mode": self.autoreset_mode}
         self.policy_index = np.repeat(np.arange(k), m)
-        self.population, self.n_agents = template.population, template.n_agents
-        self.single_observation_space = template.single_observation_space
-        self.single_action_space = template.single_action_space
-        self.single_reward_space = template.single_reward_space
+        self.population, self.n_agents = self._local.population, self._local.n_agents
+        self.single_observation_space = self._local.single_observation_space
+        self.single_action_space = self._local.single_action_space
+        self.single_reward_space = self._local.single_reward_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        template.close()
         self._done = np.zeros(num_envs, dtype=bool)
         self.closed = False
 
@@ -191,16 +193,22 @@ class RMDPAsyncVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
         seeds = _seeds_per_copy(seed, self.num_envs)
-        for pipe, sl in zip(self._pipes, self._slices):
+        for pipe, sl in zip(self._pipes, self._slices[1:]):
             pipe.send(("reset", (seeds[sl], options)))
+        local = self._local.reset(seed=seeds[self._slices[0]], options=options)
         self._done[:] = False
-        return np.concatenate([obs for obs, _ in self._receive_all()]), {}
+        return np.concatenate([obs for obs, _ in [local] + self._receive_all()]), {}
 
     def step(self, actions):
         actions = _check_batch_actions(actions, self.num_envs, self.single_action_space)
-        for pipe, sl in zip(self._pipes, self._slices):
+        for pipe, sl in zip(self._pipes, self._slices[1:]):
             pipe.send(("step", actions[sl]))
-        parts = self._receive_all()
+        try:
+            local = self._local.step(actions[self._slices[0]])
+        except Exception:
+            self._receive_all()  # keep the workers in step with the protocol before raising
+            raise
+        parts = [local] + self._receive_all()
         obs = np.concatenate([p[0] for p in parts])
         rewards = np.concatenate([p[1] for p in parts])
         terminations = np.concatenate([p[2] for p in parts])
@@ -211,7 +219,8 @@ class RMDPAsyncVectorEnv(VectorEnv):
             if "_episode" not in info:
                 continue
             if not infos:
-                infos = {"episode": {"r": np.zeros((self.num_envs, self.n_agents)), "l": np.zeros(self.num_envs, dtype=np.int64)}}
+                infos = {"episode": {"r": np.zeros((self.num_envs, self.n_agents), dtype=np.float32),
+                                     "l": np.zeros(self.num_envs, dtype=np.int64)}}
                 if self.autoreset_mode is AutoresetMode.SAME_STEP:
                     infos["final_obs"] = obs.copy()
             infos["episode"]["r"][sl] = info["episode"]["r"]
@@ -241,6 +250,7 @@ class RMDPAsyncVectorEnv(VectorEnv):
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.terminate()
+        self._local.close()
 
 
 def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str) -> None:
@@ -272,8 +282,10 @@ def make_vector_env(env_id: str, k: int = 1, m: int = 1, env_kwargs: dict | None
     """Build ``k * m`` copies of ``env_id`` (``m`` per policy) as one vector env.
 
     ``num_workers = 0`` steps every copy in this process (:class:`RMDPVectorEnv`); ``>= 1``
-    splits them over that many processes (:class:`RMDPAsyncVectorEnv`), worth it when one step
-    costs more than the inter-process round trip (MuJoCo, yes; ResourceGathering, no).
+    adds that many worker processes, each stepping a share while this process steps its own
+    (:class:`RMDPAsyncVectorEnv`): worth it when stepping the copies costs more than a
+    round trip between processes (MuJoCo, yes; ResourceGathering and CartPole, no). On 2 cores
+    use 1.
     """
     env_kwargs = dict(env_kwargs or {})
     probe = make(env_id, **env_kwargs)  # validates the id and kwargs once, with a clear error
