@@ -1,0 +1,66 @@
+"""Saving and reloading k policies without pickle, and acting with them."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import rmdp_envs
+from rmdp_envs.policies import MultiPolicyActor, load_policies, save_policies
+
+
+def saved_actor(tmp_path, discrete, shared_torso=False):
+    torch.manual_seed(0)
+    if discrete:
+        actor = MultiPolicyActor(3, 27, 4, discrete=True, shared_torso=shared_torso)
+        save_policies(tmp_path, actor, env_id="rmdp/ResourceGathering-v0", env_kwargs={})
+    else:
+        actor = MultiPolicyActor(3, 17, 6, shared_torso=shared_torso)
+        with torch.no_grad():
+            actor.head.bias.normal_(0, 2.0)  # push some means past the bounds: they must be clipped
+        save_policies(tmp_path, actor, env_id="rmdp/HalfCheetahSpeed-v0", env_kwargs={"n_agents": 5},
+                      action_low=-np.ones(6), action_high=np.ones(6), obs_mean=np.full(17, 0.5), obs_var=np.full(17, 4.0))
+    return actor
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+@pytest.mark.parametrize("shared_torso", [True, False])
+def test_round_trip_acts_like_the_saved_actor(tmp_path, discrete, shared_torso):
+    actor = saved_actor(tmp_path, discrete, shared_torso)
+    policy = load_policies(tmp_path)
+    obs = np.random.default_rng(0).normal(size=(3, 5, actor.obs_dim))
+    actions = policy(obs)
+    with torch.no_grad():
+        x = obs if discrete else np.clip((obs - 0.5) / np.sqrt(4.0 + 1e-8), -5, 5)
+        out = actor(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    expected = out.argmax(-1) if discrete else np.clip(out, -1, 1)
+    np.testing.assert_allclose(actions, expected, atol=1e-6)
+    np.testing.assert_allclose(policy(obs[:, 0]), expected[:, 0], atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policies.json", "policies.safetensors"]
+    if not discrete:
+        assert np.abs(actions).max() == pytest.approx(1.0)
+
+
+def test_loaded_policies_evaluate_deterministically(tmp_path):
+    saved_actor(tmp_path, discrete=False)
+    policy = load_policies(tmp_path)
+    a = rmdp_envs.evaluate(policy.env_id, policy, k=3, episodes=2, env_kwargs=policy.env_kwargs)
+    b = rmdp_envs.evaluate(policy.env_id, load_policies(tmp_path), k=3, episodes=2, env_kwargs=policy.env_kwargs)
+    np.testing.assert_array_equal(a.utility, b.utility)
+
+
+def test_missing_or_foreign_files_raise_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="policies.json is missing"):
+        load_policies(tmp_path)
+    saved_actor(tmp_path, discrete=True)
+    spec = json.loads((tmp_path / "policies.json").read_text())
+    (tmp_path / "policies.json").write_text(json.dumps({**spec, "format": "something-else"}))
+    with pytest.raises(ValueError, match="format 'something-else'"):
+        load_policies(tmp_path)
+
+
+def test_wrong_observation_shape_raises(tmp_path):
+    saved_actor(tmp_path, discrete=True)
+    with pytest.raises(ValueError, match="observations must have shape"):
+        load_policies(tmp_path)(np.zeros((2, 27)))
