@@ -1,0 +1,105 @@
+"""``python -m leaderboard {submit,render,verify,sweep}``; ``--help`` on each for its flags.
+
+The board lives in ``leaderboard/`` unless ``--board-dir`` (or ``$RMDP_BOARD_DIR``) names another folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from leaderboard.storage import board_dir
+
+
+def _board_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--board-dir", default=None,
+                   help="board folder holding submissions/, reference_points.json, README.md, site/ "
+                        "(default: $RMDP_BOARD_DIR, else the leaderboard/ package folder)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m leaderboard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("submit", help="verify solver run folders and add them to the board")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders holding result.json and saved policies")
+    _board_arg(p)
+
+    p = sub.add_parser("render", help="write README.md and site/index.html from the submissions")
+    _board_arg(p)
+
+    p = sub.add_parser("verify", help="re-evaluate every stored submission from its copied policies")
+    _board_arg(p)
+
+    p = sub.add_parser("sweep", help="run a grid of solver runs and submit the results")
+    p.add_argument("--envs", nargs="+", required=True, help="env ids, e.g. rmdp/ResourceGathering-v0")
+    p.add_argument("--solvers", nargs="+", required=True, help="solver file names in solvers/, e.g. em_ppo e2e_ppo")
+    p.add_argument("--k", nargs="+", type=int, required=True, help="budgets of policies")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
+    p.add_argument("--total-timesteps", type=int, required=True, help="transitions per run")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: a pool of solver processes on this machine; ray: tasks on a Ray cluster")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local cluster)")
+    p.add_argument("--workers", type=int, default=None, help="concurrent runs (default: the CPU count)")
+    p.add_argument("--runs-dir", default="runs/sweep", help="where run folders go (default runs/sweep)")
+    p.add_argument("--solvers-dir", default=None, help="folder of solver scripts (default solvers/)")
+    p.add_argument("--n-agents", type=int, default=None, help="passed to the solvers")
+    p.add_argument("--population", default=None, help="population sampler, passed to the solvers")
+    p.add_argument("--population-seed", type=int, default=None, help="passed to the solvers")
+    p.add_argument("--solver-args", default="", help="more solver flags, one quoted string")
+    p.add_argument("--timeout", type=float, default=None, help="seconds before a run counts as failed")
+    p.add_argument("--no-submit", action="store_true", help="only run; do not submit")
+    p.add_argument("--no-render", action="store_true", help="do not re-render the board after submitting")
+    _board_arg(p)
+
+    args = parser.parse_args(argv)
+    board = board_dir(args.board_dir)
+
+    if args.command == "submit":
+        from leaderboard.submit import SubmissionError, submit  # noqa: PLC0415
+        try:
+            written = submit(args.run_dirs, board)
+        except SubmissionError as e:
+            print(f"rejected: {e}", file=sys.stderr)
+            print("nothing was written", file=sys.stderr)
+            return 1
+        print(f"{len(written)} submission(s) written under {board / 'submissions'}; run `python -m leaderboard render`")
+        return 0
+
+    if args.command == "render":
+        from leaderboard.render import render  # noqa: PLC0415
+        paths = render(board)
+        print(f"wrote {paths[0]} and {paths[1]} (+{len(paths) - 2} plot(s)); open file://{paths[1]}")
+        return 0
+
+    if args.command == "verify":
+        from leaderboard.verify import verify_board  # noqa: PLC0415
+        problems = verify_board(board)
+        for line in problems:
+            print(line, file=sys.stderr)
+        print("board verified" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+
+    from leaderboard.sweep import sweep  # noqa: PLC0415
+    extra = shlex.split(args.solver_args)
+    for flag, value in (("--n-agents", args.n_agents), ("--population", args.population),
+                        ("--population-seed", args.population_seed)):
+        if value is not None:
+            extra += [flag, str(value)]
+    outcomes = sweep(args.envs, args.solvers, args.k, args.seeds, args.total_timesteps, Path(args.runs_dir), board,
+                     backend=args.backend, address=args.address, workers=args.workers,
+                     solvers_dir=Path(args.solvers_dir) if args.solvers_dir else None, extra_args=extra,
+                     timeout=args.timeout, do_submit=not args.no_submit)
+    if not args.no_submit and not args.no_render:
+        from leaderboard.render import render  # noqa: PLC0415
+        paths = render(board)
+        print(f"rendered {paths[0]}; open file://{paths[1]}")
+    bad = [o for o in outcomes if o.status == "failed" or "rejected" in o.extra]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

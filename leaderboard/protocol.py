@@ -1,0 +1,66 @@
+"""The evaluation protocol: how every number on the board is measured (versioned, never edited in place).
+
+A new protocol gets a new version string; submissions record the version they were verified
+under, and rows of different versions are never pooled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+SUBMISSION_FORMAT = "rmdp-leaderboard-submission-v1"
+REFERENCE_FORMAT = "rmdp-leaderboard-references-v1"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A claimed number ``c`` matches the re-evaluated ``v`` when ``|c - v| <= atol + rtol * |v|``."""
+
+    atol: float
+    rtol: float
+
+    def ok(self, claimed: float, verified: float) -> bool:
+        return abs(claimed - verified) <= self.atol + self.rtol * abs(verified)
+
+    def describe(self) -> str:
+        return f"|claimed - verified| <= {self.atol:g} + {self.rtol:g} * |verified|"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Every policy set is evaluated greedily for ``episodes`` episodes; episode ``e`` of every
+    policy starts from reset seed ``seed + e`` (:func:`rmdp_envs.evaluate`).
+
+    ``seed`` is far from the small seeds used for training so that evaluation starts differ from
+    the training ones. The tolerances bound the difference between a run's own evaluation and the
+    board's re-evaluation of the same saved policies on the same seeds: on one machine it is 0;
+    across machines, float differences in the network can change a greedy action, and MuJoCo's
+    dynamics amplify such a change over 1000 steps, hence the looser bound for MuJoCo tasks.
+    """
+
+    version: str = "v1"
+    episodes: int = 10
+    seed: int = 10_000
+    tolerance: Tolerance = Tolerance(atol=1e-4, rtol=1e-3)
+    mujoco_tolerance: Tolerance = Tolerance(atol=0.5, rtol=0.02)
+
+    def tolerance_for(self, env_id: str) -> Tolerance:
+        return self.mujoco_tolerance if env_id.split("/")[-1].split("-")[0].endswith("Speed") else self.tolerance
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {"version": d["version"], "episodes": d["episodes"], "seed": d["seed"],
+                "tolerance": d["tolerance"], "mujoco_tolerance": d["mujoco_tolerance"]}
+
+
+PROTOCOL = Protocol()
+
+#: Hyperparameter keys that change from run to run without changing the method (left out of the
+#: configuration that rows are grouped by and out of the stored hyperparameters).
+PER_RUN_KEYS = frozenset({
+    "seed", "output_dir", "exp_name", "run_name", "save_model", "env_id", "k", "total_timesteps",
+    "cuda", "track", "wandb_project_name", "wandb_entity", "capture_video", "log_dir", "device",
+    "resume", "eval_every", "eval_episodes", "eval_seed", "checkpoint_every", "interrupt_after", "torch_threads",
+    "n_agents", "population", "population_seed",  # the benchmark, identified by its population
+    "batch_size", "minibatch_size", "num_iterations",  # derived at run time from k and total_timesteps
+})

@@ -1,0 +1,122 @@
+"""Reference points of the normalized welfare ``(W - W_random) / (W_upper - W_random)``.
+
+* ``W_random``: welfare of one uniformly random policy (k = 1), evaluated with
+  :func:`rmdp_envs.evaluate` under the protocol (its random actions are seeded by the protocol seed).
+* ``W_upper``: the full-personalization bound (every agent gets its own optimal policy): the exact
+  optimum where :mod:`rmdp_envs.exact` computes one, the closed form for ResourceGathering
+  (shortest round trip to each cell: 0.9356 on the paper's map), else the largest return an agent
+  can collect (speed tasks: 0.1 per step x 1000 steps = 100).
+
+They are cached, keyed by benchmark, in ``reference_points.json`` beside the submissions and
+published with the tables, so anyone can recompute a normalized score.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import rmdp_envs
+from leaderboard.protocol import PROTOCOL, REFERENCE_FORMAT, Protocol
+from leaderboard.storage import atomic_write_text, dump_json
+
+REFERENCE_FILE = "reference_points.json"
+
+
+class RandomPolicy:
+    """Uniformly random actions for ``k`` policies, seeded: the same actions on every call sequence."""
+
+    batched = True
+
+    def __init__(self, action_space, seed: int):
+        self.space = action_space
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        lead = obs.shape[:2]
+        if hasattr(self.space, "n"):
+            return self.rng.integers(0, int(self.space.n), size=lead) + int(getattr(self.space, "start", 0))
+        low, high = np.asarray(self.space.low), np.asarray(self.space.high)
+        return self.rng.uniform(low, high, size=lead + low.shape).astype(self.space.dtype)
+
+
+def random_welfare(env_id: str, env_kwargs: dict, protocol: Protocol = PROTOCOL) -> dict[str, float]:
+    env = rmdp_envs.make(env_id, **env_kwargs)
+    space = env.action_space
+    env.close()
+    result = rmdp_envs.evaluate(env_id, RandomPolicy(space, protocol.seed), 1, protocol.episodes, protocol.seed, env_kwargs)
+    u = result.utility[0]
+    return {"welfare": float(u.mean()), "egalitarian_welfare": float(u.min())}
+
+
+def _exact_upper(env_id: str, env_kwargs: dict) -> float | None:
+    """The exact full-personalization welfare from :mod:`rmdp_envs.exact`, when it has one.
+
+    Looked up as ``rmdp_envs.exact.full_personalization_welfare(env_id, env_kwargs)``; any other
+    shape of that module (or its absence) falls back to the closed-form bounds.
+    """
+    try:
+        from rmdp_envs import exact  # noqa: PLC0415 (optional module)
+    except ImportError:
+        return None
+    fn = getattr(exact, "full_personalization_welfare", None)
+    if fn is None:
+        return None
+    try:
+        value = fn(env_id, env_kwargs)
+    except (ValueError, NotImplementedError, KeyError):
+        return None
+    return None if value is None else float(value)
+
+
+def upper_welfare(env_id: str, env_kwargs: dict) -> dict[str, Any]:
+    exact = _exact_upper(env_id, env_kwargs)
+    if exact is not None:
+        return {"welfare": exact, "source": "exact optimum (rmdp_envs.exact)"}
+    env = rmdp_envs.make(env_id, **env_kwargs)
+    base = env.unwrapped
+    try:
+        if env_id.startswith("rmdp/ResourceGathering-"):
+            home = np.asarray(base.home)
+            cells = base.population.params
+            steps = np.abs(cells - home).sum(axis=1) * 2
+            steps[steps == 0] = 1  # home: bump a wall, one step
+            return {"welfare": float(np.mean(1.0 - steps / 100.0)),
+                    "source": "closed form: shortest round trip to each user's cell"}
+        if env.spec is not None and env.spec.max_episode_steps and hasattr(base, "reward_space"):
+            bound = round(float(np.max(base.reward_space.high)) * env.spec.max_episode_steps, 6)
+            return {"welfare": bound, "source": f"reward bound: {np.max(base.reward_space.high):.3g} per step x "
+                                                f"{env.spec.max_episode_steps} steps"}
+    finally:
+        env.close()
+    return {"welfare": None, "source": "unknown"}
+
+
+def load_references(board: Path) -> dict[str, Any]:
+    path = board / REFERENCE_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"format": REFERENCE_FORMAT, "benchmarks": {}}
+
+
+def reference_for(benchmark: dict[str, Any], protocol: Protocol = PROTOCOL) -> dict[str, Any]:
+    env_id, env_kwargs = benchmark["env_id"], benchmark["env_kwargs"]
+    return {"env_id": env_id, "env_kwargs": env_kwargs, "n": benchmark["n"], "protocol": protocol.version,
+            "random": {**random_welfare(env_id, env_kwargs, protocol), "episodes": protocol.episodes,
+                       "seed": protocol.seed, "policy": "uniform random actions, numpy default_rng(seed)"},
+            "upper": upper_welfare(env_id, env_kwargs)}
+
+
+def ensure_references(board: Path, benchmarks: list[dict[str, Any]], protocol: Protocol = PROTOCOL) -> dict[str, Any]:
+    """Compute the reference points of benchmarks missing from the cache and save it (atomically)."""
+    refs = load_references(board)
+    key_of = lambda b: f"{b['key']}/{protocol.version}"  # noqa: E731
+    missing = {key_of(b): b for b in benchmarks if key_of(b) not in refs["benchmarks"]}
+    if missing:
+        for key in sorted(missing):
+            refs["benchmarks"][key] = reference_for(missing[key], protocol)
+        atomic_write_text(board / REFERENCE_FILE, dump_json(refs))
+    return refs

@@ -1,0 +1,118 @@
+"""The board on disk: ``<board>/submissions/<id>/`` entries, written atomically, read back sorted.
+
+Layout of a board directory (``leaderboard/`` by default, ``--board-dir`` or ``$RMDP_BOARD_DIR``)::
+
+    submissions/<id>/submission.json          the verified submission (schema.json)
+    submissions/<id>/policies/seed-<s>/...     policies.json + policies.safetensors of each run
+    reference_points.json                      W_random and W_upper of every benchmark
+    README.md, site/index.html, site/*.svg     written by ``render``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+SUBMISSION_FILE = "submission.json"
+
+
+def board_dir(path: str | Path | None = None) -> Path:
+    """The board root: ``path``, else ``$RMDP_BOARD_DIR``, else the ``leaderboard/`` package folder."""
+    if path is None:
+        path = os.environ.get("RMDP_BOARD_DIR") or PACKAGE_DIR
+    return Path(path).resolve()
+
+
+def submissions_dir(board: Path) -> Path:
+    return board / "submissions"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted keys, no spaces, no NaN: the text that hashes identify."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def short_hash(data: Any, length: int = 12) -> str:
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:length]
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the board is published
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_submission(board: Path, submission: dict[str, Any], policy_dirs: dict[str, Path]) -> Path:
+    """Write ``submissions/<id>/`` in one step: build it in a hidden temporary folder, then rename.
+
+    ``policy_dirs`` maps each run's ``policies.path`` (``policies/seed-<s>``) to the run folder whose
+    ``policies.json`` and ``policies.safetensors`` are copied. Fails if ``<id>`` exists.
+    """
+    root = submissions_dir(board)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / submission["id"]
+    if final.exists():
+        raise FileExistsError(f"duplicate: submission {submission['id']} already exists in {root}")
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{submission['id']}.", suffix=".tmp"))
+    try:
+        for rel, src in sorted(policy_dirs.items()):
+            dst = tmp / rel
+            dst.mkdir(parents=True)
+            for name in ("policies.json", "policies.safetensors"):
+                shutil.copyfile(src / name, dst / name)
+        (tmp / SUBMISSION_FILE).write_text(dump_json(submission))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
+        os.rename(tmp, final)  # atomic on one filesystem; fails if final appeared meanwhile
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_submissions(board: Path) -> list[dict[str, Any]]:
+    """Every stored submission, sorted by id (hidden temporary folders are skipped)."""
+    root = submissions_dir(board)
+    if not root.is_dir():
+        return []
+    out = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or not (entry / SUBMISSION_FILE).is_file():
+            continue
+        out.append(json.loads((entry / SUBMISSION_FILE).read_text()))
+    return out
+
+
+def snapshot(board: Path) -> dict[str, str]:
+    """``relative path -> sha256`` of every file under ``submissions/`` (tests: nothing changed)."""
+    root = submissions_dir(board)
+    if not root.is_dir():
+        return {}
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}

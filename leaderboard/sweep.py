@@ -1,0 +1,252 @@
+"""``sweep``: run a grid of solver runs (env x solver x k x seed) and submit what finished.
+
+Each task runs ``solvers/<solver>.py ... --save-model`` in its own folder
+``<runs-dir>/<env>/<solver>/t<timesteps>/k<k>-s<seed>/``; a task whose folder already holds a
+finished run (``result.json`` + policies) is skipped, so re-running a sweep only runs what failed
+or is new. Backends: ``local``, a pool of solver processes sized to the machine (one torch
+thread each), and ``ray``, the same tasks as Ray tasks on a cluster (``--address``) or on a local
+one; run folders come back to this machine as file contents, so the workers need no shared disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from leaderboard.storage import REPO_ROOT
+
+#: Largest file copied back from a Ray worker (TensorBoard logs and checkpoints can be big).
+MAX_RETURNED_FILE = 64 << 20
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    solver: str
+    k: int
+    seed: int
+    total_timesteps: int
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.env_id} {self.solver} k={self.k} seed={self.seed}"
+
+    def folder(self, runs_dir: Path) -> Path:
+        env = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.env_id)
+        return runs_dir / env / self.solver / f"t{self.total_timesteps}" / f"k{self.k}-s{self.seed}"
+
+    def command(self, script: str, output_dir: str, python: str = sys.executable) -> list[str]:
+        return [python, script, "--env-id", self.env_id, "--k", str(self.k), "--seed", str(self.seed),
+                "--total-timesteps", str(self.total_timesteps), "--output-dir", output_dir, "--save-model",
+                *self.extra_args]
+
+
+@dataclass
+class Outcome:
+    task: Task
+    status: str  # "finished", "skipped" (finished earlier) or "failed"
+    run_dir: Path | None = None
+    message: str = ""
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def finished_run(folder: Path) -> Path | None:
+    """The newest run folder under ``folder`` with a finished result and saved policies."""
+    import json  # noqa: PLC0415
+
+    if not folder.is_dir():
+        return None
+    for result in sorted(folder.glob("*/result.json"), reverse=True):
+        run = result.parent
+        if not all((run / name).is_file() for name in ("policies.json", "policies.safetensors")):
+            continue
+        try:
+            if json.loads(result.read_text()).get("finished", True) is False:
+                continue
+        except ValueError:
+            continue
+        return run
+    return None
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None) -> Outcome:
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    log = folder / "sweep.log"
+    cmd = task.command(str(script), str(folder))
+    with open(log, "w") as f:
+        f.write(" ".join(cmd) + "\n")
+        f.flush()
+        try:
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, timeout=timeout,
+                                  env={**os.environ, **THREAD_ENV})
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    seconds = time.time() - start
+    run = finished_run(folder)
+    if rc != 0 or run is None:
+        why = f"exit code {rc}" if rc != 0 else "no finished run with saved policies"
+        return Outcome(task, "failed", None, f"{why}; log {log}:\n{_tail(log.read_text())}", seconds)
+    return Outcome(task, "finished", run, "", seconds)
+
+
+def _ray_task(cmd_tail: list[str], script: str, cwd: str | None, timeout: float | None) -> dict[str, Any]:
+    """Runs on a Ray worker: the solver in a temporary folder; returns its run folder as bytes."""
+    start = time.time()
+    with tempfile.TemporaryDirectory(prefix="rmdp-sweep-") as out:
+        cmd = [sys.executable, script, *cmd_tail, "--output-dir", out, "--save-model"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                                  env={**os.environ, **THREAD_ENV})
+            rc, log = proc.returncode, proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, log = "timeout", str(e)
+        files: dict[str, bytes] = {}
+        runs = sorted(Path(out).glob("*/result.json"))
+        if runs:
+            run = runs[-1].parent
+            for path in sorted(run.rglob("*")):
+                if path.is_file() and path.stat().st_size <= MAX_RETURNED_FILE:
+                    files[str(path.relative_to(out))] = path.read_bytes()
+    import socket  # noqa: PLC0415
+
+    return {"rc": rc, "log": " ".join(cmd) + "\n" + log, "files": files, "seconds": time.time() - start,
+            "node": socket.gethostname()}
+
+
+def _ray_tail(task: Task) -> list[str]:
+    cmd = task.command("SCRIPT", "OUT")
+    cmd = cmd[2:]
+    i = cmd.index("--output-dir")
+    del cmd[i:i + 3]  # --output-dir OUT --save-model are added on the worker
+    return cmd
+
+
+def run_ray(tasks: list[tuple[Task, Path]], solvers_dir: Path, address: str | None, workers: int | None,
+            timeout: float | None, log: Callable[[str], None]) -> list[Outcome]:
+    try:
+        import ray  # noqa: PLC0415
+    except ImportError:
+        raise SystemExit("the ray backend needs Ray: pip install '.[ray]' (or pip install ray)") from None
+    solvers_dir = solvers_dir.resolve()
+    inside_repo = solvers_dir.is_relative_to(REPO_ROOT)
+    if address:  # a remote cluster: ship the code; workers need the project's dependencies installed
+        if not inside_repo:
+            raise SystemExit(f"--solvers-dir {solvers_dir} must lie inside the repository to be shipped to a Ray cluster")
+        runtime_env = {"working_dir": str(REPO_ROOT),
+                       "excludes": [".git", ".venv", "venv", "runs", "leaderboard/submissions", "leaderboard/site"]}
+        where = lambda s: str(solvers_dir.relative_to(REPO_ROOT) / f"{s}.py")  # noqa: E731
+        cwd = None
+    else:  # a local cluster on this machine: same files, same interpreter
+        runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}}
+        where = lambda s: str(solvers_dir / f"{s}.py")  # noqa: E731
+        cwd = str(REPO_ROOT)
+    init = {"address": address} if address else {"num_cpus": workers or os.cpu_count(), "include_dashboard": False}
+    ray.init(runtime_env=runtime_env, log_to_driver=False, **init)
+    log(f"ray: {ray.cluster_resources().get('CPU', 0):g} CPUs in the cluster")
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
+    try:
+        pending = {remote.remote(_ray_tail(t), where(t.solver), cwd, timeout): (t, folder) for t, folder in tasks}
+        outcomes = []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            task, folder = pending.pop(done[0])
+            try:
+                res = ray.get(done[0])
+            except Exception as e:  # noqa: BLE001 (a worker crash is a failed run)
+                outcomes.append(Outcome(task, "failed", None, f"ray task error: {e}"))
+                log(f"failed   {task.name}: ray task error")
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "sweep.log").write_text(res["log"])
+            for rel, data in res["files"].items():
+                path = folder / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            run = finished_run(folder)
+            if res["rc"] != 0 or run is None:
+                why = f"exit code {res['rc']}" if res["rc"] != 0 else "no finished run with saved policies"
+                outcomes.append(Outcome(task, "failed", None, f"{why} on {res['node']}; log {folder / 'sweep.log'}:\n"
+                                        f"{_tail(res['log'])}", res["seconds"]))
+            else:
+                outcomes.append(Outcome(task, "finished", run, "", res["seconds"], {"node": res["node"]}))
+            log(f"{outcomes[-1].status:8s} {task.name} ({res['seconds']:.1f}s on {res['node']})")
+    finally:
+        ray.shutdown()
+    return outcomes
+
+
+def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], total_timesteps: int,
+          runs_dir: Path, board: Path, backend: str = "local", address: str | None = None,
+          workers: int | None = None, solvers_dir: Path | None = None, extra_args: list[str] | None = None,
+          timeout: float | None = None, do_submit: bool = True, log: Callable[[str], None] = print) -> list[Outcome]:
+    """Run the grid, then submit each (env, solver, k) group's finished runs not yet on the board."""
+    from leaderboard.submit import SubmissionError, submit  # noqa: PLC0415
+
+    solvers_dir = Path(solvers_dir) if solvers_dir else REPO_ROOT / "solvers"
+    for solver in solvers:
+        if not (solvers_dir / f"{solver}.py").is_file():
+            raise SystemExit(f"unknown solver {solver!r}: {solvers_dir / (solver + '.py')} does not exist")
+    runs_dir = Path(runs_dir).resolve()
+    tasks = [Task(e, s, k, seed, total_timesteps, tuple(extra_args or ()))
+             for e in envs for s in solvers for k in ks for seed in seeds]
+    outcomes: list[Outcome] = []
+    todo = []
+    for task in tasks:
+        folder = task.folder(runs_dir)
+        run = finished_run(folder)
+        if run is not None:
+            outcomes.append(Outcome(task, "skipped", run, "finished earlier"))
+        else:
+            todo.append((task, folder))
+    log(f"sweep: {len(tasks)} runs, {len(tasks) - len(todo)} finished earlier, {len(todo)} to run ({backend} backend)")
+    if todo:
+        if backend == "local":
+            n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+            with ThreadPoolExecutor(max_workers=n) as pool:
+                futures = [pool.submit(run_local_task, t, f, solvers_dir / f"{t.solver}.py", timeout) for t, f in todo]
+                for fut in futures:
+                    out = fut.result()
+                    log(f"{out.status:8s} {out.task.name} ({out.seconds:.1f}s)")
+                    outcomes.append(out)
+        elif backend == "ray":
+            outcomes += run_ray(todo, solvers_dir, address, workers, timeout, log)
+        else:
+            raise SystemExit(f"unknown backend {backend!r} (local or ray)")
+    failed = [o for o in outcomes if o.status == "failed"]
+    for o in failed:
+        log(f"FAILED {o.task.name}: {o.message}")
+    if do_submit:
+        groups: dict[tuple, list[Path]] = defaultdict(list)
+        for o in outcomes:
+            if o.run_dir is not None:
+                groups[(o.task.env_id, o.task.solver, o.task.k)].append(o.run_dir)
+        for key in sorted(groups):
+            try:
+                written = submit(sorted(groups[key]), board, skip_duplicates=True, log=lambda _m: None)
+                log(f"submitted {key[0]} {key[1]} k={key[2]}: " + (", ".join(p.name for p in written) or "already on the board"))
+            except SubmissionError as e:
+                log(f"REJECTED {key[0]} {key[1]} k={key[2]}: {e}")
+                for o in outcomes:
+                    if (o.task.env_id, o.task.solver, o.task.k) == key and o.status != "failed":
+                        o.extra["rejected"] = str(e)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("finished", "skipped", "failed")}
+    log(f"sweep done: {counts['finished']} finished, {counts['skipped']} skipped (finished earlier), {counts['failed']} failed")
+    return outcomes

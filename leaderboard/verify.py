@@ -1,0 +1,40 @@
+"""``verify``: re-check the whole board from what is stored (hashes, schema, re-evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from leaderboard.protocol import PROTOCOL
+from leaderboard.storage import load_submissions, sha256_file, submissions_dir
+from leaderboard.submit import schema_errors
+
+
+def verify_board(board: Path, log=print) -> list[str]:
+    """Problems found (empty: every stored number is reproduced from the stored policies)."""
+    import rmdp_envs  # noqa: PLC0415
+    from rmdp_envs.policies import load_policies  # noqa: PLC0415
+
+    problems = []
+    for sub in load_submissions(board):
+        where = submissions_dir(board) / sub["id"]
+        errors = schema_errors(sub)
+        if errors:
+            problems.append(f"{sub['id']}: schema violation " + "; ".join(errors))
+            continue
+        if sub["protocol"]["version"] != PROTOCOL.version:
+            log(f"{sub['id']}: protocol {sub['protocol']['version']} (current {PROTOCOL.version}); evaluated with its own")
+        b, proto = sub["benchmark"], sub["protocol"]
+        tol = PROTOCOL.tolerance_for(b["env_id"])
+        for run in sub["runs"]:
+            folder = where / run["policies"]["path"]
+            bad = [name for name, digest in run["policies"]["sha256"].items()
+                   if not (folder / name).is_file() or sha256_file(folder / name) != digest]
+            if bad:
+                problems.append(f"{sub['id']} seed {run['seed']}: policy files missing or changed: {', '.join(bad)}")
+                continue
+            ev = rmdp_envs.evaluate(b["env_id"], load_policies(folder), sub["k"], proto["episodes"], proto["seed"], b["env_kwargs"])
+            for name, value in (("best_welfare", ev.best_welfare), ("welfare", ev.welfare(run["assignment"]))):
+                if not tol.ok(run[name], value):
+                    problems.append(f"{sub['id']} seed {run['seed']}: stored {name} {run[name]:.6g}, re-evaluation {value:.6g}")
+        log(f"checked {sub['id']}")
+    return problems

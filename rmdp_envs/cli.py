@@ -1,0 +1,57 @@
+"""Command-line checks shared by the solvers: bad input ends in one line on stderr, no traceback."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import gymnasium as gym
+
+from rmdp_envs.core import check_k
+from rmdp_envs.registration import make
+
+
+def fail(message: str) -> NoReturn:
+    """Exit with status 2 and ``error: message`` as the only line on stderr."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def env_kwargs_from(n_agents: int | None = None, population: str | None = None,
+                    population_seed: int | None = None) -> dict[str, Any]:
+    """Environment keyword arguments from the solvers' flags (``None`` = the environment's default)."""
+    kwargs: dict[str, Any] = {}
+    if n_agents is not None:
+        kwargs["n_agents"] = n_agents
+    if population is not None:
+        kwargs["population"] = population
+    if population_seed is not None:
+        kwargs["population_seed"] = population_seed
+    return kwargs
+
+
+def check_run_args(env_id: str, env_kwargs: dict[str, Any], k: int, total_timesteps: int,
+                   positive: dict[str, float] | None = None, non_negative: dict[str, float] | None = None) -> gym.Env:
+    """Validate a solver's flags; returns a probe instance of the environment (close it after use).
+
+    Fails (one line, exit status 2) on an unknown env id, environment arguments the env rejects,
+    ``k`` outside ``[1, n]``, a budget ``< 1`` and any named flag that must be positive or ``>= 0``.
+    """
+    if total_timesteps < 1:
+        fail(f"--total-timesteps must be >= 1, got {total_timesteps}")
+    for name, value in (positive or {}).items():
+        if not value > 0:
+            fail(f"--{name.replace('_', '-')} must be > 0, got {value}")
+    for name, value in (non_negative or {}).items():
+        if not value >= 0:
+            fail(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    try:
+        env = make(env_id, **env_kwargs)
+    except (ValueError, TypeError, gym.error.Error) as e:
+        fail(f"cannot make {env_id!r} with {env_kwargs}: {e}" if env_kwargs and "unknown env id" not in str(e) else e)
+    try:
+        check_k(k, env.unwrapped.population.n)
+    except ValueError as e:
+        env.close()
+        fail(f"--k: {e}")
+    return env

@@ -1,0 +1,346 @@
+"""The leaderboard: submissions round-trip, bad ones are rejected naming the problem with nothing
+written, render is deterministic, sweeps run locally and on a local Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leaderboard import __main__ as cli
+from leaderboard.protocol import PROTOCOL
+from leaderboard.render import render
+from leaderboard.stats import mean_ci, normalized
+from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
+from leaderboard.submit import SubmissionError, schema_errors, submit
+from leaderboard.sweep import sweep
+from leaderboard.testing import make_fixture_run
+from leaderboard.verify import verify_board
+
+RG = "rmdp/ResourceGathering-v0"
+QUIET = lambda _m: None  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def fixture_runs(tmp_path_factory) -> list[Path]:
+    """Two seeds of a k = 2 fixture run on ResourceGathering (made once, copied by each test)."""
+    root = tmp_path_factory.mktemp("fixture_runs")
+    return [make_fixture_run(root / f"run-s{s}", RG, k=2, seed=s) for s in (0, 1)]
+
+
+@pytest.fixture
+def runs(fixture_runs, tmp_path) -> list[Path]:
+    out = []
+    for src in fixture_runs:
+        dst = tmp_path / "runs" / src.name
+        shutil.copytree(src, dst)
+        out.append(dst)
+    return out
+
+
+@pytest.fixture
+def board(tmp_path) -> Path:
+    return tmp_path / "board"
+
+
+def _edit_result(run: Path, **changes) -> None:
+    result = json.loads((run / "result.json").read_text())
+    result.update(changes)
+    (run / "result.json").write_text(json.dumps(result))
+
+
+# ----------------------------------------------------------------------------- round trip
+
+def test_valid_submission_round_trips(runs, board):
+    written = submit(runs, board, log=QUIET)
+    assert len(written) == 1
+    (sub,) = load_submissions(board)
+    assert schema_errors(sub) == []
+    assert sub["k"] == 2 and sub["benchmark"]["env_id"] == RG and sub["benchmark"]["n"] == 25
+    assert sub["protocol"]["version"] == PROTOCOL.version
+    assert [r["seed"] for r in sub["runs"]] == [0, 1]
+    for run_dir, stored in zip(runs, sub["runs"]):
+        claimed = json.loads((run_dir / "result.json").read_text())
+        assert stored["best_welfare"] == pytest.approx(claimed["best_welfare"], abs=1e-12)
+        assert stored["welfare"] == pytest.approx(claimed["welfare"], abs=1e-12)
+        assert stored["assignment"] == claimed["assignment"]
+        assert stored["egalitarian_welfare"] == pytest.approx(np.max(claimed["utility"], axis=0).min())
+        copied = written[0] / stored["policies"]["path"]
+        for name in ("policies.json", "policies.safetensors"):
+            assert (copied / name).read_bytes() == (run_dir / name).read_bytes()
+    assert verify_board(board, log=QUIET) == []  # the board re-checks itself from the copies
+    refs = json.loads((board / "reference_points.json").read_text())
+    (ref,) = refs["benchmarks"].values()
+    assert ref["upper"]["welfare"] == pytest.approx(0.9356)
+    assert 0.0 < ref["random"]["welfare"] < ref["upper"]["welfare"]
+
+
+def test_cli_submit_and_render(runs, board, capsys):
+    assert cli.main(["submit", *map(str, runs), "--board-dir", str(board)]) == 0
+    assert cli.main(["render", "--board-dir", str(board)]) == 0
+    readme = (board / "README.md").read_text()
+    assert "| fixture | 2 |" in readme and "W_random" in readme and "W_upper = 0.9356" in readme
+    assert (board / "site" / "index.html").is_file()
+
+
+# ----------------------------------------------------------------------------- rejections
+
+def _schema(run):
+    _edit_result(run, k="two")
+
+
+def _tamper(run):
+    result = json.loads((run / "result.json").read_text())
+    _edit_result(run, best_welfare=result["best_welfare"] + 0.25)
+
+
+def _nan(run):
+    text = (run / "result.json").read_text()
+    result = json.loads(text)
+    (run / "result.json").write_text(text.replace(f'"welfare": {json.dumps(result["welfare"])}', '"welfare": NaN', 1))
+
+
+def _inf(run):
+    _edit_result(run, wall_time_s=math.inf)  # json.dumps writes Infinity
+
+
+def _overflow(run):
+    text = (run / "result.json").read_text()
+    (run / "result.json").write_text(text.replace('"wall_time_s": 1.5', '"wall_time_s": 1e999'))
+
+
+def _unknown_version(run):
+    _edit_result(run, env_id="rmdp/ResourceGathering-v9")
+
+
+def _unknown_env(run):
+    _edit_result(run, env_id="rmdp/NoSuchTask-v0")
+
+
+def _pickle_suffix(run):
+    (run / "model.pt").write_bytes(b"not even a real checkpoint")
+
+
+def _pickle_bytes(run):
+    (run / "extra").mkdir()
+    (run / "extra" / "state.bin").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+
+
+def _missing_policies(run):
+    (run / "policies.safetensors").unlink()
+
+
+def _k_too_large(run):
+    _edit_result(run, k=26)
+
+
+def _nan_weights(run):
+    from safetensors.numpy import load_file, save_file
+    tensors = load_file(str(run / "policies.safetensors"))
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].copy()
+    tensors[name].flat[0] = np.nan
+    save_file(tensors, str(run / "policies.safetensors"))
+
+
+def _unfinished(run):
+    _edit_result(run, finished=False)
+
+
+def _wrong_population(run):
+    result = json.loads((run / "result.json").read_text())
+    result["population"]["params"][0] = [9.0, 9.0]
+    (run / "result.json").write_text(json.dumps(result))
+
+
+BAD = {
+    "schema violation": (_schema, ["schema violation", "'k'"]),
+    "tampered welfare": (_tamper, ["tampered welfare", "best_welfare", "tolerance"]),
+    "NaN": (_nan, ["NaN"]),
+    "infinity": (_inf, ["Infinity"]),
+    "overflow to infinity": (_overflow, ["non-finite", "1e999"]),
+    "unknown env version": (_unknown_version, ["unknown env id or version", "ResourceGathering-v9", "ResourceGathering-v0"]),
+    "unknown env id": (_unknown_env, ["unknown env id or version", "NoSuchTask"]),
+    "pickle file type": (_pickle_suffix, ["pickle", "model.pt"]),
+    "pickle bytes": (_pickle_bytes, ["pickle", "state.bin"]),
+    "missing policies": (_missing_policies, ["missing policies", "policies.safetensors"]),
+    "k outside [1, n]": (_k_too_large, ["k=26 outside [1, n] = [1, 25]"]),
+    "NaN weights": (_nan_weights, ["NaN or infinite"]),
+    "unfinished run": (_unfinished, ["not finished"]),
+    "population mismatch": (_wrong_population, ["population"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_submission_rejected_and_nothing_written(kind, runs, board, capsys):
+    submit([runs[1]], board, log=QUIET)  # a board that already holds something
+    before = snapshot(board)
+    refs_before = (board / "reference_points.json").read_bytes()
+    mutate, needles = BAD[kind]
+    mutate(runs[0])
+    with pytest.raises(SubmissionError) as err:
+        submit([runs[0]], board, log=QUIET)
+    for needle in needles:
+        assert needle in str(err.value), f"{kind}: {needle!r} not in {err.value}"
+    assert str(runs[0]) in str(err.value)
+    assert snapshot(board) == before
+    assert (board / "reference_points.json").read_bytes() == refs_before
+    # the CLI says the same and exits 1
+    assert cli.main(["submit", str(runs[0]), "--board-dir", str(board)]) == 1
+    assert needles[0] in capsys.readouterr().err
+    assert snapshot(board) == before
+
+
+def test_one_bad_run_rejects_the_whole_call(runs, board):
+    _tamper(runs[1])
+    with pytest.raises(SubmissionError, match="tampered welfare"):
+        submit(runs, board, log=QUIET)
+    assert snapshot(board) == {}
+
+
+def test_duplicates_rejected(runs, board):
+    submit(runs, board, log=QUIET)
+    before = snapshot(board)
+    with pytest.raises(SubmissionError, match="duplicate"):
+        submit([runs[0]], board, log=QUIET)
+    with pytest.raises(SubmissionError, match="duplicate"):  # a copy of the same run under another name
+        copy = runs[0].parent / "copy"
+        shutil.copytree(runs[0], copy)
+        submit([copy], board, log=QUIET)
+    assert snapshot(board) == before
+
+
+def test_duplicate_within_one_call(runs, board):
+    with pytest.raises(SubmissionError, match="duplicate"):
+        submit([runs[0], runs[0]], board, log=QUIET)
+    assert snapshot(board) == {}
+
+
+def test_claims_on_other_seeds_are_verified_on_those_seeds(runs, board):
+    """A run that evaluated itself on its own seeds is checked there, then scored on the protocol's."""
+    import rmdp_envs
+    from rmdp_envs.policies import load_policies
+    ev = rmdp_envs.evaluate(RG, load_policies(runs[0]), 2, 1, 123)
+    _edit_result(runs[0], evaluation={"episodes": 1, "seed": 123}, best_welfare=ev.best_welfare,
+                 welfare=ev.welfare(json.loads((runs[0] / "result.json").read_text())["assignment"]))
+    submit([runs[0]], board, log=QUIET)
+    (sub,) = load_submissions(board)
+    assert sub["runs"][0]["claimed"]["seed"] == 123
+
+
+# ----------------------------------------------------------------------------- statistics and render
+
+def test_mean_ci_and_normalized():
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert half == pytest.approx(4.302652729911275 * 1.0 / math.sqrt(3))  # t_{0.975, 2} * s / sqrt(n)
+    assert mean_ci([5.0]) == (5.0, None)
+    assert normalized(0.5, 0.0, 1.0) == 0.5
+    assert normalized(0.1, 0.1, 0.9356) == 0.0
+    assert normalized(1.0, 1.0, 1.0) is None
+
+
+def test_render_is_deterministic(runs, board, tmp_path):
+    submit(runs, board, log=QUIET)
+    cp = [make_fixture_run(tmp_path / f"cp{s}", "rmdp/CartPolePosition-v0", k=2, seed=s, env_kwargs={"n_agents": 12},
+                           solver="other") for s in (0, 1)]
+    submit(cp, board, log=QUIET)
+    first = {p.relative_to(board): p.read_bytes() for p in render(board)}
+    second = {p.relative_to(board): p.read_bytes() for p in render(board)}
+    assert first == second
+    other = tmp_path / "board2"  # the same submissions elsewhere give the same bytes
+    shutil.copytree(board / "submissions", other / "submissions")
+    shutil.copy(board / "reference_points.json", other / "reference_points.json")
+    assert {p.relative_to(other): p.read_bytes() for p in render(other)} == first
+    html = (board / "site" / "index.html").read_text()
+    assert html.count('<table class="leaderboard"') == 2
+    assert 'data-plot="CartPolePosition-v0' in html and "-assignment.svg" in html  # the 1-d population histogram
+    readme = (board / "README.md").read_text()
+    assert readme.count("## rmdp/") == 2 and "Worst-off agent" in readme and "Normalized" in readme
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+FAKE_SOLVER = """
+import argparse, sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from leaderboard.testing import make_fixture_run
+p = argparse.ArgumentParser()
+for flag in ("--env-id", "--output-dir"):
+    p.add_argument(flag)
+for flag in ("--k", "--seed", "--total-timesteps"):
+    p.add_argument(flag, type=int)
+p.add_argument("--save-model", action="store_true")
+a = p.parse_args()
+if {fail}:
+    sys.exit("this solver always fails")
+make_fixture_run(Path(a.output_dir) / f"run__{{a.seed}}", a.env_id, a.k, a.seed, solver="fake",
+                 total_timesteps=a.total_timesteps, weight_seed=100 * a.k + a.seed)
+"""
+
+
+@pytest.fixture
+def fake_solvers(tmp_path) -> Path:
+    d = tmp_path / "solvers"
+    d.mkdir()
+    (d / "fake.py").write_text(textwrap.dedent(FAKE_SOLVER.format(root=str(REPO_ROOT), fail=False)))
+    (d / "broken.py").write_text(textwrap.dedent(FAKE_SOLVER.format(root=str(REPO_ROOT), fail=True)))
+    return d
+
+
+def test_sweep_reports_failures_and_skips_finished_runs(fake_solvers, tmp_path, board):
+    args = dict(envs=[RG], ks=[1, 2], seeds=[0], total_timesteps=100, runs_dir=tmp_path / "runs", board=board,
+                workers=2, solvers_dir=fake_solvers, log=QUIET)
+    out = sweep(solvers=["fake", "broken"], **args)
+    status = sorted((o.task.solver, o.task.k, o.status) for o in out)
+    assert status == [("broken", 1, "failed"), ("broken", 2, "failed"), ("fake", 1, "finished"), ("fake", 2, "finished")]
+    failed = [o for o in out if o.status == "failed"]
+    assert all("exit code 1" in o.message and "this solver always fails" in o.message for o in failed)
+    assert sorted(s["k"] for s in load_submissions(board)) == [1, 2]
+    before = snapshot(board)
+    again = sweep(solvers=["fake"], **args)
+    assert [o.status for o in again] == ["skipped", "skipped"]
+    assert snapshot(board) == before
+
+
+def _solver_or_fake(fake_solvers) -> tuple[str, Path]:
+    if (REPO_ROOT / "solvers" / "em_ppo.py").is_file():
+        return "em_ppo", REPO_ROOT / "solvers"
+    return "fake", fake_solvers
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "solvers" / "em_ppo.py").is_file(), reason="solvers/em_ppo.py does not exist yet")
+def test_sweep_2x2_local(tmp_path, board):
+    out = sweep([RG], ["em_ppo"], [1, 2], [0, 1], 2000, tmp_path / "runs", board, backend="local", workers=2, log=QUIET)
+    assert sorted(o.status for o in out) == ["finished"] * 4
+    subs = load_submissions(board)
+    assert sorted((s["k"], len(s["runs"])) for s in subs) == [(1, 2), (2, 2)]
+    assert verify_board(board, log=QUIET) == []
+
+
+def test_sweep_2x2_ray(fake_solvers, tmp_path, board):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install '.[ray]')")
+    solver, solvers_dir = _solver_or_fake(fake_solvers)
+    out = sweep([RG], [solver], [1, 2], [0, 1], 2000, tmp_path / "runs", board, backend="ray", workers=2,
+                solvers_dir=solvers_dir, log=QUIET)
+    assert sorted(o.status for o in out) == ["finished"] * 4, [o.message for o in out]
+    assert sorted((s["k"], len(s["runs"])) for s in load_submissions(board)) == [(1, 2), (2, 2)]
+    # the run folders came back from the workers
+    assert all((o.run_dir / "policies.safetensors").is_file() for o in out)
+
+
+def test_cli_sweep_help():
+    out = subprocess.run([sys.executable, "-m", "leaderboard", "sweep", "--help"], capture_output=True, text=True,
+                         cwd=REPO_ROOT)
+    assert out.returncode == 0
+    for flag in ("--envs", "--solvers", "--k", "--seeds", "--backend", "--address", "--board-dir"):
+        assert flag in out.stdout

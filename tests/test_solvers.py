@@ -1,0 +1,179 @@
+"""The reference solvers, run as scripts in subprocesses (as CleanRL tests its files), on small budgets.
+
+Each test is independent (its own tmp_path), so ``pytest -n 2 tests/test_solvers.py`` spreads them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rmdp_envs
+from rmdp_envs.checkpoint import load_checkpoint
+from rmdp_envs.policies import atomic_write_json, load_policies
+from rmdp_envs.results import REQUIRED_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLVERS = ["em", "e2e", "cluster", "random"]
+RG = "rmdp/ResourceGathering-v0"
+CHEETAH = "rmdp/HalfCheetahSpeed-v0"
+# tiny budgets: RG 10 iterations of 320 transitions; HalfCheetah (10 agents) 4 iterations of 320
+SMALL = {
+    RG: ["--num-envs", "2", "--num-steps", "32", "--total-timesteps", "3200"],
+    CHEETAH: ["--n-agents", "10", "--num-envs", "1", "--num-steps", "64", "--total-timesteps", "1280",
+              "--eval-episodes", "1"],
+}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_solver(solver: str, out: Path, *flags: str, timeout: float = 240, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), "--output-dir", str(out), "--torch-threads", "1", *flags]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=ENV)
+    if check:
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def only_run_dir(out: Path) -> Path:
+    dirs = [d for d in out.iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def read_result(run_dir: Path) -> dict:
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def check_result(result: dict, solver: str, env_id: str, k: int, n: int) -> None:
+    assert set(REQUIRED_KEYS) <= set(result)
+    assert result["solver"] == solver and result["env_id"] == env_id and result["k"] == k
+    assert result["commit"] is None or (isinstance(result["commit"], str) and len(result["commit"]) == 40)
+    assert np.asarray(result["utility"]).shape == (k, n)
+    assignment = np.asarray(result["assignment"])
+    assert assignment.shape == (n,) and assignment.min() >= 0 and assignment.max() < k
+    assert result["population"]["n"] == n
+    assert math.isfinite(result["welfare"]) and math.isfinite(result["best_welfare"])
+    assert result["best_welfare"] >= result["welfare"] - 1e-9
+    utility = np.asarray(result["utility"])
+    assert result["welfare"] == pytest.approx(utility[assignment, np.arange(n)].mean())
+    assert result["transitions"] >= result["total_timesteps"] and result["finished"] is True
+    assert result["wall_time_s"] > 0
+
+
+@pytest.mark.parametrize("env_id", [RG, CHEETAH])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_solver_end_to_end_and_reload(solver, env_id, tmp_path):
+    """Each solver trains, writes a valid result.json, and its saved policies re-evaluate identically."""
+    run_solver(solver, tmp_path, "--env-id", env_id, "--k", "5", "--save-model", *SMALL[env_id])
+    run_dir = only_run_dir(tmp_path)
+    result = read_result(run_dir)
+    n = 25 if env_id == RG else 10
+    check_result(result, solver, env_id, 5, n)
+    assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / "checkpoint.safetensors").is_file()
+    policies = load_policies(run_dir)
+    again = rmdp_envs.evaluate(env_id, policies, 5, result["eval_episodes"], result["eval_seed"], result["env_kwargs"])
+    np.testing.assert_allclose(again.utility, np.asarray(result["utility"]), rtol=0, atol=1e-9)
+    assert again.welfare(result["assignment"]) == pytest.approx(result["welfare"], abs=1e-9)
+    assert again.best_welfare == pytest.approx(result["best_welfare"], abs=1e-9)
+
+
+def test_em_beats_random_assignment(tmp_path):
+    """Learning: on ResourceGathering (k=5) EM's evaluated welfare beats the random assignment's at equal samples."""
+    flags = ["--env-id", RG, "--k", "5", "--total-timesteps", "300000", "--seed", "1"]
+    procs = {}
+    for solver in ("em", "random"):  # both at once: one core each
+        cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), "--output-dir", str(tmp_path / solver),
+               "--torch-threads", "1", *flags]
+        procs[solver] = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    results = {}
+    for solver, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        results[solver] = read_result(only_run_dir(tmp_path / solver))
+    assert results["em"]["transitions"] == results["random"]["transitions"]
+    em, rnd = results["em"], results["random"]
+    assert em["welfare"] > rnd["welfare"] + 0.03, (em["welfare"], rnd["welfare"])
+    assert em["welfare"] > 0.8  # full personalization: 0.9356
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_interrupted_run_resumes(solver, tmp_path):
+    """A run stopped after a checkpoint continues with --resume and finishes with the full budget."""
+    flags = ["--env-id", RG, "--k", "5", *SMALL[RG], "--checkpoint-every", "2"]
+    proc = run_solver(solver, tmp_path, *flags, "--interrupt-after", "3")
+    assert "interrupted after iteration 4" in proc.stdout
+    run_dir = only_run_dir(tmp_path)
+    assert (run_dir / "checkpoint.safetensors").is_file() and not (run_dir / "result.json").exists()
+    proc = run_solver(solver, tmp_path, "--resume", str(run_dir))
+    assert "resumed" in proc.stdout and "at iteration 4" in proc.stdout
+    result = read_result(run_dir)
+    check_result(result, solver, RG, 5, 25)
+    assert result["transitions"] == 3200
+
+
+def test_killed_run_resumes(tmp_path):
+    """SIGKILL after the first checkpoint: --resume continues from it."""
+    cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--output-dir", str(tmp_path), "--torch-threads", "1",
+           "--env-id", RG, "--num-envs", "2", "--num-steps", "32", "--total-timesteps", "400000", "--checkpoint-every", "1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob("*/checkpoint.safetensors")):
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run_dir = only_run_dir(tmp_path)
+    assert (run_dir / "checkpoint.safetensors").is_file()
+    _, state = load_checkpoint(run_dir)
+    assert state["iteration"] >= 1
+    args = json.loads((run_dir / "args.json").read_text())
+    args["total_timesteps"] = 320 * (state["iteration"] + 2)  # shorten the rest of the run for the test
+    atomic_write_json(run_dir / "args.json", args)
+    proc = run_solver("em", tmp_path, "--resume", str(run_dir))
+    assert f"at iteration {state['iteration']}" in proc.stdout
+    assert read_result(run_dir)["transitions"] == 320 * (state["iteration"] + 2)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--k", "30"],  # k > n = 25
+    ["--k", "0"],
+    ["--env-id", "rmdp/NoSuchEnv-v0"],
+    ["--total-timesteps", "-5"],
+    ["--env-id", CHEETAH, "--n-agents", "3", "--k", "5"],
+])
+def test_bad_flags_one_line_error(flags, tmp_path):
+    proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("solver", ["e2e", "cluster", "random"])
+def test_bad_k_other_solvers(solver, tmp_path):
+    proc = run_solver(solver, tmp_path, "--k", "26", check=False, timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_same_seed_same_welfare(tmp_path):
+    flags = ["--env-id", RG, "--k", "3", "--num-envs", "2", "--num-steps", "32", "--total-timesteps", "12800", "--seed", "7"]
+    results = []
+    for i in range(2):
+        run_solver("em", tmp_path / str(i), *flags)
+        results.append(read_result(only_run_dir(tmp_path / str(i))))
+    assert results[0]["welfare"] == results[1]["welfare"]
+    assert results[0]["utility"] == results[1]["utility"]
+    assert results[0]["assignment"] == results[1]["assignment"]
