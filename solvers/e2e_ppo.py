@@ -49,7 +49,9 @@ class Args:
     cuda: bool = False
     """if toggled, the networks run on CUDA when available (environments always run on the CPU)"""
     torch_threads: int = 1
-    """torch intra-op threads; the 64-unit networks gain little from more, and the other core stays free for env stepping"""
+    """torch intra-op threads while rolling out; the 64-unit networks gain little from more, and the other core steps envs"""
+    update_threads: int = 2
+    """torch intra-op threads during the PPO update, when no environment is stepping"""
     save_model: bool = False
     """whether to save the k policies (policies.safetensors + policies.json) in the run directory"""
     output_dir: str = "runs"
@@ -149,8 +151,8 @@ ENV_DEFAULTS = {
         num_minibatches=4, update_epochs=4, ent_coef=5e-2, ent_coef_end=1e-3, target_kl=0.0, norm_obs=False,
         bootstrap_truncated=False, eval_episodes=1, num_workers=0),
     "default": dict(
-        num_envs=4, num_steps=512, learning_rate=3e-4, learning_rate_end=1e-4, adam_eps=1e-5, gamma=0.99,
-        num_minibatches=8, update_epochs=10, ent_coef=1e-3, ent_coef_end=1e-4, target_kl=0.05, norm_obs=True,
+        num_envs=8, num_steps=256, learning_rate=3e-4, learning_rate_end=1e-4, adam_eps=1e-5, gamma=0.99,
+        num_minibatches=4, update_epochs=5, ent_coef=1e-3, ent_coef_end=1e-4, target_kl=0.05, norm_obs=True,
         bootstrap_truncated=True, eval_episodes=4, num_workers=1),
 }
 
@@ -463,6 +465,8 @@ if __name__ == "__main__":
         b_gae, b_returns = per_policy(advantages), per_policy(returns)  # (k, T * m, n)
 
         # PPO on every policy and the assignment logits at once, minibatches grouped per policy
+
+        torch.set_num_threads(args.update_threads)
         N, mb = T * m, args.minibatch_size
         clipfracs, approx_kl = [], torch.zeros(())
         for epoch in range(args.update_epochs):
@@ -501,6 +505,7 @@ if __name__ == "__main__":
                 assignment_optimizer.step()
             if args.target_kl and approx_kl > args.target_kl:
                 break
+        torch.set_num_threads(args.torch_threads)
 
         # the hard assignment: each agent's highest-weight policy
         old = assignment
