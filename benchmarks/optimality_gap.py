@@ -1,8 +1,9 @@
-"""Optimality gap on tabular r-MDPs (issue 4): exact optimum vs exact EM, later vs the deep solvers.
+"""Optimality gap on tabular r-MDPs: exact optimum vs exact EM vs the deep solvers.
 
 For several seeded instances of each tabular family and each budget k: the optimal welfare
 (``rmdp_envs.exact.optimal_welfare``), exact EM (mean and best of ``restarts`` random starts) and
-any deep solver's evaluated welfare, each as a fraction of the optimum. EM's gap is the cost of
+the deep solvers' evaluated best-response welfare (on the first ``deep_seeds`` instances and
+budgets ``deep_ks``), each as a fraction of the optimum. EM's gap is the cost of
 local optima; a deep solver's further gap is the cost of RL noise.
 
     python benchmarks/optimality_gap.py            # writes benchmarks/results/optimality_gap.{json,md}
@@ -10,9 +11,13 @@ local optima; a deep solver's further gap is the cost of RL noise.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -25,6 +30,7 @@ from rmdp_envs.envs.tabular_generators import TabularRandomEnv
 from rmdp_envs.exact import em_exact, full_personalization, optimal_welfare, policy_welfare
 
 TABULAR_IDS = ("rmdp/TabularRandom-v0", "rmdp/GridGoals-v0", "rmdp/Chain-v0")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -39,6 +45,16 @@ class Args:
     """exact-EM runs per instance and k, from seeds 0..restarts-1"""
     out_dir: str = "benchmarks/results"
     """where optimality_gap.json and optimality_gap.md go"""
+    deep_solvers: tuple[str, ...] = ("em", "e2e", "cluster", "random")
+    """deep solvers (solvers/{name}_ppo.py) trained on some instances; empty to skip them"""
+    deep_seeds: int = 1
+    """instances per family (seeds 0..deep_seeds-1) on which the deep solvers run"""
+    deep_ks: tuple[int, ...] = (2, 3)
+    """budgets on which the deep solvers run"""
+    deep_timesteps: int = 200_000
+    """transitions per deep-solver run"""
+    deep_eval_episodes: int = 100
+    """evaluation episodes per policy of each deep-solver run (the tabular envs are stochastic)"""
 
 
 def instance_kwargs(env_id: str, seed: int, n_agents: int) -> dict:
@@ -48,13 +64,27 @@ def instance_kwargs(env_id: str, seed: int, n_agents: int) -> dict:
     return kwargs
 
 
-# ---------------------------------------------------------------------------------------------
-# HOOK for the deep solvers. Return {solver name: welfare evaluated by rmdp_envs.evaluate on
-# gym.make(env_id, **env_kwargs) with k policies}; every name becomes a column of the results.
-# ---------------------------------------------------------------------------------------------
-def deep_solver_welfares(env_id: str, env_kwargs: dict, k: int) -> dict[str, float]:
-    """Evaluated welfare of each deep solver on this instance; none exist yet."""
-    return {}
+def deep_solver_welfares(env_id: str, env_kwargs: dict, k: int, seed: int, args: Args) -> dict[str, float]:
+    """Best-response welfare of each deep solver, trained and evaluated on this instance.
+
+    Each solver file runs in a subprocess (``--env-kwargs`` carries the instance) and its
+    ``result.json`` gives the welfare evaluated by ``rmdp_envs.evaluate`` over
+    ``deep_eval_episodes`` episodes per policy.
+    """
+    if seed >= args.deep_seeds or k not in args.deep_ks:
+        return {}
+    welfares = {}
+    with tempfile.TemporaryDirectory() as out:
+        for solver in args.deep_solvers:
+            cmd = [sys.executable, os.path.join(ROOT, "solvers", f"{solver}_ppo.py"), "--env-id", env_id, "--k", str(k),
+                   "--env-kwargs", json.dumps(env_kwargs), "--total-timesteps", str(args.deep_timesteps),
+                   "--eval-episodes", str(args.deep_eval_episodes), "--output-dir", os.path.join(out, solver)]
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
+            (result,) = glob.glob(os.path.join(out, solver, "*", "result.json"))
+            with open(result) as f:
+                welfares[solver] = json.load(f)["best_welfare"]
+            print(f"  {env_id} seed {seed} k={k} {solver}: {welfares[solver]:.4f}", flush=True)
+    return welfares
 
 
 def add_solver_scores(row: dict, welfares: dict[str, float]) -> dict:
@@ -77,7 +107,7 @@ def measure(env_id: str, seed: int, k: int, args: Args) -> dict:
            "em_runs_at_optimum": int(np.sum(em >= optimum - 1e-9)),
            "full_personalization": full_personalization(mdp),
            "uniform_random": policy_welfare(mdp, uniform, np.zeros(mdp.n_agents, dtype=np.int64))}
-    return add_solver_scores(row, deep_solver_welfares(env_id, env_kwargs, k))
+    return add_solver_scores(row, deep_solver_welfares(env_id, env_kwargs, k, seed, args))
 
 
 def time_optimum() -> dict:

@@ -47,9 +47,11 @@ class Task:
         return runs_dir / env / self.solver / f"t{self.total_timesteps}" / f"k{self.k}-s{self.seed}"
 
     def command(self, script: str, output_dir: str, python: str = sys.executable) -> list[str]:
+        # A sweep spreads runs over the cores, so each run keeps to one: no env worker process and
+        # one torch thread (a run that spins up threads on a busy machine slows every run down).
         return [python, script, "--env-id", self.env_id, "--k", str(self.k), "--seed", str(self.seed),
                 "--total-timesteps", str(self.total_timesteps), "--output-dir", output_dir, "--save-model",
-                *self.extra_args]
+                "--num-workers", "0", "--torch-threads", "1", "--update-threads", "1", *self.extra_args]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any, NoReturn
 
@@ -18,9 +19,20 @@ def fail(message: str) -> NoReturn:
 
 
 def env_kwargs_from(n_agents: int | None = None, population: str | None = None,
-                    population_seed: int | None = None) -> dict[str, Any]:
-    """Environment keyword arguments from the solvers' flags (``None`` = the environment's default)."""
+                    population_seed: int | None = None, extra_json: str | None = None) -> dict[str, Any]:
+    """Environment keyword arguments from the solvers' flags (``None`` = the environment's default).
+
+    ``extra_json`` (``--env-kwargs``) is a JSON object of any further keyword arguments; the
+    dedicated flags win over the same keys in it.
+    """
     kwargs: dict[str, Any] = {}
+    if extra_json:
+        try:
+            kwargs = json.loads(extra_json)
+        except json.JSONDecodeError as e:
+            fail(f"--env-kwargs is not valid JSON ({e.msg} at character {e.pos}): {extra_json!r}")
+        if not isinstance(kwargs, dict):
+            fail(f"--env-kwargs must be a JSON object, got {extra_json!r}")
     if n_agents is not None:
         kwargs["n_agents"] = n_agents
     if population is not None:

@@ -80,6 +80,8 @@ class Args:
     """population sampler: uniform, clusters or grid (default: the environment's)"""
     population_seed: Optional[int] = None
     """seed of the population sampler (default: the environment's, 0)"""
+    env_kwargs: Optional[str] = None
+    """further environment keyword arguments as a JSON object, e.g. '{"instance_seed": 3}'"""
 
     # Algorithm specific arguments (None: the per-environment default of ENV_DEFAULTS)
     total_timesteps: int = 2_000_000
@@ -151,6 +153,12 @@ ENV_DEFAULTS = {
         num_envs=8, num_steps=64, learning_rate=5e-4, learning_rate_end=1e-4, adam_eps=1e-8, gamma=1.0,
         num_minibatches=4, update_epochs=4, ent_coef=5e-2, ent_coef_end=1e-3, target_kl=0.0, norm_obs=False,
         bootstrap_truncated=False, eval_episodes=1, num_workers=0),
+    # tabular r-MDPs: finite horizon, undiscounted, stochastic (more evaluation episodes), cheap steps
+    **{env_id: dict(
+        num_envs=8, num_steps=64, learning_rate=5e-4, learning_rate_end=1e-4, adam_eps=1e-8, gamma=1.0,
+        num_minibatches=4, update_epochs=4, ent_coef=5e-2, ent_coef_end=1e-3, target_kl=0.0, norm_obs=False,
+        bootstrap_truncated=False, eval_episodes=20, num_workers=0)
+       for env_id in ("rmdp/TabularRandom-v0", "rmdp/GridGoals-v0", "rmdp/Chain-v0")},
     "default": dict(
         num_envs=8, num_steps=256, learning_rate=3e-4, learning_rate_end=1e-4, adam_eps=1e-5, gamma=0.99,
         num_minibatches=4, update_epochs=5, ent_coef=1e-3, ent_coef_end=1e-4, target_kl=0.05, norm_obs=True,
@@ -278,7 +286,7 @@ if __name__ == "__main__":
         saved = json.loads((run_dir / "args.json").read_text())
         args = Args(**{**saved, "resume": args.resume, "interrupt_after": args.interrupt_after})
     args = apply_env_defaults(args)
-    env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed)
+    env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)
     probe = check_run_args(
         args.env_id, env_kwargs, args.k, args.total_timesteps,
         positive=dict(num_envs=args.num_envs, num_steps=args.num_steps, num_minibatches=args.num_minibatches,

@@ -151,6 +151,9 @@ def test_killed_run_resumes(tmp_path):
     ["--env-id", "rmdp/NoSuchEnv-v0"],
     ["--total-timesteps", "-5"],
     ["--env-id", CHEETAH, "--n-agents", "3", "--k", "5"],
+    ["--env-kwargs", "{not json"],
+    ["--env-kwargs", "[1, 2]"],
+    ["--env-id", CHEETAH, "--env-kwargs", '{"no_such_kwarg": 1}'],
 ])
 def test_bad_flags_one_line_error(flags, tmp_path):
     proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)
