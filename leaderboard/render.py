@@ -33,10 +33,17 @@ UNSERVED = (0.85, 0.85, 0.85, 1.0)
 
 # ----------------------------------------------------------------------------- aggregation
 
+def _short_commit(commit: str | None, width: int) -> str:
+    """The first ``width`` hex digits, keeping a ``-dirty`` mark (results from uncommitted code)."""
+    if not commit:
+        return "none"
+    return commit[:width] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
 def _label(row: dict[str, Any], ambiguous: bool) -> str:
     if not ambiguous:
         return row["solver"]
-    commit = (row["commit"] or "none")[:7]
+    commit = _short_commit(row["commit"], 7)
     return f"{row['solver']}@{commit}/{row['config']}/{row['timesteps']}"
 
 
@@ -114,7 +121,7 @@ def table_rows(board: dict[str, Any], ref: dict[str, Any]) -> list[list[str]]:
         norm = normalized(row["best"][0], ref["random"]["welfare"], ref["upper"]["welfare"])
         out.append([row["label"], str(row["k"]), _pm(row["best"], d), _pm(row["egal"], d), _fmt(norm, 3),
                     _pm(row["own"], d), f"{len(row['seeds'])} ({', '.join(map(str, row['seeds']))})",
-                    f"{row['timesteps']:,}", (row["commit"] or "none")[:10], row["config"]])
+                    f"{row['timesteps']:,}", _short_commit(row["commit"], 10), row["config"]])
     return out
 
 

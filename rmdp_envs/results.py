@@ -19,14 +19,22 @@ REQUIRED_KEYS = ("env_id", "env_kwargs", "population", "solver", "commit", "seed
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
-    """The commit hash of the repository holding ``path`` (this package by default), or None."""
+    """The commit hash of the repository holding ``path`` (this package by default), or None.
+
+    ``-dirty`` is appended when tracked files differ from that commit: the hash alone would claim
+    code that did not produce the result.
+    """
     cwd = Path(path) if path is not None else Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     commit = out.stdout.strip()
-    return commit if out.returncode == 0 and len(commit) == 40 else None
+    if out.returncode != 0 or len(commit) != 40:
+        return None
+    return commit + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
 
 
 def hardware() -> str:
