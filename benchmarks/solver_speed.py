@@ -63,6 +63,8 @@ class Args:
     """transitions between evaluations on ResourceGathering (default: about 20 evaluations per run)"""
     extra: list[str] = field(default_factory=list)
     """further flags passed to every solver run, e.g. --extra --num-envs 8"""
+    merge: bool = False
+    """keep the other solvers' entries of an existing solver_speed.json (re-measure a few runs)"""
     out: str = str(ROOT / "benchmarks" / "results")
     """folder for solver_speed.json and solver_speed.png"""
     runs_dir: str = str(ROOT / "runs" / "solver_speed")
@@ -153,6 +155,12 @@ def main(args: Args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [run_one(args, solver, env_id) for env_id in args.envs for solver in args.solvers]
+    if args.merge and (out / "solver_speed.json").is_file():
+        # re-measured (solver, env) pairs replace their old entries; the rest are kept
+        fresh = {(r["solver"], r["env_id"]) for r in runs}
+        old = json.loads((out / "solver_speed.json").read_text())["runs"]
+        runs = [r for r in old if (r["solver"], r["env_id"]) not in fresh] + runs
+        runs.sort(key=lambda r: (r["env_id"] != CHEETAH, args.solvers.index(r["solver"]) if r["solver"] in args.solvers else 99))
     report = {"commit": git_commit(ROOT), "hardware": hardware(), "cpu_count": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "settings": vars(args), "runs": runs}
     atomic_write_json(out / "solver_speed.json", report)
