@@ -277,7 +277,7 @@ from leaderboard.testing import make_fixture_run
 p = argparse.ArgumentParser()
 for flag in ("--env-id", "--output-dir"):
     p.add_argument(flag)
-for flag in ("--k", "--seed", "--total-timesteps"):
+for flag in ("--k", "--seed", "--total-timesteps", "--num-workers", "--torch-threads", "--update-threads"):
     p.add_argument(flag, type=int)
 p.add_argument("--save-model", action="store_true")
 a = p.parse_args()
