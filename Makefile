@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet "$(TORCH)" || $(BIN)/pip install --quiet "torch>=2.4"
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[leaderboard]"
 
 dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
