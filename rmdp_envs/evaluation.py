@@ -51,8 +51,7 @@ class EvalResult:
 
     def welfare(self, assignment: Sequence[int]) -> float:
         """Social welfare: mean over agents of the utility of their assigned policy."""
-        a = check_assignment(assignment, self.k, self.n)
-        return float(self.utility[a, np.arange(self.n)].mean())
+        return float(self.agent_utilities(assignment).mean())
 
     def agent_utilities(self, assignment: Sequence[int]) -> np.ndarray:
         """``(n,)``: each agent's utility under its assigned policy."""
