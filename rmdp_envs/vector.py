@@ -38,6 +38,21 @@ def _check_batch_actions(actions, num_envs: int, single_action_space: gym.Space)
     return actions
 
 
+def _set_layout(vec: VectorEnv, first: gym.Env, num_envs: int, k: int, mode: AutoresetMode) -> None:
+    """The attributes every r-MDP vector env exposes: policy-major copies, spaces, population."""
+    vec.num_envs, vec.k, vec.copies_per_policy = num_envs, k, num_envs // k
+    vec.autoreset_mode = mode
+    vec.metadata = {"autoreset_mode": mode}
+    vec.policy_index = np.repeat(np.arange(k), num_envs // k)
+    vec.population = first.unwrapped.population
+    vec.n_agents = vec.population.n
+    vec.single_observation_space = first.observation_space
+    vec.single_action_space = first.action_space
+    vec.single_reward_space = first.unwrapped.reward_space
+    vec.observation_space = batch_space(vec.single_observation_space, num_envs)
+    vec.action_space = batch_space(vec.single_action_space, num_envs)
+
+
 class RMDPVectorEnv(VectorEnv):
     """In-process vector env over r-MDP copies with vector rewards.
 
@@ -57,22 +72,11 @@ class RMDPVectorEnv(VectorEnv):
         mode = AutoresetMode(autoreset_mode)
         if mode not in (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
             raise ValueError(f"autoreset_mode must be SAME_STEP or DISABLED, got {mode}")
-        self.autoreset_mode = mode
-        self.metadata = {"autoreset_mode": mode}
         first = self.envs[0]
-        self.k = k
-        self.copies_per_policy = self.num_envs // k
-        self.policy_index = np.repeat(np.arange(k), self.copies_per_policy)
-        self.population = first.unwrapped.population
-        if any(env.unwrapped.population != self.population for env in self.envs[1:]):
+        if any(env.unwrapped.population != first.unwrapped.population for env in self.envs[1:]):
             raise ValueError("the copies were built with different populations (population_seed=None?); "
                              "all copies of an r-MDP must share one population: fix population_seed")
-        self.n_agents = self.population.n
-        self.single_observation_space = first.observation_space
-        self.single_action_space = first.action_space
-        self.single_reward_space = first.unwrapped.reward_space
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        _set_layout(self, first, self.num_envs, k, mode)
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
         self._returns = np.zeros((self.num_envs, self.n_agents), dtype=np.float32)  # float32 halves the per-step cost at large n
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -165,16 +169,7 @@ class RMDPAsyncVectorEnv(VectorEnv):
         count = self._slices[0].stop
         self._local = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=mode)
         self._receive_all()  # workers report that their envs are built (or raise their error here)
-        self.num_envs, self.k, self.copies_per_policy = num_envs, k, m
-        self.autoreset_mode = self._local.autoreset_mode
-        self.metadata = {"autoreset_mode": self.autoreset_mode}
-        self.policy_index = np.repeat(np.arange(k), m)
-        self.population, self.n_agents = self._local.population, self._local.n_agents
-        self.single_observation_space = self._local.single_observation_space
-        self.single_action_space = self._local.single_action_space
-        self.single_reward_space = self._local.single_reward_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        _set_layout(self, self._local.envs[0], num_envs, k, self._local.autoreset_mode)
         self._done = np.zeros(num_envs, dtype=bool)
         self.closed = False
 
