@@ -87,8 +87,10 @@ def upper_welfare(env_id: str, env_kwargs: dict) -> dict[str, Any]:
             return {"welfare": float(np.mean(1.0 - steps / 100.0)),
                     "source": "closed form: shortest round trip to each user's cell"}
         if env.spec is not None and env.spec.max_episode_steps and hasattr(base, "reward_space"):
-            bound = round(float(np.max(base.reward_space.high)) * env.spec.max_episode_steps, 6)
-            return {"welfare": bound, "source": f"reward bound: {np.max(base.reward_space.high):.3g} per step x "
+            # shortest decimal of the float32 bound: 0.1, not 0.100000001 (else 100.000001 below)
+            per_step = float(np.format_float_positional(np.max(base.reward_space.high)))
+            bound = round(per_step * env.spec.max_episode_steps, 6)
+            return {"welfare": bound, "source": f"reward bound: {per_step:.3g} per step x "
                                                 f"{env.spec.max_episode_steps} steps"}
     finally:
         env.close()

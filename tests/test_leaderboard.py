@@ -17,7 +17,8 @@ import pytest
 
 from leaderboard import __main__ as cli
 from leaderboard.protocol import PROTOCOL
-from leaderboard.render import render
+from leaderboard.references import upper_welfare
+from leaderboard.render import render, welfare_plot
 from leaderboard.stats import mean_ci, normalized
 from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
 from leaderboard.submit import SubmissionError, schema_errors, submit
@@ -246,6 +247,23 @@ def test_mean_ci_and_normalized():
     assert normalized(0.5, 0.0, 1.0) == 0.5
     assert normalized(0.1, 0.1, 0.9356) == 0.0
     assert normalized(1.0, 1.0, 1.0) is None
+
+
+def test_welfare_plot_names_a_far_off_upper_bound_instead_of_drawing_it():
+    """A bound 10x above every curve (speed tasks: 100) would flatten them; near ones are drawn."""
+    pytest.importorskip("matplotlib")
+    board = {"benchmark": {"env_id": "rmdp/HalfCheetahSpeed-v0", "n": 100},
+             "rows": [{"label": "em", "k": k, "best": (w, 1.0)} for k, w in [(1, 4.0), (2, 8.0)]]}
+    far = welfare_plot(board, {"upper": {"welfare": 100.0}, "random": {"welfare": 2.0}})
+    near = welfare_plot(board, {"upper": {"welfare": 12.0}, "random": {"welfare": 2.0}})
+    assert "W_upper = 100 (above the plot)" in far
+    assert "above the plot" not in near and "W_upper" in near
+
+
+def test_upper_reference_points_are_exact_decimals():
+    """The published bounds are the round numbers a reader would compute (float32 0.1 x 1000 is not 100.000001)."""
+    assert upper_welfare("rmdp/HalfCheetahSpeed-v0", {}) == {"welfare": 100.0, "source": "reward bound: 0.1 per step x 1000 steps"}
+    assert upper_welfare("rmdp/ResourceGathering-v0", {})["welfare"] == pytest.approx(0.9356)
 
 
 def test_render_is_deterministic(runs, board, tmp_path):
