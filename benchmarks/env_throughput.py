@@ -2,7 +2,7 @@
 
 Single env: ``gymnasium.make`` of each (both without the passive env checker), pre-sampled
 actions, resets included. Vectorized: ``rmdp_envs.make_vector_env`` (k=4 policies x m=4 copies,
-in-process and with 2 worker processes) against Gymnasium's ``SyncVectorEnv`` of 16 raw copies.
+in-process and with ``--workers`` env worker processes beside the main one; 1 on 2 cores) against Gymnasium's ``SyncVectorEnv`` of 16 raw copies.
 Writes ``benchmarks/results/env_throughput.json``.
 
     python benchmarks/env_throughput.py [--steps 20000] [--sizes 100 10000 100000]
@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 10_000, 100_000], help="population sizes n")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many measurements")
     parser.add_argument("--envs", nargs="+", default=list(RAW), help="r-MDP ids")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="num_workers of the multi-process vector env (the main process steps a share too)")
     parser.add_argument("--out", default="benchmarks/results/env_throughput.json")
     args = parser.parse_args()
 
@@ -86,7 +88,7 @@ def main() -> None:
                    "single": best_of(lambda: single_rate(gym.make(env_id, **kwargs), steps), args.repeats),
                    "raw_single": raw_single,
                    "vector": best_of(lambda: vector_rate(rmdp_envs.make_vector_env(env_id, 4, 4, kwargs), steps), args.repeats),
-                   "vector_2_workers": best_of(lambda: vector_rate(rmdp_envs.make_vector_env(env_id, 4, 4, kwargs, num_workers=2), steps), args.repeats),
+                   "vector_workers": best_of(lambda: vector_rate(rmdp_envs.make_vector_env(env_id, 4, 4, kwargs, num_workers=args.workers), steps), args.repeats),
                    "raw_vector": raw_vector}
             row["single_ratio"] = row["single"] / raw_single if raw_single else None
             row["vector_ratio"] = row["vector"] / raw_vector if raw_vector else None
@@ -94,10 +96,10 @@ def main() -> None:
             ratio = f"{row['single_ratio']:.0%}" if raw_single else "-"
             vratio = f"{row['vector_ratio']:.0%}" if raw_vector else "-"
             print(f"{env_id:28s} n={n:>7d}  single {row['single']:>9.0f}/s ({ratio:>4s} of raw)  "
-                  f"vector {row['vector']:>9.0f}/s ({vratio:>4s})  2 workers {row['vector_2_workers']:>9.0f}/s", flush=True)
+                  f"vector {row['vector']:>9.0f}/s ({vratio:>4s})  {args.workers} worker(s) {row['vector_workers']:>9.0f}/s", flush=True)
     result = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
                          f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
-              "date": time.strftime("%Y-%m-%d"), "steps": args.steps, "rows": rows}
+              "date": time.strftime("%Y-%m-%d"), "steps": args.steps, "workers": args.workers, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
