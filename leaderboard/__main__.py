@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("verify", help="re-evaluate every stored submission from its copied policies")
     _board_arg(p)
+    p.add_argument("--envs", nargs="+", help="only these env ids (default: every benchmark on the board)")
+    p.add_argument("--no-evaluate", action="store_true",
+                   help="check schema and policy hashes only; skip re-evaluating the policies")
 
     p = sub.add_parser("sweep", help="run a grid of solver runs and submit the results")
     p.add_argument("--envs", nargs="+", required=True, help="env ids, e.g. rmdp/ResourceGathering-v0")
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "verify":
         from leaderboard.verify import verify_board  # noqa: PLC0415
-        problems = verify_board(board)
+        problems = verify_board(board, evaluate=not args.no_evaluate, envs=args.envs)
         for line in problems:
             print(line, file=sys.stderr)
         print("board verified" if not problems else f"{len(problems)} problem(s)")
