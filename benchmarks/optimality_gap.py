@@ -27,7 +27,8 @@ import tyro
 
 import rmdp_envs
 from rmdp_envs.envs.tabular_generators import TabularRandomEnv
-from rmdp_envs.exact import em_exact, full_personalization, optimal_welfare, policy_welfare
+from rmdp_envs.exact import (em_exact, full_personalization, optimal_welfare, policy_utilities, policy_welfare,
+                             tabulate_policies)
 
 TABULAR_IDS = ("rmdp/TabularRandom-v0", "rmdp/GridGoals-v0", "rmdp/Chain-v0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,8 +54,8 @@ class Args:
     """budgets on which the deep solvers run"""
     deep_timesteps: int = 200_000
     """transitions per deep-solver run"""
-    deep_eval_episodes: int = 100
-    """evaluation episodes per policy of each deep-solver run (the tabular envs are stochastic)"""
+    deep_eval_episodes: int = 20
+    """the solvers' own sampled evaluation (kept beside the exact score in the JSON)"""
 
 
 def instance_kwargs(env_id: str, seed: int, n_agents: int) -> dict:
@@ -64,12 +65,13 @@ def instance_kwargs(env_id: str, seed: int, n_agents: int) -> dict:
     return kwargs
 
 
-def deep_solver_welfares(env_id: str, env_kwargs: dict, k: int, seed: int, args: Args) -> dict[str, float]:
-    """Best-response welfare of each deep solver, trained and evaluated on this instance.
+def deep_solver_welfares(env_id: str, env_kwargs: dict, k: int, seed: int, args: Args) -> dict[str, dict]:
+    """Best-response welfare of each deep solver, trained on this instance and scored exactly.
 
-    Each solver file runs in a subprocess (``--env-kwargs`` carries the instance) and its
-    ``result.json`` gives the welfare evaluated by ``rmdp_envs.evaluate`` over
-    ``deep_eval_episodes`` episodes per policy.
+    Each solver file runs in a subprocess (``--env-kwargs`` carries the instance, ``--save-model``
+    keeps its policies). The greedy policies are tabulated at every (step, state) and scored by
+    ``policy_utilities``: no sampling noise, so a score can never exceed the optimum.
+    ``result.json``'s sampled welfare (``deep_eval_episodes`` episodes) is kept beside it.
     """
     if seed >= args.deep_seeds or k not in args.deep_ks:
         return {}
@@ -78,19 +80,22 @@ def deep_solver_welfares(env_id: str, env_kwargs: dict, k: int, seed: int, args:
         for solver in args.deep_solvers:
             cmd = [sys.executable, os.path.join(ROOT, "solvers", f"{solver}_ppo.py"), "--env-id", env_id, "--k", str(k),
                    "--env-kwargs", json.dumps(env_kwargs), "--total-timesteps", str(args.deep_timesteps),
-                   "--eval-episodes", str(args.deep_eval_episodes), "--output-dir", os.path.join(out, solver)]
+                   "--eval-episodes", str(args.deep_eval_episodes), "--save-model", "--output-dir", os.path.join(out, solver)]
             subprocess.run(cmd, check=True, capture_output=True, text=True)
             (result,) = glob.glob(os.path.join(out, solver, "*", "result.json"))
             with open(result) as f:
-                welfares[solver] = json.load(f)["best_welfare"]
-            print(f"  {env_id} seed {seed} k={k} {solver}: {welfares[solver]:.4f}", flush=True)
+                sampled = json.load(f)["best_welfare"]
+            mdp = gym.make(env_id, **env_kwargs).unwrapped
+            utilities = policy_utilities(mdp, tabulate_policies(mdp, rmdp_envs.load_policies(os.path.dirname(result)), k))
+            welfares[solver] = {"welfare": float(utilities.max(axis=0).mean()), "welfare_sampled": float(sampled)}
+            print(f"  {env_id} seed {seed} k={k} {solver}: {welfares[solver]['welfare']:.4f} "
+                  f"(sampled {sampled:.4f})", flush=True)
     return welfares
 
 
-def add_solver_scores(row: dict, welfares: dict[str, float]) -> dict:
+def add_solver_scores(row: dict, welfares: dict[str, dict]) -> dict:
     """Put each solver's welfare and its fraction of the optimum into a result row."""
-    row["solvers"] = {name: {"welfare": float(w), "fraction_of_optimum": float(w) / row["optimum"]}
-                      for name, w in welfares.items()}
+    row["solvers"] = {name: {**w, "fraction_of_optimum": w["welfare"] / row["optimum"]} for name, w in welfares.items()}
     return row
 
 
@@ -122,9 +127,7 @@ def time_optimum() -> dict:
 
 
 def markdown(rows: list[dict], timing: dict, args: Args) -> str:
-    solvers = sorted({name for row in rows for name in row["solvers"]})
-    head = ["env", "seed", "k", "optimum", "EM mean", "EM best", "EM mean / opt", "EM best / opt",
-            "EM runs at opt"] + [f"{s} / opt" for s in solvers]
+    head = ["env", "seed", "k", "optimum", "EM mean", "EM best", "EM mean / opt", "EM best / opt", "EM runs at opt"]
     lines = ["# Optimality gap on tabular r-MDPs", "",
              f"Welfare = per-agent mean expected return (in [0, 1]); n = {args.n_agents} agents; exact EM over "
              f"{args.restarts} random starts. rmdp {rmdp_envs.__version__}.", "",
@@ -134,8 +137,21 @@ def markdown(rows: list[dict], timing: dict, args: Args) -> str:
                  f"{row['optimum']:.4f}", f"{row['em_mean']:.4f}", f"{row['em_best']:.4f}",
                  f"{row['em_mean_fraction']:.3f}", f"{row['em_best_fraction']:.3f}",
                  f"{row['em_runs_at_optimum']}/{args.restarts}"]
-        cells += [f"{row['solvers'][s]['fraction_of_optimum']:.3f}" if s in row["solvers"] else "" for s in solvers]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    deep = [row for row in rows if row["solvers"]]
+    if deep:
+        solvers = sorted({name for row in deep for name in row["solvers"]})
+        head = ["env", "seed", "k", "optimum", "exact EM mean / opt"] + [f"{s} / opt" for s in solvers]
+        lines += ["", "## Deep solvers", "",
+                  f"Each solver trained once ({args.deep_timesteps:,} transitions, default flags) per instance; "
+                  "its greedy policies are tabulated at every (step, state) and their best-response welfare "
+                  "computed exactly (`rmdp_envs.exact.tabulate_policies` + `policy_utilities`).", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in deep:
+            cells = [row["env_id"].split("/")[1], row["env_kwargs"]["population_seed"], row["k"],
+                     f"{row['optimum']:.4f}", f"{row['em_mean_fraction']:.3f}"]
+            cells += [f"{row['solvers'][s]['fraction_of_optimum']:.3f}" if s in row["solvers"] else "" for s in solvers]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", f"`optimal_welfare` at n={timing['n_agents']}, k={timing['k']}, S={timing['n_states']}, "
               f"A={timing['n_actions']}, H={timing['horizon']}: {timing['seconds']:.2f} s ({timing['machine']})."]
     return "\n".join(lines) + "\n"

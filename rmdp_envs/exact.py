@@ -340,3 +340,19 @@ def tabular_policy_fn(mdp, policies):
 
     policy_fn.batched = True
     return policy_fn
+
+
+def tabulate_policies(mdp, policy_fn, k: int) -> np.ndarray:
+    """``(k, H, S)`` actions of a batched ``policy_fn`` (e.g. :func:`rmdp_envs.load_policies`) in every state and step.
+
+    Lets the exact tools score trained policies without sampling noise: a deterministic policy is
+    fully described by its action at each ``(t, s)``.
+    """
+    mdp = as_tabular(mdp)
+    H, S = mdp.horizon, mdp.n_states
+    t, state = np.meshgrid(np.arange(H), np.arange(S), indexing="ij")
+    obs = np.broadcast_to(mdp.encode(state.ravel(), t.ravel()), (k, H * S, S + 1))
+    actions = np.asarray(policy_fn(np.ascontiguousarray(obs)))
+    if actions.shape != (k, H * S):
+        raise ValueError(f"policy_fn must return (k, batch) = ({k}, {H * S}) discrete actions, got {actions.shape}")
+    return actions.astype(np.int64).reshape(k, H, S)

@@ -136,11 +136,16 @@ class TabularRMDP(gym.Env):
         obs = np.asarray(obs)
         return obs[..., :-1].argmax(axis=-1), np.rint(obs[..., -1] * self.horizon).astype(np.int64)
 
-    def _obs(self) -> np.ndarray:
-        obs = np.zeros(self.n_states + 1, dtype=np.float32)
-        obs[self._state] = 1.0
-        obs[-1] = self._t / self.horizon
+    def encode(self, state, t) -> np.ndarray:
+        """Observations ``(..., S + 1)`` of integer ``state`` and ``t`` arrays: the inverse of :meth:`decode`."""
+        state, t = np.broadcast_arrays(np.asarray(state, dtype=np.int64), np.asarray(t))
+        obs = np.zeros(state.shape + (self.n_states + 1,), dtype=np.float32)
+        np.put_along_axis(obs, state[..., None], 1.0, axis=-1)
+        obs[..., -1] = t / self.horizon
         return obs
+
+    def _obs(self) -> np.ndarray:
+        return self.encode(self._state, self._t)
 
     def _sample(self, cdf: np.ndarray) -> int:
         return min(int(np.searchsorted(cdf, self.np_random.random(), side="right")), self.n_states - 1)

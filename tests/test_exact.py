@@ -9,7 +9,7 @@ import pytest
 
 import rmdp_envs
 from rmdp_envs.exact import (MAX_EXACT_AGENTS, em_exact, optimal_welfare, policy_utilities, policy_welfare,
-                             tabular_policy_fn, welfare_bounds)
+                             tabular_policy_fn, tabulate_policies, welfare_bounds)
 
 SMALL = {  # brute-forceable instances: n <= 6
     "rmdp/TabularRandom-v0": {"n_agents": 6, "n_states": 5, "n_actions": 3, "horizon": 4, "noise": 0.3},
@@ -109,6 +109,36 @@ def test_policy_welfare_agrees_with_monte_carlo_through_evaluate():
     z = np.abs(result.utility - exact) / np.maximum(result.utility_sem, 1e-9)
     assert z.max() < 4.5, z
     assert np.abs(result.welfare(solution.assignment) - solution.value) < 4.5 * result.utility_sem.max()
+
+
+def test_tabulate_inverts_tabular_policy_fn_and_encode_inverts_decode():
+    mdp = small("rmdp/TabularRandom-v0")
+    table = np.random.default_rng(0).integers(0, mdp.n_actions, size=(3, mdp.horizon, mdp.n_states))
+    np.testing.assert_array_equal(tabulate_policies(mdp, tabular_policy_fn(mdp, table), 3), table)
+    state, t = np.array([[0, 4], [2, 1]]), np.array([[0, 3], [1, 2]])
+    for a, b in zip(mdp.decode(mdp.encode(state, t)), (state, t)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="policy_fn must return"):
+        tabulate_policies(mdp, lambda obs: obs, 3)  # (k, batch, S + 1): not one action per observation
+
+
+def test_saved_network_policies_scored_exactly_match_their_monte_carlo_evaluation(tmp_path):
+    """The exact score of trained policies (no sampling noise) is what evaluate estimates."""
+    import torch  # noqa: PLC0415
+
+    from rmdp_envs.policies import MultiPolicyActor, load_policies, save_policies  # noqa: PLC0415
+
+    kwargs = {"n_agents": 5, "n_states": 6, "n_actions": 3, "horizon": 6, "noise": 0.3}
+    mdp = gym.make("rmdp/TabularRandom-v0", **kwargs).unwrapped
+    torch.manual_seed(0)
+    save_policies(tmp_path, MultiPolicyActor(2, mdp.n_states + 1, mdp.n_actions, discrete=True),
+                  env_id="rmdp/TabularRandom-v0", env_kwargs=kwargs)
+    policies = load_policies(tmp_path)
+    table = tabulate_policies(mdp, policies, 2)
+    assert len(np.unique(table)) > 1  # a real network, not a constant
+    result = rmdp_envs.evaluate("rmdp/TabularRandom-v0", policies, k=2, episodes=400, seed=0, env_kwargs=kwargs)
+    z = np.abs(result.utility - policy_utilities(mdp, table)) / np.maximum(result.utility_sem, 1e-9)
+    assert z.max() < 4.5, z
 
 
 def test_stochastic_policies_mix_deterministic_ones():
