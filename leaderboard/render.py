@@ -40,11 +40,26 @@ def _short_commit(commit: str | None, width: int) -> str:
     return commit[:width] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
-def _label(row: dict[str, Any], ambiguous: bool) -> str:
-    if not ambiguous:
-        return row["solver"]
-    commit = _short_commit(row["commit"], 7)
-    return f"{row['solver']}@{commit}/{row['config']}/{row['timesteps']}"
+def _steps(n: int) -> str:
+    """1000000 -> "1M", 300000 -> "300k": the scale an RL reader expects in a legend."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size and n % (size // 10) == 0:
+            return f"{n / size:g}{suffix}"
+    return str(n)
+
+
+def _label(row: dict[str, Any], varying: set[str]) -> str:
+    """The solver's name plus only what tells its rows apart (commit, config, timesteps, protocol)."""
+    parts = []
+    if "commit" in varying:
+        parts.append("@" + (_short_commit(row["commit"], 7) or "?"))
+    if "config" in varying:
+        parts.append(f"config {row['config']}")
+    if "timesteps" in varying:
+        parts.append(f"{_steps(row['timesteps'])} steps")
+    if "protocol" in varying:
+        parts.append(f"protocol {row['protocol']}")
+    return row["solver"] + (" (" + ", ".join(parts) + ")" if parts else "")
 
 
 def collect(submissions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -77,8 +92,11 @@ def collect(submissions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for row in out:
             per_k[(row["solver"], row["k"])] += 1
         ambiguous = {solver for (solver, _), count in per_k.items() if count > 1}
+        varying = {solver: {field for field in ("commit", "config", "timesteps", "protocol")
+                            if len({r[field] or "" for r in out if r["solver"] == solver}) > 1}
+                   for solver in ambiguous}
         for row in out:  # a solver's rows share a label (one line in the plot) unless some k has several
-            row["label"] = _label(row, row["solver"] in ambiguous)
+            row["label"] = _label(row, varying.get(row["solver"], set()))
         out.sort(key=lambda r: (r["k"], -r["best"][0], r["label"], r["commit"] or "", r["config"], r["timesteps"]))
         boards[bkey]["rows"] = out
     return dict(sorted(boards.items(), key=lambda kv: (kv[1]["benchmark"]["env_id"], kv[0])))

@@ -18,7 +18,7 @@ import pytest
 from leaderboard import __main__ as cli
 from leaderboard.protocol import PROTOCOL
 from leaderboard.references import upper_welfare
-from leaderboard.render import render, welfare_plot
+from leaderboard.render import collect, render, welfare_plot
 from leaderboard.stats import mean_ci, normalized
 from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
 from leaderboard.submit import SubmissionError, schema_errors, submit
@@ -268,6 +268,22 @@ def test_welfare_plot_names_a_far_off_upper_bound_instead_of_drawing_it():
     near = welfare_plot(board, {"upper": {"welfare": 12.0}, "random": {"welfare": 2.0}})
     assert "W_upper = 100 (above the plot)" in far
     assert "above the plot" not in near and "W_upper" in near
+
+
+def test_rows_of_one_solver_are_labelled_by_what_differs():
+    """Two budgets of EM on one board: the legend says '1M steps' / '4M steps', not a hash soup."""
+    def sub(name, k, steps, commit="a" * 40):
+        run = {"seed": 0, "total_timesteps": steps, "best_welfare": 1.0, "welfare": 1.0,
+               "egalitarian_welfare": 0.0, "wall_time_s": 1.0}
+        return {"benchmark": {"key": "b", "env_id": "rmdp/HalfCheetahSpeed-v0"}, "solver": {"name": name, "commit": commit, "config": "c0"}, "k": k,
+                "protocol": {"version": "v1"}, "runs": [run], "id": f"{name}-{k}-{steps}"}
+
+    board = collect([sub("em", 5, 1_000_000), sub("em", 5, 4_000_000), sub("em", 2, 1_000_000),
+                     sub("random", 5, 1_000_000), sub("random", 5, 1_000_000, commit="b" * 40)])
+    labels = {(r["solver"], r["k"], r["timesteps"], r["commit"][0]): r["label"] for r in board["b"]["rows"]}
+    assert labels[("em", 5, 1_000_000, "a")] == labels[("em", 2, 1_000_000, "a")] == "em (1M steps)"
+    assert labels[("em", 5, 4_000_000, "a")] == "em (4M steps)"
+    assert labels[("random", 5, 1_000_000, "b")] == "random (@bbbbbbb)"
 
 
 def test_upper_reference_points_are_exact_decimals():
