@@ -181,6 +181,8 @@ def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
         half = np.array([r["best"][1] or 0.0 for r in rows])
         ax.plot(ks, mean, marker="o", color=color, label=label)
         ax.fill_between(ks, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
+        if len(ks) == 1:  # a band needs two budgets; one budget gets an error bar
+            ax.errorbar(ks, mean, yerr=half, color=color, capsize=4, linewidth=1)
         top = max(top, float(np.max(mean + half)))
     upper = ref["upper"]["welfare"]
     if upper is not None and upper <= 2 * max(top, ref["random"]["welfare"]):
@@ -229,8 +231,10 @@ def assignment_plot(board: dict[str, Any]) -> str | None:
                 ax.set_title(f"k = {k}")
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
-            if row is None:
-                ax.axis("off")
+            if row is None:  # blank, but keep the axes: the first column carries the row's label
+                ax.tick_params(left=False, bottom=False, labelleft=False, labelbottom=False)  # not set_xticks: shared axes
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
                 continue
             run = _representative(row)
             utility = np.asarray(run["utility"])
