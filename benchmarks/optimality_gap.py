@@ -65,7 +65,7 @@ def instance_kwargs(env_id: str, seed: int, n_agents: int) -> dict:
     return kwargs
 
 
-def deep_solver_welfares(env_id: str, env_kwargs: dict, k: int, seed: int, args: Args) -> dict[str, dict]:
+def deep_solver_welfares(mdp, env_id: str, env_kwargs: dict, k: int, seed: int, args: Args) -> dict[str, dict]:
     """Best-response welfare of each deep solver, trained on this instance and scored exactly.
 
     Each solver file runs in a subprocess (``--env-kwargs`` carries the instance, ``--save-model``
@@ -85,7 +85,6 @@ def deep_solver_welfares(env_id: str, env_kwargs: dict, k: int, seed: int, args:
             (result,) = glob.glob(os.path.join(out, solver, "*", "result.json"))
             with open(result) as f:
                 sampled = json.load(f)["best_welfare"]
-            mdp = gym.make(env_id, **env_kwargs).unwrapped
             utilities = policy_utilities(mdp, tabulate_policies(mdp, rmdp_envs.load_policies(os.path.dirname(result)), k))
             welfares[solver] = {"welfare": float(utilities.max(axis=0).mean()), "welfare_sampled": float(sampled)}
             print(f"  {env_id} seed {seed} k={k} {solver}: {welfares[solver]['welfare']:.4f} "
@@ -112,7 +111,7 @@ def measure(env_id: str, seed: int, k: int, args: Args) -> dict:
            "em_runs_at_optimum": int(np.sum(em >= optimum - 1e-9)),
            "full_personalization": full_personalization(mdp),
            "uniform_random": policy_welfare(mdp, uniform, np.zeros(mdp.n_agents, dtype=np.int64))}
-    return add_solver_scores(row, deep_solver_welfares(env_id, env_kwargs, k, seed, args))
+    return add_solver_scores(row, deep_solver_welfares(mdp, env_id, env_kwargs, k, seed, args))
 
 
 def time_optimum() -> dict:

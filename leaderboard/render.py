@@ -52,7 +52,7 @@ def _label(row: dict[str, Any], varying: set[str]) -> str:
     """The solver's name plus only what tells its rows apart (commit, config, timesteps, protocol)."""
     parts = []
     if "commit" in varying:
-        parts.append("@" + (_short_commit(row["commit"], 7) or "?"))
+        parts.append("@" + _short_commit(row["commit"], 7))
     if "config" in varying:
         parts.append(f"config {row['config']}")
     if "timesteps" in varying:

@@ -145,7 +145,12 @@ class TabularRMDP(gym.Env):
         return obs
 
     def _obs(self) -> np.ndarray:
-        return self.encode(self._state, self._t)
+        """:meth:`encode` of the current state, by scalar indexing: it runs every step, where encode's
+        broadcasting costs 6 us against 0.5 us (half of a whole step)."""
+        obs = np.zeros(self.n_states + 1, dtype=np.float32)
+        obs[self._state] = 1.0
+        obs[-1] = self._t / self.horizon
+        return obs
 
     def _sample(self, cdf: np.ndarray) -> int:
         return min(int(np.searchsorted(cdf, self.np_random.random(), side="right")), self.n_states - 1)

@@ -122,6 +122,15 @@ def test_tabulate_inverts_tabular_policy_fn_and_encode_inverts_decode():
         tabulate_policies(mdp, lambda obs: obs, 3)  # (k, batch, S + 1): not one action per observation
 
 
+def test_env_observations_are_what_encode_builds():
+    """The env's scalar fast path and encode must describe one observation layout."""
+    mdp = small("rmdp/TabularRandom-v0")
+    obs, info = mdp.reset(seed=0)
+    for step in range(mdp.horizon):
+        np.testing.assert_array_equal(obs, mdp.encode(info["state"], step))
+        obs, _, _, _, info = mdp.step(step % mdp.n_actions)
+
+
 def test_saved_network_policies_scored_exactly_match_their_monte_carlo_evaluation(tmp_path):
     """The exact score of trained policies (no sampling noise) is what evaluate estimates."""
     import torch  # noqa: PLC0415
