@@ -86,6 +86,35 @@ class TargetWindowReward:
                 reward[self.order[lo:hi]] = values
         return reward
 
+#: ``metadata["rmdp_evaluation"]``: how exactly re-evaluating the same policies on the same seeds repeats.
+#: ``"exact"``: integer or tabular dynamics, the same numbers on every machine up to float summation;
+#: ``"chaotic"``: continuous physics, where a last-bit difference in a policy's output can change an
+#: action and grow over a long episode (MuJoCo). The leaderboard picks its tolerance by this fact.
+EVALUATION_CLASSES = ("exact", "chaotic")
+#: ``metadata["rmdp_family"]``: the kind of task, which picks the solvers' default hyperparameters.
+FAMILIES = ("gridworld", "tabular", "classic_control", "mujoco")
+
+
+def upper_welfare(env) -> dict[str, Any]:
+    """The full-personalization welfare of an r-MDP (every user its own optimal policy), as the env states it.
+
+    An env that knows it exactly or in closed form says so with a ``full_personalization_welfare()``
+    method; otherwise the bound is its per-step reward bound (``reward_space.high``) times its
+    horizon (``spec.max_episode_steps``). Returns ``{"welfare": float | None, "source": str}``.
+    """
+    base = env.unwrapped
+    own = getattr(base, "full_personalization_welfare", None)
+    if own is not None:
+        return own()
+    spec = base.spec or getattr(env, "spec", None)
+    if spec is not None and spec.max_episode_steps and hasattr(base, "reward_space"):
+        # shortest decimal of the float32 bound: 0.1, not 0.100000001 (else 100.000001 below)
+        per_step = float(np.format_float_positional(np.max(base.reward_space.high)))
+        bound = round(per_step * spec.max_episode_steps, 6)
+        return {"welfare": bound, "source": f"reward bound: {per_step:.3g} per step x {spec.max_episode_steps} steps"}
+    return {"welfare": None, "source": "unknown"}
+
+
 def check_k(k: int, n: int) -> int:
     """Validate a budget of ``k`` policies for ``n`` agents: ``1 <= k <= n``."""
     if isinstance(k, bool) or int(k) != k:
@@ -110,5 +139,32 @@ def check_assignment(assignment, k: int, n: int) -> np.ndarray:
 
 
 def round_robin(n: int, k: int) -> np.ndarray:
-    """The default assignment: agent ``i`` to policy ``i mod k``."""
+    """The default assignment: user ``i`` to policy ``i mod k``."""
     return np.arange(n) % k
+
+
+def e_step(utility: np.ndarray, assignment: np.ndarray, tol: float = 0.0) -> np.ndarray:
+    """The E-step of EM (one rule for the deep and the exact solver): each user to its best policy.
+
+    ``utility[p, i]`` is user ``i``'s (estimated) value under policy ``p``. The tie rule: a user
+    moves to its best policy (the lowest index among equals) only when that beats its current
+    policy by more than ``tol``; otherwise it stays. Staying on ties is what makes EM stop instead
+    of cycling between equally good policies (the exact solver passes a ``tol`` of float noise).
+    No policy empties (the paper's rule): a policy left without users takes back, among its
+    previous users whose new policy keeps another user, the one whose move gained least (if there
+    is none, any user of a policy with more than one).
+    """
+    k, n = utility.shape
+    users = np.arange(n)
+    best = utility.argmax(axis=0)
+    new = np.where(utility[best, users] > utility[assignment, users] + tol, best, assignment)
+    for p in range(k):
+        if (new == p).any():
+            continue
+        sizes = np.bincount(new, minlength=k)
+        candidates = np.flatnonzero((assignment == p) & (sizes[new] > 1))
+        if candidates.size == 0:
+            candidates = np.flatnonzero(sizes[new] > 1)
+        loss = utility[new[candidates], candidates] - utility[p, candidates]
+        new[candidates[np.argmin(loss)]] = p
+    return new

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rmdp_envs.core import check_assignment, check_k, round_robin
+from rmdp_envs.core import check_assignment, check_k, e_step, round_robin
 from rmdp_envs.tabular import TabularRMDP
 
 #: Most agents :func:`optimal_welfare` accepts: the partition DP touches ``(3^n - 1) / 2`` pairs.
@@ -260,29 +260,6 @@ def policy_welfare(mdp, policies, assignment) -> float:
     return float(utilities[assignment, np.arange(n)].mean())
 
 
-def _e_step(utilities: np.ndarray, assignment: np.ndarray) -> np.ndarray:
-    """Each agent moves to its best policy if strictly better; the last agent of a policy stays.
-
-    Keeping one agent per policy is the paper's rule (no policy empties); moving only on strict
-    improvement makes EM stop instead of cycling between ties.
-    """
-    k, n = utilities.shape
-    agents = np.arange(n)
-    tolerance = 1e-12 * max(1.0, float(np.abs(utilities).max()))
-    best = utilities.argmax(axis=0)
-    improves = utilities[best, agents] > utilities[assignment, agents] + tolerance
-    new = np.where(improves, best, assignment)
-    while True:
-        emptied = [j for j in range(k) if (assignment == j).any() and not (new == j).any()]
-        if not emptied:
-            return new
-        for j in emptied:
-            members = np.flatnonzero(assignment == j)
-            loss = utilities[new[members], members] - utilities[j, members]
-            stayer = members[np.argmin(loss)]
-            new[stayer] = j
-
-
 def em_exact(mdp, k: int, init_assignment=None, seed: int = 0, max_iterations: int = 10_000) -> WelfareSolution:
     """The paper's EM with exact M-steps (backward induction per group) and exact E-steps.
 
@@ -301,7 +278,8 @@ def em_exact(mdp, k: int, init_assignment=None, seed: int = 0, max_iterations: i
     for _ in range(max_iterations):
         _, policies = _optimal_group_policies(mdp, assignment, k)
         utilities = policy_utilities(mdp, policies)
-        new = _e_step(utilities, assignment)
+        # exact values differ by float noise only: move on a gain beyond it (e_step's tie rule)
+        new = e_step(utilities, assignment, tol=1e-12 * max(1.0, float(np.abs(utilities).max())))
         trace.append(float(utilities[new, np.arange(n)].mean()))
         if np.array_equal(new, assignment):
             return WelfareSolution(trace[-1], _partition(assignment, k), policies, tuple(trace))

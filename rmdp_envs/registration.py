@@ -32,6 +32,16 @@ def registered_ids() -> list[str]:
     return sorted(env_id for env_id in gym.registry if env_id.startswith("rmdp/"))
 
 
+def env_metadata(env_id: str) -> dict:
+    """The env class's ``metadata`` (its stated facts, e.g. ``rmdp_evaluation``), without building an env."""
+    ids = registered_ids()
+    if env_id not in ids:
+        raise ValueError(f"unknown env id {env_id!r}; registered r-MDPs: {', '.join(ids)}")
+    entry_point = gym.spec(env_id).entry_point
+    creator = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    return dict(getattr(creator, "metadata", {}))
+
+
 def make(env_id: str, **env_kwargs) -> gym.Env:
     """``gymnasium.make`` with a clear error for ids that are not r-MDPs."""
     ids = registered_ids()

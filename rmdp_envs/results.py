@@ -1,21 +1,130 @@
-"""The ``result.json`` of a training run and the provenance it carries (code version, machine)."""
+"""The run-result contract: :class:`RunResult`, what every solver writes to ``result.json``.
+
+Solvers build a :class:`RunResult` and :meth:`~RunResult.write` it; the leaderboard reads it back
+with :meth:`~RunResult.read` and nothing else (no second spelling of any key). The JSON schema of
+the file (``$defs/run_result`` in ``leaderboard/schema.json``) is generated from this dataclass by
+:func:`run_result_schema`, and a test keeps the two equal. Also here: the provenance every result
+carries (code version, machine).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import platform
 import subprocess
+import sys
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
-from rmdp_envs.policies import atomic_write_json
+from rmdp_envs.files import RESULT_FILE, atomic_write_json
 
-RESULT_FILE = "result.json"
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"schema": {"$ref": f"#/$defs/{name}"}}
+
+
+@dataclass
+class RunResult:
+    """One training run, evaluated at its end (or mid-run, with ``finished=False``).
+
+    The first 13 fields are required (earlier issues fixed their names); the rest are provenance
+    and diagnostics. Solver-specific keys (e.g. clustering's ``phase``) go to ``extra`` and are
+    written at the top level beside the others.
+    """
+
+    env_id: str
+    env_kwargs: dict
+    population: dict = field(metadata=_ref("population"))
+    solver: str = field(metadata=_ref("solver_name"))
+    commit: Optional[str]
+    seed: int
+    k: int
+    total_timesteps: int = field(metadata={"schema": {"type": "integer", "minimum": 1}})
+    wall_time_s: float = field(metadata={"schema": {"type": "number", "minimum": 0}})
+    utility: list = field(metadata={**_ref("matrix"), "doc": "(k, n): mean return of user i under policy p"})
+    assignment: list = field(metadata={"schema": {"type": "array", "minItems": 1, "items": {"type": "integer"}}})
+    welfare: float  # under the solver's own assignment
+    best_welfare: float  # each user takes the policy best for it on the same episodes
+    n_agents: Optional[int] = None
+    transitions: Optional[int] = None
+    transitions_per_s: Optional[float] = None
+    best_assignment: Optional[list] = None
+    eval_episodes: Optional[int] = field(default=None, metadata={"schema": {"type": ["integer", "null"], "minimum": 1}})
+    eval_seed: Optional[int] = None
+    finished: bool = True
+    eval_history: list = field(default_factory=list)
+    hardware: Optional[str] = None
+    torch_threads: Optional[int] = None
+    run_name: Optional[str] = None
+    rmdp_version: Optional[str] = None
+    args: dict = field(default_factory=dict)  # every solver flag, as run (the hyperparameters)
+    extra: dict = field(default_factory=dict, metadata={"flatten": True})
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "extra"}
+        clash = sorted(set(self.extra) & set(out))
+        if clash:
+            raise ValueError(f"RunResult.extra repeats the fields {clash}")
+        return {**out, **_plain(self.extra)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        missing = [f.name for f in _required_fields() if f.name not in data]
+        if missing:
+            raise ValueError(f"{RESULT_FILE} is missing the keys {missing}")
+        return cls(**{key: value for key, value in data.items() if key in names},
+                   extra={key: value for key, value in data.items() if key not in names})
+
+    def write(self, run_dir: str | Path) -> Path:
+        """Atomically write ``run_dir/result.json``."""
+        path = Path(run_dir) / RESULT_FILE
+        atomic_write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> "RunResult":
+        return cls.from_dict(json.loads((Path(run_dir) / RESULT_FILE).read_text()))
+
+
+def _required_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(RunResult)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+
+
 #: Keys every solver's result.json holds (a contract for the benchmark and leaderboard tools).
-REQUIRED_KEYS = ("env_id", "env_kwargs", "population", "solver", "commit", "seed", "k", "total_timesteps",
-                 "wall_time_s", "utility", "assignment", "welfare", "best_welfare")
+REQUIRED_KEYS = tuple(f.name for f in _required_fields())
+
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", list: "array"}
+
+
+def run_result_schema() -> dict[str, Any]:
+    """The JSON schema of ``result.json``, generated from :class:`RunResult` (extra keys allowed)."""
+    hints = typing.get_type_hints(RunResult)
+    properties = {}
+    for f in dataclasses.fields(RunResult):
+        if f.metadata.get("flatten"):
+            continue
+        if "schema" in f.metadata:
+            properties[f.name] = f.metadata["schema"]
+            continue
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0] if args else hint
+        kind = _JSON_TYPES[typing.get_origin(base) or base]
+        properties[f.name] = {"type": [kind, "null"] if args else kind}
+    return {
+        "description": "A solver's result.json (generated from rmdp_envs.results.RunResult; solver-specific extra keys are allowed).",
+        "type": "object",
+        "required": list(REQUIRED_KEYS),
+        "properties": properties,
+    }
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
@@ -38,7 +147,7 @@ def git_commit(path: str | Path | None = None) -> str | None:
 
 
 def hardware() -> str:
-    """A one-line description of the machine: CPU model, cores, accelerator."""
+    """A one-line description of the machine: CPU model, cores, accelerator (if torch is loaded)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -49,9 +158,9 @@ def hardware() -> str:
     except OSError:
         pass
     text = f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+    torch = sys.modules.get("torch")  # never import torch just to describe the machine
     try:
-        import torch
-        if torch.cuda.is_available():
+        if torch is not None and torch.cuda.is_available():
             text += f", GPU {torch.cuda.get_device_name(0)}"
     except Exception:  # noqa: BLE001 - provenance only
         pass
@@ -69,13 +178,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def write_result(run_dir: str | Path, result: dict[str, Any]) -> Path:
-    """Atomically write ``run_dir/result.json``; checks the required keys are present."""
-    missing = [key for key in REQUIRED_KEYS if key not in result]
-    if missing:
-        raise ValueError(f"result is missing keys {missing}")
-    path = Path(run_dir) / RESULT_FILE
-    atomic_write_json(path, _plain(result))
-    return path

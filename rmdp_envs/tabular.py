@@ -97,7 +97,7 @@ class TabularRMDP(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": [], "rmdp_evaluation": "exact", "rmdp_family": "tabular"}
 
     def __init__(self, P, R, init, horizon: int, population: Population | None = None,
                  render_mode: str | None = None):
@@ -130,6 +130,12 @@ class TabularRMDP(gym.Env):
     @property
     def n_actions(self) -> int:
         return self.P.shape[1]
+
+    def full_personalization_welfare(self) -> dict:
+        """Exact: one optimal policy per user, by backward induction (:func:`rmdp_envs.exact.full_personalization`)."""
+        from rmdp_envs.exact import full_personalization  # noqa: PLC0415 (exact imports this module)
+
+        return {"welfare": full_personalization(self), "source": "exact optimum (rmdp_envs.exact.full_personalization)"}
 
     def decode(self, obs) -> tuple[np.ndarray, np.ndarray]:
         """``(state, t)`` integer arrays from observations of any batch shape ``(..., S + 1)``."""

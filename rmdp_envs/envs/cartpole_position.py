@@ -28,6 +28,9 @@ class CartPolePositionEnv(CartPoleEnv):
     * v0: initial version.
     """
 
+    # the leaderboard's tight tolerance (as in protocol v1): episodes are short and rarely diverge
+    metadata = {**CartPoleEnv.metadata, "rmdp_evaluation": "exact", "rmdp_family": "classic_control"}
+
     def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
                  population_seed: int | None = 0, target_range: tuple[float, float] = (-0.5, 0.5),
                  render_mode: str | None = None, **kwargs):

@@ -95,6 +95,7 @@ def _speed_env(base: type, name: str, target_range: tuple[float, float], fixed: 
 
     cls = type(name, (SpeedRewardMixin, base), {
         "__init__": __init__,
+        "metadata": {**base.metadata, "rmdp_evaluation": "chaotic", "rmdp_family": "mujoco"},
         "default_target_range": target_range,
         "__doc__": _DOC.format(name=name, base=base.__name__[:-3], range=target_range, extra=extra),
         "__module__": __name__,

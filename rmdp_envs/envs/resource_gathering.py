@@ -46,7 +46,7 @@ class ResourceGatheringEnv(gym.Env):
     * v0: initial version (the paper's 5x5 map, home (4, 2), 40-step limit).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4, "rmdp_evaluation": "exact", "rmdp_family": "gridworld"}
 
     def __init__(self, size: int = 5, home: tuple[int, int] = (4, 2), render_mode: str | None = None):
         if size < 2:
@@ -72,6 +72,13 @@ class ResourceGatheringEnv(gym.Env):
     @property
     def n_agents(self) -> int:
         return self.population.n
+
+    def full_personalization_welfare(self) -> dict:
+        """Closed form: user ``i`` alone would take the shortest round trip to its cell (home: bump a wall)."""
+        steps = np.abs(self.population.params - self.home).sum(axis=1) * 2
+        steps[steps == 0] = 1
+        return {"welfare": float(np.mean(1.0 - steps / 100.0)),
+                "source": "closed form: shortest round trip to each user's cell"}
 
     def _cell(self, position: np.ndarray) -> int:
         return int(position[0] * self.size + position[1])

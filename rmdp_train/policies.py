@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-SPEC_FILE = "policies.json"
-WEIGHTS_FILE = "policies.safetensors"
+from rmdp_envs.files import POLICY_SPEC_FILE as SPEC_FILE
+from rmdp_envs.files import POLICY_WEIGHTS_FILE as WEIGHTS_FILE
+from rmdp_envs.files import atomic_write, atomic_write_json
+
 SPEC_FORMAT = "rmdp-policies-v1"
 
 
@@ -78,30 +78,6 @@ class MultiPolicyActor(nn.Module):
                 "discrete": self.discrete}
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (strict: NaN and infinity are rejected)."""
-    path = Path(path)
-    text = json.dumps(data, indent=2, allow_nan=False)
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-    _atomic_write(path, write)
-
-
 def policy_spec(actor: MultiPolicyActor, *, env_id: str, env_kwargs: dict,
                 action_low: np.ndarray | None = None, action_high: np.ndarray | None = None,
                 obs_mean: np.ndarray | None = None, obs_var: np.ndarray | None = None,
@@ -139,7 +115,7 @@ def save_policies(run_dir: str | Path, actor: MultiPolicyActor, *, env_id: str, 
     spec = policy_spec(actor, env_id=env_id, env_kwargs=env_kwargs, action_low=action_low, action_high=action_high,
                        obs_mean=obs_mean, obs_var=obs_var, obs_clip=obs_clip, obs_epsilon=obs_epsilon, extra=extra)
     tensors = {name: t.detach().cpu().contiguous() for name, t in actor.state_dict().items()}
-    _atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
     atomic_write_json(run_dir / SPEC_FILE, spec)
 
 

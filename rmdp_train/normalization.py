@@ -1,6 +1,6 @@
 """Running mean and variance of observations (the normalizer every PPO solver uses).
 
-Matches :class:`rmdp_envs.policies.PolicySet`: ``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)``,
+Matches :class:`rmdp_train.policies.PolicySet`: ``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)``,
 so a saved policy sees exactly the inputs it was trained on.
 """
 
@@ -41,7 +41,7 @@ class RunningMeanStd:
         return np.clip((x - self.mean) / np.sqrt(self.var + self.epsilon), -self.clip, self.clip).astype(np.float32)
 
     def spec(self) -> dict:
-        """Keyword arguments of :func:`rmdp_envs.policies.save_policies` (``None`` stats when disabled)."""
+        """Keyword arguments of :func:`rmdp_train.policies.save_policies` (``None`` stats when disabled)."""
         if not self.enabled:
             return {"obs_mean": None, "obs_var": None}
         return {"obs_mean": self.mean, "obs_var": self.var, "obs_clip": self.clip, "obs_epsilon": self.epsilon}

@@ -8,8 +8,7 @@ from typing import Any, NoReturn
 
 import gymnasium as gym
 
-from rmdp_envs.core import check_k
-from rmdp_envs.registration import make
+from rmdp_envs import check_k, make
 
 
 def fail(message: str) -> NoReturn:

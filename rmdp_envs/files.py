@@ -1,0 +1,50 @@
+"""The names of the files a run writes, and the one way this project writes a file: atomically.
+
+A run folder holds ``result.json`` (:class:`rmdp_envs.results.RunResult`), the saved policies
+(``policies.json`` spec + ``policies.safetensors`` weights) and ``checkpoint.safetensors``. Every
+writer goes through :func:`atomic_write`: a temporary file in the same folder, then a rename, so
+a reader (or a run killed mid-write) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+RESULT_FILE = "result.json"
+POLICY_SPEC_FILE = "policies.json"
+POLICY_WEIGHTS_FILE = "policies.safetensors"
+#: What ``--save-model`` writes and the leaderboard copies: everything needed to act, no pickle.
+POLICY_FILES = (POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE)
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file onto ``path`` (made world-readable)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and boards are meant to be read
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (strict: NaN and infinity are rejected)."""
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,177 @@
+"""The flags every solver shares (:class:`PPOArgs`) and the one table of per-environment defaults.
+
+A solver's ``Args`` subclasses :class:`PPOArgs` and adds the flags of its assignment rule; tyro
+turns the field docstrings of both into ``--help``. PPO flags left at ``None`` take the default
+of the environment's family (:data:`ENV_DEFAULTS`), which the environment states itself in
+``metadata["rmdp_family"]``: no environment id is spelled out here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import tyro
+
+import rmdp_envs
+from rmdp_envs.files import CHECKPOINT_FILE
+from rmdp_train.cli import fail
+
+
+@dataclass
+class PPOArgs:
+    exp_name: Optional[str] = None
+    """the name of this experiment (default: the solver file's name)"""
+    seed: int = 1
+    """seed of the experiment (networks, sampling, environment resets)"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = False
+    """if toggled, the networks run on CUDA when available (environments always run on the CPU)"""
+    torch_threads: int = 1
+    """torch intra-op threads while rolling out; the 64-unit networks gain little from more, and the other core steps envs"""
+    update_threads: int = 2
+    """torch intra-op threads during the PPO update, when no environment is stepping"""
+    save_model: bool = False
+    """whether to save the k policies (policies.safetensors + policies.json) in the run directory"""
+    output_dir: str = "runs"
+    """runs are written to `{output_dir}/{run_name}` (TensorBoard events, result.json, checkpoint)"""
+    resume: Optional[str] = None
+    """a run directory to continue from its last checkpoint (its saved arguments are used)"""
+    eval_every: int = 0
+    """evaluate and write result.json every this many transitions (0: only at the end)"""
+    eval_episodes: Optional[int] = None
+    """episodes per policy in each evaluation (default per env family: 1 for deterministic ResourceGathering, else 4 or 20)"""
+    eval_seed: int = 10_000
+    """reset seed of the first evaluation episode (episode e uses eval_seed + e)"""
+    checkpoint_every: int = 10
+    """write a checkpoint every this many iterations (and at the end)"""
+    interrupt_after: int = 0
+    """testing aid: exit right after the checkpoint of this many iterations of this process, as if killed (0: never)"""
+
+    # Environment arguments
+    env_id: str = "rmdp/ResourceGathering-v0"
+    """the id of the r-MDP environment"""
+    k: int = 5
+    """number of policies (the budget)"""
+    n_agents: Optional[int] = None
+    """number of users, for environments with a sampled population (default: the environment's)"""
+    population: Optional[str] = None
+    """population sampler: uniform, clusters or grid (default: the environment's)"""
+    population_seed: Optional[int] = None
+    """seed of the population sampler (default: the environment's, 0)"""
+    env_kwargs: Optional[str] = None
+    """further environment keyword arguments as a JSON object, e.g. '{"instance_seed": 3}'"""
+
+    # PPO arguments (None: the default of the environment's family in ENV_DEFAULTS)
+    total_timesteps: int = 2_000_000
+    """environment transitions summed over all policies (solvers compare at equal samples)"""
+    num_envs: Optional[int] = None
+    """environment copies per policy (k * num_envs copies step together)"""
+    num_workers: Optional[int] = None
+    """worker processes that step a share of the copies (rmdp_envs.make_vector_env; default: 1 for MuJoCo, 0 otherwise)"""
+    num_steps: Optional[int] = None
+    """steps per copy in each rollout"""
+    learning_rate: Optional[float] = None
+    """initial learning rate of the actor and critic (annealed linearly to learning_rate_end)"""
+    learning_rate_end: Optional[float] = None
+    """final learning rate"""
+    adam_eps: Optional[float] = None
+    """epsilon of Adam"""
+    gamma: Optional[float] = None
+    """discount factor"""
+    gae_lambda: float = 0.95
+    """lambda of generalized advantage estimation"""
+    num_minibatches: Optional[int] = None
+    """minibatches per epoch; each holds the same number of transitions of every policy"""
+    update_epochs: Optional[int] = None
+    """epochs of each PPO update"""
+    clip_coef: float = 0.2
+    """PPO surrogate clipping coefficient"""
+    ent_coef: Optional[float] = None
+    """initial entropy coefficient (annealed geometrically to ent_coef_end)"""
+    ent_coef_end: Optional[float] = None
+    """final entropy coefficient"""
+    vf_coef: float = 0.5
+    """value-loss coefficient"""
+    max_grad_norm: float = 0.5
+    """gradient-norm clip, applied to each policy (and its critic) separately"""
+    target_kl: Optional[float] = None
+    """stop the update's epochs once the mean approximate KL exceeds this (default per env; <= 0: never)"""
+    norm_obs: Optional[bool] = None
+    """running observation normalization, clipped to [-5, 5] (default: on for MuJoCo, off for ResourceGathering)"""
+    bootstrap_truncated: Optional[bool] = None
+    """bootstrap from the value of the last observation at time-limit truncations (default: on for MuJoCo)"""
+    hidden_size: int = 64
+    """units of the two tanh hidden layers of actor and critic"""
+    shared_torso: bool = False
+    """one torso shared by the k policies with k heads (the authors' choice) instead of k separate networks"""
+    init_log_std: float = -1.0
+    """initial log standard deviation of the Gaussian policies (continuous actions; learned)"""
+    utility_ema: float = 0.95
+    """EMA factor of the utility estimate U[p, i] built from episode returns of user i under policy p"""
+
+    # to be filled in runtime
+    batch_size: int = 0
+    """transitions per iteration, all policies (computed in runtime)"""
+    minibatch_size: int = 0
+    """transitions of each policy per minibatch (computed in runtime)"""
+    num_iterations: int = 0
+    """the number of iterations (computed in runtime)"""
+
+
+#: Fields computed at run time, left out of ``args.json``.
+RUNTIME_FIELDS = ("batch_size", "minibatch_size", "num_iterations")
+
+_SMALL_DISCRETE = dict(num_envs=8, num_steps=64, learning_rate=5e-4, learning_rate_end=1e-4, adam_eps=1e-8, gamma=1.0,
+                       num_minibatches=4, update_epochs=4, ent_coef=5e-2, ent_coef_end=1e-3, target_kl=0.0,
+                       norm_obs=False, bootstrap_truncated=False, num_workers=0)
+
+#: Defaults of the flags left at None, by the family an environment states in ``metadata["rmdp_family"]``.
+#: gridworld (ResourceGathering): the authors' values (undiscounted, strong entropy bonus early on, no
+#: observation normalization); a truncated trip pays nothing, so truncation is treated as an end; one
+#: evaluation episode suffices (deterministic). tabular: the same, with 20 evaluation episodes
+#: (stochastic transitions). mujoco and classic_control: the authors' PPO values, with fewer, larger
+#: minibatches (4 per epoch) for throughput on a CPU.
+ENV_DEFAULTS = {
+    "gridworld": dict(_SMALL_DISCRETE, eval_episodes=1),
+    "tabular": dict(_SMALL_DISCRETE, eval_episodes=20),
+    "default": dict(
+        num_envs=8, num_steps=256, learning_rate=3e-4, learning_rate_end=1e-4, adam_eps=1e-5, gamma=0.99,
+        num_minibatches=4, update_epochs=5, ent_coef=1e-3, ent_coef_end=1e-4, target_kl=0.05, norm_obs=True,
+        bootstrap_truncated=True, eval_episodes=4, num_workers=1),
+}
+
+
+def apply_env_defaults(args: PPOArgs) -> PPOArgs:
+    """Fill the flags left at None from the table row of the environment's family."""
+    try:
+        family = rmdp_envs.env_metadata(args.env_id).get("rmdp_family")
+    except ValueError as e:  # unknown id: check_run_args names it; fill generic defaults meanwhile
+        family = None if "unknown env id" in str(e) else fail(e)
+    defaults = ENV_DEFAULTS.get(family, ENV_DEFAULTS["default"])
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def parse_args(args_cls: type, solver_file: str) -> PPOArgs:
+    """``tyro.cli(args_cls)``; with ``--resume RUN_DIR`` the run's saved arguments instead; then the env defaults."""
+    args = tyro.cli(args_cls)
+    if args.resume is not None:
+        run_dir = Path(args.resume)
+        if not (run_dir / "args.json").is_file() or not (run_dir / CHECKPOINT_FILE).is_file():
+            fail(f"--resume {args.resume}: not a run directory with args.json and {CHECKPOINT_FILE}")
+        saved = json.loads((run_dir / "args.json").read_text())
+        args = args_cls(**{**saved, "resume": args.resume, "interrupt_after": args.interrupt_after})
+    if args.exp_name is None:
+        args.exp_name = Path(solver_file).stem
+    return apply_env_defaults(args)
+
+
+def saved_args(args: PPOArgs) -> dict:
+    """What ``args.json`` holds: every flag as run, without the fields computed at run time."""
+    return {key: value for key, value in asdict(args).items() if key not in RUNTIME_FIELDS}

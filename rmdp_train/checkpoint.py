@@ -1,0 +1,158 @@
+"""Periodic, atomic training checkpoints without pickle.
+
+One file, ``checkpoint.safetensors``: every tensor (network weights, optimizer moments, RNG
+states, normalizer statistics) as a safetensors entry and everything else (counters, assignment,
+evaluation history, numpy RNG state) as JSON in the file's metadata. Writing goes through a
+temporary file and a rename, so a run killed at any moment leaves either the previous
+checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from rmdp_envs.files import CHECKPOINT_FILE, atomic_write
+from rmdp_train.normalization import RunningMeanStd
+_STATE_KEY = "rmdp_state"
+
+
+def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state dict under ``prefix/``."""
+    return {f"{prefix}/{name}": t for name, t in module.state_dict().items()}
+
+
+def load_module(prefix: str, module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Inverse of :func:`module_tensors` (strict: every key must be present)."""
+    module.load_state_dict({name[len(prefix) + 1:]: t for name, t in tensors.items() if name.startswith(prefix + "/")})
+
+
+def optimizer_state(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer's state dict into tensors and JSON (param groups, scalar entries)."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, entries in sd["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}/{idx}/{key}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Inverse of :func:`optimizer_state`."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, t in tensors.items():
+        if name.startswith(prefix + "/"):
+            idx, key = name[len(prefix) + 1:].split("/", 1)
+            state.setdefault(int(idx), {})[key] = t
+    for idx, entries in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(run_dir: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
+    """Atomically write ``tensors`` and the JSON-serializable ``state`` to ``run_dir/checkpoint.safetensors``."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    tensors = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
+    metadata = {_STATE_KEY: json.dumps(state, allow_nan=False)}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return path
+
+
+def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read the checkpoint of ``run_dir``: ``(tensors, state)``."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint in {run_dir} ({CHECKPOINT_FILE} is missing)")
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+        state = json.loads(f.metadata()[_STATE_KEY])
+    return tensors, state
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / CHECKPOINT_FILE).is_file()
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue where it stopped, besides its arguments: one checkpoint.
+
+    Torch objects (``modules``, ``optimizers``, loose ``tensors`` such as end-to-end's assignment
+    logits), the observation normalizer, both random generators, the counters, and the
+    algorithm's arrays (``assignment``, the utility estimate ``utility[p, i]`` and which policies
+    have ``seen`` a finished episode); ``extra`` holds further JSON-able algorithm state.
+    :meth:`save` writes them all to ``checkpoint.safetensors``; :meth:`load` restores them in place.
+    """
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    obs_rms: RunningMeanStd
+    rng: np.random.Generator
+    assignment: np.ndarray
+    utility: np.ndarray
+    seen: np.ndarray
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    global_step: int = 0
+    iteration: int = 0
+    next_eval: int = 0
+    eval_history: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    """seconds spent by earlier processes of this run (a resumed run adds its own)"""
+    started: float = field(default_factory=time.time)
+    """when this process started its clock (:meth:`start_clock`)"""
+
+    def start_clock(self) -> None:
+        self.started = time.time()
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds of the whole run so far, over all its processes."""
+        return self.wall_time_s + time.time() - self.started
+
+    def save(self, run_dir: str | Path) -> Path:
+        tensors = {"obs_rms/mean": torch.as_tensor(self.obs_rms.mean), "obs_rms/var": torch.as_tensor(self.obs_rms.var),
+                   "rng/torch": torch.get_rng_state()}
+        for name, module in self.modules.items():
+            tensors.update(module_tensors(name, module))
+        meta = {}
+        for name, optimizer in self.optimizers.items():
+            opt_tensors, meta[name] = optimizer_state(name, optimizer)
+            tensors.update(opt_tensors)
+        tensors.update({name: t.detach() for name, t in self.tensors.items()})
+        return save_checkpoint(run_dir, tensors, {
+            "optimizers": meta, "obs_rms_count": self.obs_rms.count, "numpy_rng": self.rng.bit_generator.state,
+            "assignment": self.assignment.tolist(), "utility": self.utility.tolist(), "seen": self.seen.tolist(),
+            "global_step": self.global_step, "iteration": self.iteration, "wall_time_s": self.elapsed(),
+            "next_eval": self.next_eval, "eval_history": self.eval_history, "extra": self.extra})
+
+    def load(self, run_dir: str | Path) -> None:
+        tensors, state = load_checkpoint(run_dir)
+        for name, module in self.modules.items():
+            load_module(name, module, tensors)
+        for name, optimizer in self.optimizers.items():
+            load_optimizer(name, optimizer, tensors, state["optimizers"][name])
+        with torch.no_grad():
+            for name, t in self.tensors.items():
+                t.copy_(tensors[name])
+        self.obs_rms.load_state_dict({"mean": tensors["obs_rms/mean"].numpy(), "var": tensors["obs_rms/var"].numpy(),
+                                      "count": state["obs_rms_count"]})
+        torch.set_rng_state(tensors["rng/torch"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.assignment = np.asarray(state["assignment"], dtype=np.int64)
+        self.utility = np.asarray(state["utility"], dtype=np.float64)
+        self.seen = np.asarray(state["seen"], dtype=bool)
+        self.global_step, self.iteration, self.wall_time_s = state["global_step"], state["iteration"], state["wall_time_s"]
+        self.next_eval, self.eval_history, self.extra = state["next_eval"], state["eval_history"], state["extra"]

@@ -1,0 +1,106 @@
+"""PPO's pieces for k policies trained side by side on one vector env (policy-major copies).
+
+Shapes: a rollout is ``(T, E, ...)`` with ``E = k * m`` copies, copy ``c`` of policy ``p`` being
+column ``p * m + c``; the update works per policy on ``(k, T * m, ...)``. Every policy's loss is
+computed as if it were alone and the k losses are summed, so the policies do not compete for a
+shared normalization or a shared gradient clip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def schedules(args, iteration: int) -> tuple[float, float]:
+    """Learning rate (linear) and entropy coefficient (geometric) of ``iteration`` (1-based), annealed over the run."""
+    frac = (iteration - 1.0) / args.num_iterations
+    lr = args.learning_rate_end + (args.learning_rate - args.learning_rate_end) * (1.0 - frac)
+    ent_coef = args.ent_coef * (args.ent_coef_end / args.ent_coef) ** frac if args.ent_coef > 0 else 0.0
+    return lr, ent_coef
+
+
+def compute_gae(rewards, values, next_values, ends, gamma: float, lam: float) -> torch.Tensor:
+    """GAE for every (step, copy, user) at once: inputs ``(T, E, n)`` (ends ``(T, E)``)."""
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        nonterminal = 1.0 - ends[t].unsqueeze(-1)
+        delta = rewards[t] + gamma * next_values[t] * nonterminal - values[t]
+        lastgaelam = delta + gamma * lam * nonterminal * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages
+
+
+@torch.no_grad()
+def advantages_and_returns(critic, obs, next_obs, rewards, ends, truncated_finals, policy_of_env, k: int,
+                           gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every user's GAE and return ``(T, E, n)`` after a rollout, its values in one batched critic pass.
+
+    ``truncated_finals``: ``(step, copy, normalized final observation)`` of time-limit truncations,
+    whose discounted value is added to that step's reward (bootstrapping); an empty list otherwise.
+    """
+    T, E = obs.shape[:2]
+    m = E // k
+    grouped_obs = torch.cat([obs, next_obs.unsqueeze(0)]).view(T + 1, k, m, -1).permute(1, 0, 2, 3)
+    values_all = critic(grouped_obs.reshape(k, (T + 1) * m, -1)).view(k, T + 1, m, -1)
+    values_all = values_all.permute(1, 0, 2, 3).reshape(T + 1, E, -1)
+    values, next_values = values_all[:-1], values_all[1:]
+    rewards = rewards.clone()
+    if truncated_finals:
+        steps, copies, final = zip(*truncated_finals)
+        final = torch.as_tensor(np.stack(final), device=obs.device)
+        final_values = critic(final.unsqueeze(0).expand(k, -1, -1))  # (k, F, n); take each row's own policy
+        rewards[list(steps), list(copies)] += gamma * final_values[policy_of_env[list(copies)], torch.arange(len(copies))]
+    advantages = compute_gae(rewards, values, next_values, ends, gamma, lam)
+    return advantages, advantages + values
+
+
+def group_mean(advantages: torch.Tensor, weights: torch.Tensor, policy_of_env: torch.Tensor) -> torch.Tensor:
+    """``(T, E)``: each copy's advantage for its policy, the ``weights[p]``-weighted sum over users.
+
+    With ``weights`` the 0/1 assignment mask divided by group sizes this is the mean advantage of
+    the users assigned to the copy's policy (the M-step's objective).
+    """
+    return (advantages * weights[policy_of_env]).sum(-1)
+
+
+def assignment_weights(assignment: np.ndarray, k: int, device) -> torch.Tensor:
+    """``(k, n)``: 1 / |group p| for the users of policy p, else 0."""
+    mask = torch.as_tensor(np.arange(k)[:, None] == assignment[None, :], dtype=torch.float32, device=device)
+    return mask / mask.sum(1, keepdim=True).clamp(min=1)
+
+
+def per_policy(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``(T, k * m, ...) -> (k, T * m, ...)``: the rollout of each policy as one batch."""
+    T, E = x.shape[:2]
+    m = E // k
+    return x.view((T, k, m) + x.shape[2:]).transpose(0, 1).reshape((k, T * m) + x.shape[2:])
+
+
+def minibatch_order(rng: np.random.Generator, k: int, N: int, device) -> torch.Tensor:
+    """``(k, N)``: an independent random order of each policy's N transitions for one epoch."""
+    return torch.as_tensor(np.argsort(rng.random((k, N)), axis=1), device=device)
+
+
+def take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` ``(k, b)`` of each policy's batch ``x`` ``(k, N, ...)``: ``(k, b, ...)``."""
+    if x.dim() == 2:
+        return torch.gather(x, 1, idx)
+    return torch.gather(x, 1, idx.view(idx.shape + (1,) * (x.dim() - 2)).expand(idx.shape + x.shape[2:]))
+
+
+def normalize_per_policy(adv: torch.Tensor) -> torch.Tensor:
+    """Standardize each policy's minibatch advantages ``(k, b)`` separately."""
+    return (adv - adv.mean(1, keepdim=True)) / (adv.std(1, keepdim=True) + 1e-8)
+
+
+def clipped_policy_loss(adv: torch.Tensor, ratio: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """PPO's clipped surrogate, each policy's mean over its minibatch, summed over policies."""
+    loss = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef))
+    return loss.mean(1).sum()
+
+
+def value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """Half the squared error of every user's value ``(k, b, n)``, each policy's mean, summed over policies."""
+    return 0.5 * ((values - returns) ** 2).mean((1, 2)).sum()

@@ -1,0 +1,216 @@
+"""A solver run's plumbing: checked flags, run folder, seeding, evaluation, logging and result.
+
+:class:`Run` is what a solver file creates first and uses for everything that is not its
+algorithm: it validates the flags (one ``error:`` line, nothing written, on bad input), knows the
+environment's shapes (:class:`EnvInfo`), owns the run folder and TensorBoard writer, evaluates the
+live policies through the same code path as saved ones, and writes :class:`rmdp_envs.RunResult`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+import rmdp_envs
+from rmdp_envs import RunResult
+from rmdp_envs.files import atomic_write_json
+from rmdp_envs.results import git_commit, hardware
+from rmdp_train.args import PPOArgs, saved_args
+from rmdp_train.checkpoint import TrainState
+from rmdp_train.cli import check_run_args, env_kwargs_from, fail
+from rmdp_train.normalization import RunningMeanStd
+from rmdp_train.policies import MultiPolicyActor, PolicySet, policy_spec, save_policies
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What the networks and buffers need to know about an environment."""
+
+    n: int
+    population: dict
+    discrete: bool
+    obs_dim: int
+    act_dim: int
+    out_dim: int  # logits or Gaussian mean
+    action_low: np.ndarray | None
+    action_high: np.ndarray | None
+
+    @classmethod
+    def of(cls, env) -> "EnvInfo":
+        discrete = not hasattr(env.action_space, "low")
+        act_dim = 1 if discrete else int(np.prod(env.action_space.shape))
+        return cls(n=env.unwrapped.population.n, population=env.unwrapped.population.to_dict(), discrete=discrete,
+                   obs_dim=int(np.prod(env.observation_space.shape)), act_dim=act_dim,
+                   out_dim=int(env.action_space.n) if discrete else act_dim,
+                   action_low=None if discrete else env.action_space.low,
+                   action_high=None if discrete else env.action_space.high)
+
+
+class Run:
+    """One solver run: flags checked, folder created, seeds set (see the module docstring).
+
+    ``positive`` / ``non_negative`` name the solver's own flags that must be > 0 / >= 0, on top of
+    the shared ones.
+    """
+
+    def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None):
+        self.args, self.solver = args, solver
+        self.env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)
+        probe = check_run_args(
+            args.env_id, self.env_kwargs, args.k, args.total_timesteps,
+            positive=dict(num_envs=args.num_envs, num_steps=args.num_steps, num_minibatches=args.num_minibatches,
+                          update_epochs=args.update_epochs, learning_rate=args.learning_rate,
+                          eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
+                          torch_threads=args.torch_threads, **(positive or {})),
+            non_negative=dict(eval_every=args.eval_every, num_workers=args.num_workers,
+                              interrupt_after=args.interrupt_after, **(non_negative or {})))
+        self.env = EnvInfo.of(probe)
+        probe.close()
+        m = args.num_envs
+        if args.num_steps * m % args.num_minibatches:
+            fail(f"--num-minibatches {args.num_minibatches} must divide num_steps * num_envs = {args.num_steps * m}")
+        args.batch_size = args.k * m * args.num_steps
+        args.minibatch_size = args.num_steps * m // args.num_minibatches
+        args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
+        self.resumed = args.resume is not None
+
+    def create_folder(self) -> None:
+        """The run folder (``args.json`` in it), or the one being resumed. Call after the last check."""
+        args = self.args
+        if self.resumed:
+            self.dir = Path(args.resume)
+        else:
+            name = f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+            self.dir = Path(args.output_dir) / name
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.dir / "args.json", saved_args(args))
+        self.name = self.dir.name
+
+    def seed(self) -> tuple[np.random.Generator, torch.device]:
+        """Seed Python, numpy and torch (CleanRL's block); the solver's numpy generator and the device."""
+        args = self.args
+        random.seed(args.seed)
+        np.random.seed(args.seed)
+        torch.manual_seed(args.seed)
+        torch.backends.cudnn.deterministic = args.torch_deterministic
+        torch.set_num_threads(args.torch_threads)
+        device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+        return np.random.default_rng(args.seed), device
+
+    def open_writer(self, global_step: int) -> SummaryWriter:
+        self.writer = SummaryWriter(str(self.dir), purge_step=global_step if self.resumed else None)
+        if not self.resumed:
+            table = "\n".join(f"|{key}|{value}|" for key, value in vars(self.args).items())
+            self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n%s" % table)
+        return self.writer
+
+    # ------------------------------------------------------------------ evaluation and results
+
+    def policy_set(self, actor: MultiPolicyActor, obs_rms: RunningMeanStd) -> PolicySet:
+        """The live actor behind the deterministic policy_fn that ``load_policies`` would rebuild."""
+        return PolicySet(actor, policy_spec(actor, env_id=self.args.env_id, env_kwargs=self.env_kwargs,
+                                            action_low=self.env.action_low, action_high=self.env.action_high,
+                                            **obs_rms.spec()))
+
+    def evaluate(self, actor: MultiPolicyActor, obs_rms: RunningMeanStd, assignment: np.ndarray,
+                 device: torch.device) -> dict[str, Any]:
+        """Greedy evaluation of the policies on the run's evaluation seeds (on the CPU)."""
+        args = self.args
+        actor.cpu()
+        result = rmdp_envs.evaluate(args.env_id, self.policy_set(actor, obs_rms), actor.k, args.eval_episodes,
+                                    args.eval_seed, self.env_kwargs)
+        actor.to(device).train()
+        return {"utility": result.utility, "welfare": result.welfare(assignment), "best_welfare": result.best_welfare,
+                "best_assignment": result.best_assignment}
+
+    def record_eval(self, ev: dict[str, Any], state: TrainState, eval_start: float) -> dict[str, Any]:
+        """Log an evaluation to TensorBoard and the run's history."""
+        state.eval_history.append({"global_step": state.global_step, "wall_time_s": state.elapsed(),
+                                   "eval_s": time.time() - eval_start, "welfare": ev["welfare"],
+                                   "best_welfare": ev["best_welfare"]})
+        self.writer.add_scalar("welfare/eval", ev["welfare"], state.global_step)
+        self.writer.add_scalar("welfare/eval_best_response", ev["best_welfare"], state.global_step)
+        return ev
+
+    def eval_due(self, state: TrainState) -> bool:
+        """A periodic evaluation (``--eval-every``) is due; advances the next one past the current step."""
+        args = self.args
+        if not (args.eval_every and state.global_step >= state.next_eval and state.iteration < args.num_iterations):
+            return False
+        while state.next_eval <= state.global_step:
+            state.next_eval += args.eval_every
+        return True
+
+    def write_result(self, ev: dict[str, Any], state: TrainState, finished: bool, **extra) -> RunResult:
+        args = self.args
+        wall = state.elapsed()
+        result = RunResult(
+            env_id=args.env_id, env_kwargs=self.env_kwargs, population=self.env.population, solver=self.solver,
+            commit=git_commit(), seed=args.seed, k=args.k, n_agents=self.env.n, total_timesteps=args.total_timesteps,
+            transitions=state.global_step, wall_time_s=wall, transitions_per_s=state.global_step / max(wall, 1e-9),
+            utility=ev["utility"], assignment=state.assignment, welfare=ev["welfare"], best_welfare=ev["best_welfare"],
+            best_assignment=ev["best_assignment"], eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
+            finished=finished, eval_history=state.eval_history, hardware=hardware(), torch_threads=args.torch_threads,
+            run_name=self.name, rmdp_version=rmdp_envs.__version__, args=vars(args), extra=extra)
+        result.write(self.dir)
+        return result
+
+    def checkpoint(self, state: TrainState, iterations_this_process: int, progress) -> None:
+        """Write a checkpoint when one is due; with ``--interrupt-after``, stop after it as if killed."""
+        args = self.args
+        if not (state.iteration % args.checkpoint_every == 0 or state.iteration == args.num_iterations):
+            return
+        state.save(self.dir)
+        if args.interrupt_after and iterations_this_process >= args.interrupt_after and state.iteration < args.num_iterations:
+            progress.close()
+            print(f"interrupted after iteration {state.iteration} (checkpoint written); continue with --resume {self.dir}")
+            raise SystemExit(0)
+
+    def log_iteration(self, state: TrainState, *, lr: float, ent_coef: float, sps: int, v_loss: float, pg_loss: float,
+                      entropy: float, approx_kl: float, clipfrac: float, flips: int, k: int) -> float:
+        """TensorBoard scalars of one iteration; returns the training welfare estimate (NaN until every policy has data)."""
+        w, step, n = self.writer, state.global_step, self.env.n
+        train_welfare = float(state.utility[state.assignment, np.arange(n)].mean()) if state.seen.all() else float("nan")
+        sizes = np.bincount(state.assignment, minlength=k)
+        w.add_scalar("charts/learning_rate", lr, step)
+        w.add_scalar("charts/ent_coef", ent_coef, step)
+        w.add_scalar("charts/SPS", sps, step)
+        w.add_scalar("losses/value_loss", v_loss / k, step)
+        w.add_scalar("losses/policy_loss", pg_loss / k, step)
+        w.add_scalar("losses/entropy", entropy / k, step)
+        w.add_scalar("losses/approx_kl", approx_kl, step)
+        w.add_scalar("losses/clipfrac", clipfrac, step)
+        if state.seen.all():
+            w.add_scalar("welfare/train", train_welfare, step)
+        w.add_scalar("assignment/sizes", sizes.min(), step)  # the smallest group
+        w.add_scalar("assignment/largest", sizes.max(), step)
+        w.add_scalar("assignment/flips", flips, step)
+        return train_welfare
+
+    def save_model(self, actor: MultiPolicyActor, obs_rms: RunningMeanStd, **extra) -> None:
+        save_policies(self.dir, actor.cpu(), env_id=self.args.env_id, env_kwargs=self.env_kwargs,
+                      action_low=self.env.action_low, action_high=self.env.action_high,
+                      extra={"solver": self.solver, **extra}, **obs_rms.spec())
+        print(f"policies saved to {self.dir}")
+
+
+def record_episodes(state: TrainState, infos: dict, m: int, ema: float) -> None:
+    """Fold the returns of episodes that just ended into ``state.utility`` (an EMA per policy and user).
+
+    Copy ``e`` belongs to policy ``e // m``; a policy's first episode sets its row.
+    """
+    if "_episode" not in infos:
+        return
+    for e in np.flatnonzero(infos["_episode"]):
+        p = e // m
+        r = infos["episode"]["r"][e]
+        state.utility[p] = ema * state.utility[p] + (1 - ema) * r if state.seen[p] else r
+        state.seen[p] = True
