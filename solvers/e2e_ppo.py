@@ -1,571 +1,188 @@
 # docs: README.md "Solvers"; algorithm: Ivanov & Ben-Porat, AAAI 2024 (end-to-end solver); PPO after CleanRL ppo_continuous_action.py
 """End-to-end PPO for r-MDPs: k policies and a learnable soft assignment, trained jointly by gradient descent.
 
-A k x n matrix of logits; its softmax over policies gives each agent's weights on the k policies.
-Policy p's advantage is the weighted mean of the agents' advantages, so the PPO actor loss is
+A k x n matrix of logits; its softmax over policies gives each user's weights on the k policies.
+Policy p's advantage is the weighted mean of the users' advantages, so the PPO actor loss is
 differentiable in the logits too, and one backward pass trains both (the logits with their own
 Adam and learning rate). No warm start and no E-step: the hard assignment is the argmax.
 
 Run: ``python solvers/e2e_ppo.py --env-id rmdp/ResourceGathering-v0 --k 5 --total-timesteps 2000000``
 """
 
-import json
-import math
-import os
-import random
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Optional
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.optim as optim
-import tyro
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 import rmdp_envs
-from rmdp_envs.checkpoint import (has_checkpoint, load_checkpoint, load_module, load_optimizer, module_tensors,
-                                  optimizer_state, save_checkpoint)
-from rmdp_envs.cli import check_run_args, env_kwargs_from, fail
-from rmdp_envs.normalization import RunningMeanStd
-from rmdp_envs.policies import (GroupedLinear, MultiPolicyActor, PolicySet, atomic_write_json, policy_spec,
-                                save_policies)
-from rmdp_envs.results import git_commit, hardware, write_result
+from rmdp_train.args import PPOArgs, parse_args
+from rmdp_train.checkpoint import TrainState
+from rmdp_train.networks import MultiPolicyAgent
+from rmdp_train.normalization import RunningMeanStd
+from rmdp_train.ppo import (advantages_and_returns, clipped_policy_loss, minibatch_order, normalize_per_policy, per_policy,
+                            schedules, take, value_loss)
+from rmdp_train.run import Run, record_episodes
 
 SOLVER = "e2e"
 
 
 @dataclass
-class Args:
-    exp_name: str = os.path.basename(__file__)[: -len(".py")]
-    """the name of this experiment"""
-    seed: int = 1
-    """seed of the experiment (networks, sampling, environment resets)"""
-    torch_deterministic: bool = True
-    """if toggled, `torch.backends.cudnn.deterministic=True`"""
-    cuda: bool = False
-    """if toggled, the networks run on CUDA when available (environments always run on the CPU)"""
-    torch_threads: int = 1
-    """torch intra-op threads while rolling out; the 64-unit networks gain little from more, and the other core steps envs"""
-    update_threads: int = 2
-    """torch intra-op threads during the PPO update, when no environment is stepping"""
-    save_model: bool = False
-    """whether to save the k policies (policies.safetensors + policies.json) in the run directory"""
-    output_dir: str = "runs"
-    """runs are written to `{output_dir}/{run_name}` (TensorBoard events, result.json, checkpoint)"""
-    resume: Optional[str] = None
-    """a run directory to continue from its last checkpoint (its saved arguments are used)"""
-    eval_every: int = 0
-    """evaluate and write result.json every this many transitions (0: only at the end)"""
-    eval_episodes: Optional[int] = None
-    """episodes per policy in each evaluation (default per env: 1 for deterministic ResourceGathering, else 4)"""
-    eval_seed: int = 10_000
-    """reset seed of the first evaluation episode (episode e uses eval_seed + e)"""
-    checkpoint_every: int = 10
-    """write a checkpoint every this many iterations (and at the end)"""
-    interrupt_after: int = 0
-    """testing aid: exit right after the checkpoint of this many iterations of this process, as if killed (0: never)"""
+class Args(PPOArgs):
+    """End-to-end PPO (every shared flag is in rmdp_train.args.PPOArgs)."""
 
-    # Environment arguments
-    env_id: str = "rmdp/ResourceGathering-v0"
-    """the id of the r-MDP environment"""
-    k: int = 5
-    """number of policies (the budget)"""
-    n_agents: Optional[int] = None
-    """number of agents, for environments with a sampled population (default: the environment's)"""
-    population: Optional[str] = None
-    """population sampler: uniform, clusters or grid (default: the environment's)"""
-    population_seed: Optional[int] = None
-    """seed of the population sampler (default: the environment's, 0)"""
-    env_kwargs: Optional[str] = None
-    """further environment keyword arguments as a JSON object, e.g. '{"instance_seed": 3}'"""
-
-    # Algorithm specific arguments (None: the per-environment default of ENV_DEFAULTS)
-    total_timesteps: int = 2_000_000
-    """environment transitions summed over all policies (solvers compare at equal samples)"""
-    num_envs: Optional[int] = None
-    """environment copies per policy (k * num_envs copies step together)"""
-    num_workers: Optional[int] = None
-    """worker processes that step a share of the copies (rmdp_envs.make_vector_env; default: 1 for MuJoCo, 0 otherwise)"""
-    num_steps: Optional[int] = None
-    """steps per copy in each rollout"""
-    learning_rate: Optional[float] = None
-    """initial learning rate of the actor and critic (annealed linearly to learning_rate_end)"""
-    learning_rate_end: Optional[float] = None
-    """final learning rate"""
-    adam_eps: Optional[float] = None
-    """epsilon of Adam"""
-    gamma: Optional[float] = None
-    """discount factor"""
-    gae_lambda: float = 0.95
-    """lambda of generalized advantage estimation"""
-    num_minibatches: Optional[int] = None
-    """minibatches per epoch; each holds the same number of transitions of every policy"""
-    update_epochs: Optional[int] = None
-    """epochs of each PPO update"""
-    clip_coef: float = 0.2
-    """PPO surrogate clipping coefficient"""
-    ent_coef: Optional[float] = None
-    """initial entropy coefficient (annealed geometrically to ent_coef_end)"""
-    ent_coef_end: Optional[float] = None
-    """final entropy coefficient"""
-    vf_coef: float = 0.5
-    """value-loss coefficient"""
-    max_grad_norm: float = 0.5
-    """gradient-norm clip, applied to each policy (and its critic) separately"""
-    target_kl: Optional[float] = None
-    """stop the update's epochs once the mean approximate KL exceeds this (default per env; <= 0: never)"""
-    norm_obs: Optional[bool] = None
-    """running observation normalization, clipped to [-5, 5] (default: on for MuJoCo, off for ResourceGathering)"""
-    bootstrap_truncated: Optional[bool] = None
-    """bootstrap from the value of the last observation at time-limit truncations (default: on for MuJoCo)"""
-    hidden_size: int = 64
-    """units of the two tanh hidden layers of actor and critic"""
-    shared_torso: bool = False
-    """one torso shared by the k policies with k heads (the authors' choice) instead of k separate networks"""
-    init_log_std: float = -1.0
-    """initial log standard deviation of the Gaussian policies (continuous actions; learned)"""
     assignment_lr: float = 2e-3
     """learning rate of the assignment logits (Adam)"""
     assignment_init_std: float = 1.0
     """standard deviation of the normal initial assignment logits"""
-    utility_ema: float = 0.95
-    """EMA factor of the utility estimate U[p, i] from episode returns of agent i under policy p (train welfare)"""
-    # to be filled in runtime
-    batch_size: int = 0
-    """transitions per iteration, all policies (computed in runtime)"""
-    minibatch_size: int = 0
-    """transitions of each policy per minibatch (computed in runtime)"""
-    num_iterations: int = 0
-    """the number of iterations (computed in runtime)"""
-
-
-# Per-environment defaults for the arguments left at None. ResourceGathering: the authors' values
-# (undiscounted, strong entropy bonus early on, no observation normalization); a truncated trip
-# pays nothing, so truncation is treated as an end. MuJoCo: the authors' PPO values, with fewer,
-# larger minibatches (8 per epoch) for throughput on a CPU.
-ENV_DEFAULTS = {
-    "rmdp/ResourceGathering-v0": dict(
-        num_envs=8, num_steps=64, learning_rate=5e-4, learning_rate_end=1e-4, adam_eps=1e-8, gamma=1.0,
-        num_minibatches=4, update_epochs=4, ent_coef=5e-2, ent_coef_end=1e-3, target_kl=0.0, norm_obs=False,
-        bootstrap_truncated=False, eval_episodes=1, num_workers=0),
-    # tabular r-MDPs: finite horizon, undiscounted, stochastic (more evaluation episodes), cheap steps
-    **{env_id: dict(
-        num_envs=8, num_steps=64, learning_rate=5e-4, learning_rate_end=1e-4, adam_eps=1e-8, gamma=1.0,
-        num_minibatches=4, update_epochs=4, ent_coef=5e-2, ent_coef_end=1e-3, target_kl=0.0, norm_obs=False,
-        bootstrap_truncated=False, eval_episodes=20, num_workers=0)
-       for env_id in ("rmdp/TabularRandom-v0", "rmdp/GridGoals-v0", "rmdp/Chain-v0")},
-    "default": dict(
-        num_envs=8, num_steps=256, learning_rate=3e-4, learning_rate_end=1e-4, adam_eps=1e-5, gamma=0.99,
-        num_minibatches=4, update_epochs=5, ent_coef=1e-3, ent_coef_end=1e-4, target_kl=0.05, norm_obs=True,
-        bootstrap_truncated=True, eval_episodes=4, num_workers=1),
-}
-
-
-def apply_env_defaults(args: Args) -> Args:
-    defaults = ENV_DEFAULTS.get(args.env_id, ENV_DEFAULTS["default"])
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    return args
-
-
-class MultiCritic(nn.Module):
-    """Values of all n agents under each of the k policies: ``(k, B, obs_dim) -> (k, B, n)``.
-
-    One output per agent: an agent's value under a policy is a fixed function of the state, so the
-    critic stays valid when the E-step moves agents between policies, and the group value of any
-    assignment is a sum of outputs. k separate networks (batched matmuls, same cost as one network
-    with a one-hot policy input) because the policies visit different states. The last layer costs
-    O(hidden * n) per state: fine for the paper's n <= 100; a population-conditioned critic would
-    be the choice for n in the thousands.
-    """
-
-    def __init__(self, k: int, obs_dim: int, n: int, hidden: int):
-        super().__init__()
-        self.layers = nn.ModuleList([GroupedLinear(k, obs_dim, hidden), GroupedLinear(k, hidden, hidden)])
-        self.head = GroupedLinear(k, hidden, n, std=1.0)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        h = obs
-        for layer in self.layers:
-            h = torch.tanh(layer(h))
-        return self.head(h)
-
-
-def sample_actions(actor: MultiPolicyActor, obs: torch.Tensor):
-    """Sample from every policy at once: ``(k, B, obs_dim)`` -> actions and log-probabilities ``(k, B)``."""
-    out = actor(obs)
-    if actor.discrete:
-        logp_all = torch.log_softmax(out, dim=-1)
-        gumbel = -torch.log(-torch.log(torch.rand_like(out).clamp_(1e-20, 1.0)))
-        actions = (logp_all + gumbel).argmax(dim=-1)
-        return actions, logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    log_std = actor.log_std.unsqueeze(1)
-    actions = out + log_std.exp() * torch.randn_like(out)
-    return actions, gaussian_log_prob(out, log_std, actions)
-
-
-def gaussian_log_prob(mean, log_std, actions):
-    return (-0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-
-def evaluate_actions(actor: MultiPolicyActor, obs: torch.Tensor, actions: torch.Tensor):
-    """Log-probabilities and entropies ``(k, B)`` of given actions under the current policies."""
-    out = actor(obs)
-    if actor.discrete:
-        logp_all = torch.log_softmax(out, dim=-1)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-        return logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
-    log_std = actor.log_std.unsqueeze(1).expand_as(out)
-    entropy = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
-    return gaussian_log_prob(out, log_std, actions), entropy
-
-
-def clip_grad_norm_per_policy(grouped: list, shared: list, k: int, max_norm: float) -> torch.Tensor:
-    """Clip each policy's gradient norm separately (grouped parameters have a leading k axis).
-
-    A global clip over k policies would let one policy's large gradient shrink all the others'.
-    Parameters shared by all policies (``--shared-torso``) are clipped together.
-    """
-    grads = [p.grad for p in grouped if p.grad is not None]
-    norms = torch.sqrt(sum(g.reshape(k, -1).pow(2).sum(1) for g in grads))
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(scale.view((k,) + (1,) * (g.dim() - 1)))
-    if shared:
-        nn.utils.clip_grad_norm_(shared, max_norm)
-    return norms
-
-
-def compute_gae(rewards, values, next_values, ends, gamma: float, lam: float):
-    """GAE for every (step, copy, agent) at once: inputs ``(T, E, n)`` (ends ``(T, E)``)."""
-    advantages = torch.zeros_like(rewards)
-    lastgaelam = torch.zeros_like(rewards[0])
-    for t in reversed(range(rewards.shape[0])):
-        nonterminal = 1.0 - ends[t].unsqueeze(-1)
-        delta = rewards[t] + gamma * next_values[t] * nonterminal - values[t]
-        lastgaelam = delta + gamma * lam * nonterminal * lastgaelam
-        advantages[t] = lastgaelam
-    return advantages
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
-    run_dir = None
-    if args.resume is not None:
-        run_dir = Path(args.resume)
-        if not (run_dir / "args.json").is_file() or not has_checkpoint(run_dir):
-            fail(f"--resume {args.resume}: not a run directory with args.json and checkpoint.safetensors")
-        saved = json.loads((run_dir / "args.json").read_text())
-        args = Args(**{**saved, "resume": args.resume, "interrupt_after": args.interrupt_after})
-    args = apply_env_defaults(args)
-    env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)
-    probe = check_run_args(
-        args.env_id, env_kwargs, args.k, args.total_timesteps,
-        positive=dict(num_envs=args.num_envs, num_steps=args.num_steps, num_minibatches=args.num_minibatches,
-                      update_epochs=args.update_epochs, learning_rate=args.learning_rate, eval_episodes=args.eval_episodes,
-                      checkpoint_every=args.checkpoint_every, assignment_lr=args.assignment_lr, torch_threads=args.torch_threads),
-        non_negative=dict(eval_every=args.eval_every, num_workers=args.num_workers, interrupt_after=args.interrupt_after))
-    k, m = args.k, args.num_envs
-    n = probe.unwrapped.population.n
-    population = probe.unwrapped.population.to_dict()
-    discrete = not hasattr(probe.action_space, "low")
-    obs_dim = int(np.prod(probe.observation_space.shape))
-    act_dim = 1 if discrete else int(np.prod(probe.action_space.shape))
-    out_dim = int(probe.action_space.n) if discrete else act_dim  # logits or Gaussian mean
-    action_low = None if discrete else probe.action_space.low
-    action_high = None if discrete else probe.action_space.high
-    probe.close()
-    if args.num_steps * m % args.num_minibatches:
-        fail(f"--num-minibatches {args.num_minibatches} must divide num_steps * num_envs = {args.num_steps * m}")
-    args.batch_size = k * m * args.num_steps
-    args.minibatch_size = args.num_steps * m // args.num_minibatches
-    args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
-    if run_dir is None:
-        run_name = f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-        run_dir = Path(args.output_dir) / run_name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "args.json", {key: value for key, value in asdict(args).items()
-                                                  if key not in ("batch_size", "minibatch_size", "num_iterations")})
-    run_name = run_dir.name
-
-    # TRY NOT TO MODIFY: seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_num_threads(args.torch_threads)
-    rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    args = parse_args(Args, __file__)
+    run = Run(args, SOLVER, positive=dict(assignment_lr=args.assignment_lr))
+    k, m, n, env = args.k, args.num_envs, run.env.n, run.env
+    run.create_folder()
+    rng, device = run.seed()
 
     # env setup: k policies x m copies, policy-major (copy c of policy j is sub-env j * m + c)
-    envs = rmdp_envs.make_vector_env(args.env_id, k, m, env_kwargs, num_workers=args.num_workers)
-    obs_rms = RunningMeanStd((obs_dim,), enabled=args.norm_obs)
-
-    actor = MultiPolicyActor(k, obs_dim, out_dim, hidden=(args.hidden_size,) * 2, shared_torso=args.shared_torso,
-                             discrete=discrete, init_log_std=args.init_log_std).to(device)
-    critic = MultiCritic(k, obs_dim, n, args.hidden_size).to(device)
-    optimizer = optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=args.learning_rate, eps=args.adam_eps,
-                           foreach=True)
-    grouped_actor = [p for mod in actor.modules() if isinstance(mod, GroupedLinear) for p in mod.parameters()]
-    grouped_actor += [actor.log_std] if not discrete else []
-    shared_actor = [p for p in actor.parameters() if all(p is not q for q in grouped_actor) and p.requires_grad]
-    critic_params = list(critic.parameters())
+    envs = rmdp_envs.make_vector_env(args.env_id, k, m, run.env_kwargs, num_workers=args.num_workers)
+    obs_rms = RunningMeanStd((env.obs_dim,), enabled=args.norm_obs)
+    agent = MultiPolicyAgent(k, env.obs_dim, env.out_dim, n, args.hidden_size, args.shared_torso, env.discrete,
+                             args.init_log_std).to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=args.adam_eps, foreach=True)
     # the soft assignment: weights[p, i] = softmax over policies of logits[:, i]
     assignment_logits = nn.Parameter(args.assignment_init_std * torch.randn(k, n).to(device))
     assignment_optimizer = optim.Adam([assignment_logits], lr=args.assignment_lr)
-
-    # algorithm state
-    assignment = assignment_logits.detach().argmax(0).cpu().numpy()  # the hard assignment
-    utility = np.zeros((k, n))  # U[p, i]: EMA of agent i's episode returns under policy p
-    seen = np.zeros(k, dtype=bool)
-    global_step, iteration, wall_offset, next_eval = 0, 0, 0.0, args.eval_every
-    eval_history: list[dict] = []
-
-    if args.resume is not None:
-        tensors, state = load_checkpoint(run_dir)
-        load_module("actor", actor, tensors)
-        load_module("critic", critic, tensors)
-        load_optimizer("optimizer", optimizer, tensors, state["optimizer"])
-        with torch.no_grad():
-            assignment_logits.copy_(tensors["assignment_logits"])
-        load_optimizer("assignment_optimizer", assignment_optimizer, tensors, state["assignment_optimizer"])
-        obs_rms.load_state_dict({"mean": tensors["obs_rms/mean"].numpy(), "var": tensors["obs_rms/var"].numpy(),
-                                 "count": state["obs_rms_count"]})
-        torch.set_rng_state(tensors["rng/torch"])
-        rng.bit_generator.state = state["numpy_rng"]
-        assignment = np.asarray(state["assignment"], dtype=np.int64)
-        utility = np.asarray(state["utility"], dtype=np.float64)
-        seen = np.asarray(state["seen"], dtype=bool)
-        global_step, iteration, wall_offset = state["global_step"], state["iteration"], state["wall_time_s"]
-        next_eval, eval_history = state["next_eval"], state["eval_history"]
-        print(f"resumed {run_dir} at iteration {iteration}, {global_step} transitions")
-
-    writer = SummaryWriter(str(run_dir), purge_step=global_step if args.resume else None)
-    if args.resume is None:
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n%s" % "\n".join(f"|{key}|{value}|" for key, value in vars(args).items()))
-
-    def policy_set() -> PolicySet:
-        """The live actor behind the deterministic policy_fn that load_policies would rebuild."""
-        return PolicySet(actor, policy_spec(actor, env_id=args.env_id, env_kwargs=env_kwargs, action_low=action_low,
-                                            action_high=action_high, **obs_rms.spec()))
-
-    def evaluate_now() -> dict:
-        actor.cpu()
-        result = rmdp_envs.evaluate(args.env_id, policy_set(), k, args.eval_episodes, args.eval_seed, env_kwargs)
-        actor.to(device).train()
-        return {"utility": result.utility, "welfare": result.welfare(assignment), "best_welfare": result.best_welfare,
-                "best_assignment": result.best_assignment}
-
-    def result_dict(ev: dict, finished: bool) -> dict:
-        return {
-            "env_id": args.env_id, "env_kwargs": env_kwargs, "population": population, "solver": SOLVER,
-            "commit": git_commit(), "seed": args.seed, "k": k, "n_agents": n, "total_timesteps": args.total_timesteps,
-            "transitions": global_step, "wall_time_s": wall_offset + time.time() - start_time,
-            "transitions_per_s": global_step / max(wall_offset + time.time() - start_time, 1e-9),
-            "utility": ev["utility"], "assignment": assignment, "welfare": ev["welfare"],
-            "best_welfare": ev["best_welfare"], "best_assignment": ev["best_assignment"],
-            "eval_episodes": args.eval_episodes, "eval_seed": args.eval_seed, "finished": finished,
-            "eval_history": eval_history, "hardware": hardware(), "torch_threads": args.torch_threads,
-            "run_name": run_name, "rmdp_version": rmdp_envs.__version__, "args": vars(args),
-        }
-
-    def record_eval() -> dict:
-        eval_start = time.time()
-        ev = evaluate_now()
-        eval_history.append({"global_step": global_step, "wall_time_s": wall_offset + time.time() - start_time,
-                             "eval_s": time.time() - eval_start, "welfare": ev["welfare"], "best_welfare": ev["best_welfare"]})
-        writer.add_scalar("welfare/eval", ev["welfare"], global_step)
-        writer.add_scalar("welfare/eval_best_response", ev["best_welfare"], global_step)
-        return ev
-
-    def checkpoint() -> None:
-        tensors = {**module_tensors("actor", actor), **module_tensors("critic", critic),
-                   "obs_rms/mean": torch.as_tensor(obs_rms.mean), "obs_rms/var": torch.as_tensor(obs_rms.var),
-                   "rng/torch": torch.get_rng_state()}
-        opt_tensors, opt_meta = optimizer_state("optimizer", optimizer)
-        tensors.update(opt_tensors)
-        assign_tensors, assign_meta = optimizer_state("assignment_optimizer", assignment_optimizer)
-        tensors.update(assign_tensors, assignment_logits=assignment_logits.detach())
-        save_checkpoint(run_dir, tensors, {
-            "optimizer": opt_meta, "assignment_optimizer": assign_meta, "obs_rms_count": obs_rms.count, "numpy_rng": rng.bit_generator.state,
-            "assignment": assignment.tolist(), "utility": utility.tolist(), "seen": seen.tolist(),
-            "global_step": global_step, "iteration": iteration, "wall_time_s": wall_offset + time.time() - start_time,
-            "next_eval": next_eval, "eval_history": eval_history})
+    state = TrainState(modules={"actor": agent.actor, "critic": agent.critic}, obs_rms=obs_rms, rng=rng,
+                       optimizers={"optimizer": optimizer, "assignment_optimizer": assignment_optimizer},
+                       tensors={"assignment_logits": assignment_logits}, next_eval=args.eval_every,
+                       assignment=assignment_logits.detach().argmax(0).cpu().numpy(),  # the hard assignment
+                       utility=np.zeros((k, n)),  # U[p, i]: EMA of user i's episode returns under policy p
+                       seen=np.zeros(k, dtype=bool))
+    if run.resumed:
+        state.load(run.dir)
+        print(f"resumed {run.dir} at iteration {state.iteration}, {state.global_step} transitions")
+    writer = run.open_writer(state.global_step)
 
     # ALGO Logic: Storage setup
     T, E = args.num_steps, k * m
-    obs_buf = torch.zeros((T, E, obs_dim), device=device)
-    actions_buf = torch.zeros((T, E) if discrete else (T, E, act_dim), device=device)
+    act_shape = (T, E) if env.discrete else (T, E, env.act_dim)
+    obs_buf = torch.zeros((T, E, env.obs_dim), device=device)
+    actions_buf = torch.zeros(act_shape, device=device)
     logprobs_buf = torch.zeros((T, E), device=device)
     rewards_buf = torch.zeros((T, E, n), device=device)
     ends_buf = torch.zeros((T, E), device=device)
     policy_of_env = torch.as_tensor(envs.policy_index, device=device)
 
-    start_time = time.time()
-    start_step = global_step
-    raw_obs, _ = envs.reset(seed=args.seed + 7919 * iteration)  # a resumed run starts fresh episodes
+    state.start_clock()
+    start_step = state.global_step
+    raw_obs, _ = envs.reset(seed=args.seed + 7919 * state.iteration)  # a resumed run starts fresh episodes
     obs_rms.update(raw_obs)
     next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
-    flips, ev = 0, None
-    progress = tqdm(total=args.num_iterations * args.batch_size, initial=global_step, unit="step", mininterval=1.0,
-                    dynamic_ncols=True)
+    progress = tqdm(total=args.num_iterations * args.batch_size, initial=state.global_step, unit="step",
+                    mininterval=1.0, dynamic_ncols=True)
     iterations_this_process = 0
-    while iteration < args.num_iterations:
-        iteration += 1
-        frac = (iteration - 1.0) / args.num_iterations
-        lr = args.learning_rate_end + (args.learning_rate - args.learning_rate_end) * (1.0 - frac)
+    while state.iteration < args.num_iterations:
+        state.iteration += 1
+        lr, ent_coef = schedules(args, state.iteration)
         optimizer.param_groups[0]["lr"] = lr
-        ent_coef = args.ent_coef * (args.ent_coef_end / args.ent_coef) ** frac if args.ent_coef > 0 else 0.0
 
         # rollout: one batched forward pass of all k policies per step
-        truncation_bootstrap = []  # (step, sub-env, normalized final obs) of time-limit truncations
+        truncated_finals = []  # (step, copy, normalized final obs) of time-limit truncations
         for step in range(T):
-            global_step += E
+            state.global_step += E
             obs_buf[step] = next_obs
             with torch.no_grad():
-                action, logprob = sample_actions(actor, next_obs.view(k, m, obs_dim))
-            actions_buf[step] = action.reshape(actions_buf.shape[1:])
+                action, logprob = agent.get_action(next_obs.view(k, m, env.obs_dim))
+            actions_buf[step] = action.reshape(act_shape[1:])
             logprobs_buf[step] = logprob.reshape(E)
-            env_action = action.reshape((E,) if discrete else (E, act_dim)).cpu().numpy()
-            if not discrete:
-                env_action = np.clip(env_action, action_low, action_high)
+            env_action = action.reshape(act_shape[1:]).cpu().numpy()
+            if not env.discrete:
+                env_action = np.clip(env_action, env.action_low, env.action_high)
             raw_obs, reward, terminations, truncations, infos = envs.step(env_action)
             rewards_buf[step] = torch.as_tensor(reward, device=device)
             ends_buf[step] = torch.as_tensor(terminations | truncations, device=device, dtype=torch.float32)
-            if args.bootstrap_truncated and truncations.any():
+            if args.bootstrap_truncated:
                 for e in np.flatnonzero(truncations & ~terminations):
-                    truncation_bootstrap.append((step, e, obs_rms.normalize(infos["final_obs"][e])))
-            if "_episode" in infos:
-                for e in np.flatnonzero(infos["_episode"]):
-                    p = e // m
-                    r = infos["episode"]["r"][e]
-                    utility[p] = args.utility_ema * utility[p] + (1 - args.utility_ema) * r if seen[p] else r
-                    seen[p] = True
+                    truncated_finals.append((step, e, obs_rms.normalize(infos["final_obs"][e])))
+            record_episodes(state, infos, m, args.utility_ema)
             obs_rms.update(raw_obs)
             next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
 
-        # values of all agents under each policy, in one batched pass after the rollout
-        with torch.no_grad():
-            grouped_obs = torch.cat([obs_buf, next_obs.unsqueeze(0)]).view(T + 1, k, m, obs_dim).permute(1, 0, 2, 3)
-            values_all = critic(grouped_obs.reshape(k, (T + 1) * m, obs_dim)).view(k, T + 1, m, n)
-            values_all = values_all.permute(1, 0, 2, 3).reshape(T + 1, E, n)
-            values, next_values = values_all[:-1], values_all[1:]
-            rewards = rewards_buf.clone()
-            if truncation_bootstrap:
-                steps_, envs_, final = zip(*truncation_bootstrap)
-                final = torch.as_tensor(np.stack(final), device=device)
-                final_values = critic(final.unsqueeze(0).expand(k, -1, -1))  # (k, F, n); take each row's own policy
-                pol = policy_of_env[list(envs_)]
-                rewards[list(steps_), list(envs_)] += args.gamma * final_values[pol, torch.arange(len(envs_))]
-            advantages = compute_gae(rewards, values, next_values, ends_buf, args.gamma, args.gae_lambda)
-            returns = advantages + values
-
-        # flatten per policy: (T, k, m, ...) -> (k, T * m, ...)
-        def per_policy(x):
-            return x.view((T, k, m) + x.shape[2:]).transpose(0, 1).reshape((k, T * m) + x.shape[2:])
-
-        b_obs, b_actions, b_logprobs = per_policy(obs_buf), per_policy(actions_buf), per_policy(logprobs_buf)
-        b_gae, b_returns = per_policy(advantages), per_policy(returns)  # (k, T * m, n)
+        # every user's advantages under each copy's policy
+        advantages, returns = advantages_and_returns(agent.critic, obs_buf, next_obs, rewards_buf, ends_buf,
+                                                     truncated_finals, policy_of_env, k, args.gamma, args.gae_lambda)
+        b_obs, b_actions, b_logprobs = per_policy(obs_buf, k), per_policy(actions_buf, k), per_policy(logprobs_buf, k)
+        b_gae, b_returns = per_policy(advantages, k), per_policy(returns, k)  # (k, T * m, n)
 
         # PPO on every policy and the assignment logits at once, minibatches grouped per policy
-
         torch.set_num_threads(args.update_threads)
-        N, mb = T * m, args.minibatch_size
         clipfracs, approx_kl = [], torch.zeros(())
         for epoch in range(args.update_epochs):
-            perm = torch.as_tensor(np.argsort(rng.random((k, N)), axis=1), device=device)
-            for start in range(0, N, mb):
-                idx = perm[:, start:start + mb]
-                mb_obs = torch.gather(b_obs, 1, idx.unsqueeze(-1).expand(-1, -1, obs_dim))
-                mb_actions = (torch.gather(b_actions, 1, idx) if discrete
-                              else torch.gather(b_actions, 1, idx.unsqueeze(-1).expand(-1, -1, act_dim)))
-                mb_logprobs = torch.gather(b_logprobs, 1, idx)
-                mb_returns = torch.gather(b_returns, 1, idx.unsqueeze(-1).expand(-1, -1, n))
-                mb_gae = torch.gather(b_gae, 1, idx.unsqueeze(-1).expand(-1, -1, n))
-                # policy p's advantage: the agents' advantages weighted by the soft assignment (differentiable)
+            order = minibatch_order(rng, k, T * m, device)
+            for start in range(0, T * m, args.minibatch_size):
+                idx = order[:, start:start + args.minibatch_size]
+                # policy p's advantage: the users' advantages weighted by the soft assignment (differentiable)
                 weights = torch.softmax(assignment_logits, dim=0)  # (k, n), columns sum to 1
-                mb_adv = (mb_gae * weights.unsqueeze(1)).mean(-1)  # (k, mb)
-
-                newlogprob, entropy = evaluate_actions(actor, mb_obs, mb_actions)
-                logratio = newlogprob - mb_logprobs
+                mb_adv = (take(b_gae, idx) * weights.unsqueeze(1)).mean(-1)  # (k, mb)
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(take(b_obs, idx), take(b_actions, idx))
+                logratio = newlogprob - take(b_logprobs, idx)
                 ratio = logratio.exp()
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - logratio).mean()
                     clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean().item())
-                mb_adv = (mb_adv - mb_adv.mean(1, keepdim=True)) / (mb_adv.std(1, keepdim=True) + 1e-8)  # per policy
-                pg_loss = torch.max(-mb_adv * ratio, -mb_adv * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef))
-                pg_loss = pg_loss.mean(1).sum()  # each policy's loss as if alone
-                v_loss = 0.5 * ((critic(mb_obs) - mb_returns) ** 2).mean((1, 2)).sum()
+                mb_adv = normalize_per_policy(mb_adv)
+                pg_loss = clipped_policy_loss(mb_adv, ratio, args.clip_coef)  # each policy's loss as if alone
+                v_loss = value_loss(newvalue, take(b_returns, idx))
                 entropy_loss = entropy.mean(1).sum()
                 loss = pg_loss - ent_coef * entropy_loss + args.vf_coef * v_loss
 
                 optimizer.zero_grad()
                 assignment_optimizer.zero_grad()
                 loss.backward()
-                clip_grad_norm_per_policy(grouped_actor, shared_actor, k, args.max_grad_norm)
-                clip_grad_norm_per_policy(critic_params, [], k, args.max_grad_norm)
+                agent.clip_grad_norm_(args.max_grad_norm)
                 optimizer.step()
                 assignment_optimizer.step()
             if args.target_kl and approx_kl > args.target_kl:
                 break
         torch.set_num_threads(args.torch_threads)
 
-        # the hard assignment: each agent's highest-weight policy
-        old = assignment
-        assignment = assignment_logits.detach().argmax(0).cpu().numpy()
-        flips = int((assignment != old).sum())
+        # the hard assignment: each user's highest-weight policy
+        old = state.assignment
+        state.assignment = assignment_logits.detach().argmax(0).cpu().numpy()
+        flips = int((state.assignment != old).sum())
 
         # logging
-        sps = int((global_step - start_step) / (time.time() - start_time))
-        sizes = np.bincount(assignment, minlength=k)
-        train_welfare = float(utility[assignment, np.arange(n)].mean()) if seen.all() else float("nan")
-        writer.add_scalar("charts/learning_rate", lr, global_step)
-        writer.add_scalar("charts/ent_coef", ent_coef, global_step)
-        writer.add_scalar("charts/SPS", sps, global_step)
-        writer.add_scalar("losses/value_loss", v_loss.item() / k, global_step)
-        writer.add_scalar("losses/policy_loss", pg_loss.item() / k, global_step)
-        writer.add_scalar("losses/entropy", entropy_loss.item() / k, global_step)
-        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-        writer.add_scalar("losses/clipfrac", float(np.mean(clipfracs)), global_step)
-        if seen.all():
-            writer.add_scalar("welfare/train", train_welfare, global_step)
-        writer.add_scalar("assignment/sizes", sizes.min(), global_step)  # the smallest group
-        writer.add_scalar("assignment/largest", sizes.max(), global_step)
-        writer.add_scalar("assignment/flips", flips, global_step)
+        sps = int((state.global_step - start_step) / (time.time() - state.started))
+        train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
+                                          pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
+                                          clipfrac=float(np.mean(clipfracs)), flips=flips, k=k)
         with torch.no_grad():
             weights = torch.softmax(assignment_logits, dim=0)
-            writer.add_scalar("assignment/weight_entropy", -(weights * weights.clamp(min=1e-12).log()).sum(0).mean().item(), global_step)
+            writer.add_scalar("assignment/weight_entropy", -(weights * weights.clamp(min=1e-12).log()).sum(0).mean().item(),
+                              state.global_step)
         progress.update(args.batch_size)
         progress.set_postfix(welfare=f"{train_welfare:.4f}", sps=sps, flips=flips, refresh=False)
 
-        if args.eval_every and global_step >= next_eval and iteration < args.num_iterations:
-            while next_eval <= global_step:
-                next_eval += args.eval_every
-            ev = record_eval()
-            write_result(run_dir, result_dict(ev, finished=False))
-            progress.write(f"step {global_step}: eval welfare {ev['welfare']:.4f}, best response {ev['best_welfare']:.4f}")
+        if run.eval_due(state):
+            eval_start = time.time()
+            ev = run.record_eval(run.evaluate(agent.actor, obs_rms, state.assignment, device), state, eval_start)
+            run.write_result(ev, state, finished=False)
+            progress.write(f"step {state.global_step}: eval welfare {ev['welfare']:.4f}, best response {ev['best_welfare']:.4f}")
         iterations_this_process += 1
-        if iteration % args.checkpoint_every == 0 or iteration == args.num_iterations:
-            checkpoint()
-            if args.interrupt_after and iterations_this_process >= args.interrupt_after and iteration < args.num_iterations:
-                progress.close()
-                print(f"interrupted after iteration {iteration} (checkpoint written); continue with --resume {run_dir}")
-                raise SystemExit(0)
+        run.checkpoint(state, iterations_this_process, progress)
     progress.close()
 
-    ev = record_eval()
-    write_result(run_dir, result_dict(ev, finished=True))
+    eval_start = time.time()
+    ev = run.record_eval(run.evaluate(agent.actor, obs_rms, state.assignment, device), state, eval_start)
+    run.write_result(ev, state, finished=True)
     if args.save_model:
-        save_policies(run_dir, actor.cpu(), env_id=args.env_id, env_kwargs=env_kwargs, action_low=action_low,
-                      action_high=action_high, extra={"solver": SOLVER, "assignment": assignment.tolist(),
-                                                                          "assignment_weights": torch.softmax(assignment_logits, 0).tolist()}, **obs_rms.spec())
-        print(f"policies saved to {run_dir}")
-    print(f"{run_name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{global_step} transitions in {wall_offset + time.time() - start_time:.1f}s")
+        run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist(),
+                       assignment_weights=torch.softmax(assignment_logits, 0).tolist())
+    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
+          f"{state.global_step} transitions in {state.elapsed():.1f}s")
     envs.close()
     writer.close()
