@@ -29,7 +29,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from rmdp_envs.policies import atomic_write_json  # noqa: E402
+from rmdp_envs.files import atomic_write_json  # noqa: E402
 from rmdp_envs.results import git_commit, hardware  # noqa: E402
 
 CHEETAH = "rmdp/HalfCheetahSpeed-v0"

@@ -2,10 +2,10 @@
 
 * ``W_random``: welfare of one uniformly random policy (k = 1), evaluated with
   :func:`rmdp_envs.evaluate` under the protocol (its random actions are seeded by the protocol seed).
-* ``W_upper``: the full-personalization bound (every agent gets its own optimal policy): the exact
-  optimum where :mod:`rmdp_envs.exact` computes one, the closed form for ResourceGathering
-  (shortest round trip to each cell: 0.9356 on the paper's map), else the largest return an agent
-  can collect (speed tasks: 0.1 per step x 1000 steps = 100).
+* ``W_upper``: the full-personalization bound (every user gets its own optimal policy), as each
+  environment states it (:func:`rmdp_envs.upper_welfare`): the exact optimum for tabular r-MDPs,
+  the closed form for ResourceGathering (shortest round trip to each cell: 0.9356 on the paper's
+  map), else the largest return a user can collect (speed tasks: 0.1 per step x 1000 steps = 100).
 
 They are cached, keyed by benchmark, in ``reference_points.json`` beside the submissions and
 published with the tables, so anyone can recompute a normalized score.
@@ -52,49 +52,13 @@ def random_welfare(env_id: str, env_kwargs: dict, protocol: Protocol = PROTOCOL)
     return {"welfare": float(u.mean()), "egalitarian_welfare": float(u.min())}
 
 
-def _exact_upper(env_id: str, env_kwargs: dict) -> float | None:
-    """The exact full-personalization welfare from :mod:`rmdp_envs.exact`, when it has one.
-
-    Looked up as ``rmdp_envs.exact.full_personalization_welfare(env_id, env_kwargs)``; any other
-    shape of that module (or its absence) falls back to the closed-form bounds.
-    """
-    try:
-        from rmdp_envs import exact  # noqa: PLC0415 (optional module)
-    except ImportError:
-        return None
-    fn = getattr(exact, "full_personalization_welfare", None)
-    if fn is None:
-        return None
-    try:
-        value = fn(env_id, env_kwargs)
-    except (ValueError, NotImplementedError, KeyError):
-        return None
-    return None if value is None else float(value)
-
-
 def upper_welfare(env_id: str, env_kwargs: dict) -> dict[str, Any]:
-    exact = _exact_upper(env_id, env_kwargs)
-    if exact is not None:
-        return {"welfare": exact, "source": "exact optimum (rmdp_envs.exact)"}
+    """W_upper as the environment states it (:func:`rmdp_envs.upper_welfare`)."""
     env = rmdp_envs.make(env_id, **env_kwargs)
-    base = env.unwrapped
     try:
-        if env_id.startswith("rmdp/ResourceGathering-"):
-            home = np.asarray(base.home)
-            cells = base.population.params
-            steps = np.abs(cells - home).sum(axis=1) * 2
-            steps[steps == 0] = 1  # home: bump a wall, one step
-            return {"welfare": float(np.mean(1.0 - steps / 100.0)),
-                    "source": "closed form: shortest round trip to each user's cell"}
-        if env.spec is not None and env.spec.max_episode_steps and hasattr(base, "reward_space"):
-            # shortest decimal of the float32 bound: 0.1, not 0.100000001 (else 100.000001 below)
-            per_step = float(np.format_float_positional(np.max(base.reward_space.high)))
-            bound = round(per_step * env.spec.max_episode_steps, 6)
-            return {"welfare": bound, "source": f"reward bound: {per_step:.3g} per step x "
-                                                f"{env.spec.max_episode_steps} steps"}
+        return rmdp_envs.upper_welfare(env)
     finally:
         env.close()
-    return {"welfare": None, "source": "unknown"}
 
 
 def load_references(board: Path) -> dict[str, Any]:

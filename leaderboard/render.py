@@ -214,7 +214,7 @@ def assignment_plot(board: dict[str, Any]) -> str | None:
 
     b = board["benchmark"]
     params = np.asarray(b["population"]["params"], dtype=np.float64)
-    grid = b["env_id"].startswith("rmdp/ResourceGathering-") and params.shape[1] == 2
+    grid = b["population"].get("kind") == "cells" and params.shape[1] == 2  # users are cells of a grid
     if params.shape[1] != 1 and not grid:
         return None
     labels = sorted({r["label"] for r in board["rows"]})
@@ -295,7 +295,7 @@ def _intro_md() -> list[str]:
         "(egalitarian welfare); **own assignment** is the welfare under the solver's own assignment. Mean and "
         f"{CONFIDENCE:.0%} t-interval over training seeds. **Normalized** = (W - W_random) / (W_upper - W_random) with "
         f"the reference points given under each table and in [`{REFERENCE_FILE}`]({REFERENCE_FILE}). A claimed welfare "
-        f"must match the re-evaluation within {p.tolerance.describe()} ({p.mujoco_tolerance.describe()} on MuJoCo tasks).",
+        f"must match the re-evaluation within {p.tolerance.describe()} ({p.chaotic_tolerance.describe()} on tasks with chaotic dynamics: MuJoCo).",
         "",
         "Submit: `python -m leaderboard submit RUN_DIR...` · render: `python -m leaderboard render` · "
         "open `leaderboard/site/index.html` for the plots.",

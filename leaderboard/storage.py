@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rmdp_envs.files import POLICY_FILES, atomic_write_text  # noqa: F401 (atomic_write_text: the board's writer too)
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 SUBMISSION_FILE = "submission.json"
@@ -55,21 +57,6 @@ def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the board is published
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_submission(board: Path, submission: dict[str, Any], policy_dirs: dict[str, Path]) -> Path:
     """Write ``submissions/<id>/`` in one step: build it in a hidden temporary folder, then rename.
 
@@ -86,7 +73,7 @@ def write_submission(board: Path, submission: dict[str, Any], policy_dirs: dict[
         for rel, src in sorted(policy_dirs.items()):
             dst = tmp / rel
             dst.mkdir(parents=True)
-            for name in ("policies.json", "policies.safetensors"):
+            for name in POLICY_FILES:
                 shutil.copyfile(src / name, dst / name)
         (tmp / SUBMISSION_FILE).write_text(dump_json(submission))
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700

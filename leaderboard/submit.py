@@ -22,9 +22,8 @@ import numpy as np
 
 from leaderboard.protocol import PER_RUN_KEYS, PROTOCOL, SUBMISSION_FORMAT, Protocol
 from leaderboard.storage import (PACKAGE_DIR, load_submissions, sha256_file, short_hash, write_submission)
-
-RESULT_FILE = "result.json"
-POLICY_FILES = ("policies.json", "policies.safetensors")
+from rmdp_envs.files import POLICY_FILES, POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE, RESULT_FILE
+from rmdp_envs.results import RunResult
 #: Suffixes of formats that run code when loaded (pickle and what wraps it).
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt", ".dill", ".cloudpickle"})
 #: kwargs that only say how the population is drawn; the population itself identifies the benchmark.
@@ -110,7 +109,7 @@ class Run:
     """A run folder that passed the checks that need no evaluation."""
 
     run_dir: Path
-    result: dict[str, Any]
+    result: RunResult
     benchmark: dict[str, Any]
     k: int
     n: int
@@ -124,7 +123,7 @@ class Run:
 
     @property
     def seed(self) -> int:
-        return int(self.result["seed"])
+        return int(self.result.seed)
 
     @property
     def group(self) -> tuple:
@@ -132,7 +131,7 @@ class Run:
 
     def identity(self, protocol_version: str) -> tuple:
         """Two runs with the same identity are duplicates."""
-        return self.group + (int(self.result["total_timesteps"]), self.seed, protocol_version)
+        return self.group + (int(self.result.total_timesteps), self.seed, protocol_version)
 
 
 def benchmark_of(env_id: str, env_kwargs: dict[str, Any], population: dict[str, Any]) -> dict[str, Any]:
@@ -142,30 +141,17 @@ def benchmark_of(env_id: str, env_kwargs: dict[str, Any], population: dict[str, 
             "n": len(population["params"]), "key": key}
 
 
-def _claimed_eval(result: dict[str, Any], protocol: Protocol) -> tuple[int, int]:
-    """(episodes, seed) of the run's own evaluation; the protocol's when the run does not say."""
-    for source in (result.get("evaluation"), result, result.get("hyperparameters"), result.get("args")):
-        if not isinstance(source, dict):
-            continue
-        for e_key, s_key in (("episodes", "seed"), ("eval_episodes", "eval_seed"), ("evaluation_episodes", "evaluation_seed")):
-            if source is result and e_key == "episodes":
-                continue  # a top-level "seed" is the training seed
-            if isinstance(source.get(e_key), int) and isinstance(source.get(s_key), int):
-                return int(source[e_key]), int(source[s_key])
-    return protocol.episodes, protocol.seed
-
-
-def _hardware(result: dict[str, Any]) -> str:
-    hw = result.get("hardware")
-    if isinstance(hw, dict):
-        return ", ".join(f"{k}={hw[k]}" for k in sorted(hw))
-    return str(hw) if hw else "unknown"
+def _claimed_eval(result: RunResult, protocol: Protocol) -> tuple[int, int]:
+    """(episodes, seed) of the run's own evaluation; the protocol's when the result does not record them."""
+    if result.eval_episodes is None or result.eval_seed is None:
+        return protocol.episodes, protocol.seed
+    return int(result.eval_episodes), int(result.eval_seed)
 
 
 def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
     """Every check of one run folder that needs no evaluation; raises :class:`SubmissionError`."""
     import rmdp_envs  # noqa: PLC0415
-    from rmdp_envs.policies import SPEC_FORMAT  # noqa: PLC0415
+    from rmdp_train.policies import SPEC_FORMAT  # noqa: PLC0415
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -173,12 +159,13 @@ def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
     if not (run_dir / RESULT_FILE).is_file():
         raise SubmissionError(f"{run_dir}: missing {RESULT_FILE} (pass the folder that a solver run wrote)")
     scan_for_pickles(run_dir)
-    result = read_json_strict(run_dir / RESULT_FILE)
-    errors = schema_errors(result, "run_result")
+    data = read_json_strict(run_dir / RESULT_FILE)
+    errors = schema_errors(data, "run_result")
     if errors:
         raise SubmissionError(f"{run_dir / RESULT_FILE}: schema violation " + "; ".join(errors))
+    result = RunResult.from_dict(data)
 
-    env_id = result["env_id"]
+    env_id = result.env_id
     ids = rmdp_envs.registered_ids()
     if env_id not in ids:
         name = env_id.rsplit("-v", 1)[0]
@@ -186,47 +173,44 @@ def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
         hint = f"registered versions: {', '.join(versions)}" if versions else f"registered: {', '.join(ids)}"
         raise SubmissionError(f"{run_dir}: unknown env id or version {env_id!r} ({hint})")
     try:
-        env = rmdp_envs.make(env_id, **result["env_kwargs"])
+        env = rmdp_envs.make(env_id, **result.env_kwargs)
     except Exception as e:  # noqa: BLE001 (any construction error is the submitter's)
-        raise SubmissionError(f"{run_dir}: env_kwargs {result['env_kwargs']} do not build {env_id}: {e}") from None
+        raise SubmissionError(f"{run_dir}: env_kwargs {result.env_kwargs} do not build {env_id}: {e}") from None
     population = env.unwrapped.population.to_dict()
     env.close()
-    claimed_pop = result["population"]
+    claimed_pop = result.population
     if claimed_pop.get("params") != population["params"] or claimed_pop.get("kind") != population["kind"]:
         raise SubmissionError(f"{run_dir}: population in {RESULT_FILE} differs from the one env_kwargs build "
                               f"({claimed_pop.get('kind')!r} vs {population['kind']!r})")
     n = len(population["params"])
-    k = result["k"]
+    k = result.k
     if not 1 <= k <= n:
         raise SubmissionError(f"{run_dir}: k={k} outside [1, n] = [1, {n}]")
-    utility = np.asarray(result["utility"], dtype=np.float64)
+    utility = np.asarray(result.utility, dtype=np.float64)
     if utility.shape != (k, n):
         raise SubmissionError(f"{run_dir}: utility must have shape (k, n) = ({k}, {n}), got {utility.shape}")
-    assignment = result["assignment"]
+    assignment = result.assignment
     if len(assignment) != n or min(assignment) < 0 or max(assignment) >= k:
-        raise SubmissionError(f"{run_dir}: assignment must give each of n={n} agents a policy index in [0, k={k})")
+        raise SubmissionError(f"{run_dir}: assignment must give each of n={n} users a policy index in [0, k={k})")
 
     missing = [name for name in POLICY_FILES if not (run_dir / name).is_file()]
     if missing:
         raise SubmissionError(f"{run_dir}: missing policies: {', '.join(missing)} not found "
                               "(train with --save-model so the board can re-evaluate the policies)")
-    spec = read_json_strict(run_dir / "policies.json")
+    spec = read_json_strict(run_dir / POLICY_SPEC_FILE)
     if spec.get("format") != SPEC_FORMAT:
-        raise SubmissionError(f"{run_dir}: policies.json has format {spec.get('format')!r}, expected {SPEC_FORMAT!r}")
+        raise SubmissionError(f"{run_dir}: {POLICY_SPEC_FILE} has format {spec.get('format')!r}, expected {SPEC_FORMAT!r}")
     if spec.get("env_id") != env_id or spec.get("k") != k:
-        raise SubmissionError(f"{run_dir}: policies.json is for env {spec.get('env_id')!r} with k={spec.get('k')}, "
+        raise SubmissionError(f"{run_dir}: {POLICY_SPEC_FILE} is for env {spec.get('env_id')!r} with k={spec.get('k')}, "
                               f"but {RESULT_FILE} says {env_id!r} with k={k}")
     _check_weights(run_dir)
 
-    if result.get("finished") is False:
+    if result.finished is False:
         raise SubmissionError(f"{run_dir}: run not finished ({RESULT_FILE} says finished: false; "
                               "it is an intermediate evaluation)")
-    hyper = result.get("hyperparameters") or result.get("args") or {}
-    if not isinstance(hyper, dict):
-        raise SubmissionError(f"{run_dir / RESULT_FILE}: schema violation at 'hyperparameters': not an object")
-    hyper = {key: value for key, value in sorted(hyper.items()) if key not in PER_RUN_KEYS}
-    return Run(run_dir=run_dir, result=result, benchmark=benchmark_of(env_id, result["env_kwargs"], population),
-               k=k, n=n, solver=result["solver"], commit=result["commit"], hyperparameters=hyper,
+    hyper = {key: value for key, value in sorted(result.args.items()) if key not in PER_RUN_KEYS}
+    return Run(run_dir=run_dir, result=result, benchmark=benchmark_of(env_id, result.env_kwargs, population),
+               k=k, n=n, solver=result.solver, commit=result.commit, hyperparameters=hyper,
                config=short_hash(hyper, 8), policy_sha={name: sha256_file(run_dir / name) for name in POLICY_FILES},
                claimed_eval=_claimed_eval(result, protocol))
 
@@ -236,12 +220,12 @@ def _check_weights(run_dir: Path) -> None:
     from safetensors.numpy import load_file  # noqa: PLC0415
 
     try:
-        tensors = load_file(str(run_dir / "policies.safetensors"))
+        tensors = load_file(str(run_dir / POLICY_WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError) as e:
-        raise SubmissionError(f"{run_dir}: policies.safetensors is not a readable safetensors file: {e}") from None
+        raise SubmissionError(f"{run_dir}: {POLICY_WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
     for name in sorted(tensors):
         if not np.all(np.isfinite(tensors[name])):
-            raise SubmissionError(f"{run_dir}: policies.safetensors tensor {name!r} contains NaN or infinite values")
+            raise SubmissionError(f"{run_dir}: {POLICY_WEIGHTS_FILE} tensor {name!r} contains NaN or infinite values")
 
 
 # ----------------------------------------------------------------------------- verification
@@ -249,9 +233,9 @@ def _check_weights(run_dir: Path) -> None:
 def verify_run(run: Run, protocol: Protocol = PROTOCOL) -> None:
     """Re-evaluate the saved policies; compare with the claim; keep the protocol's numbers."""
     import rmdp_envs  # noqa: PLC0415
-    from rmdp_envs.policies import load_policies  # noqa: PLC0415
+    from rmdp_envs import load_policies  # noqa: PLC0415
 
-    env_id, env_kwargs = run.result["env_id"], run.result["env_kwargs"]
+    env_id, env_kwargs = run.result.env_id, run.result.env_kwargs
     try:
         policies = load_policies(run.run_dir)
     except Exception as e:  # noqa: BLE001
@@ -264,19 +248,19 @@ def verify_run(run: Run, protocol: Protocol = PROTOCOL) -> None:
     except Exception as e:  # noqa: BLE001
         raise SubmissionError(f"{run.run_dir}: re-evaluating the saved policies failed: {e}") from None
     tol = protocol.tolerance_for(env_id)
-    assignment = run.result["assignment"]
-    for name, claimed, verified in (("best_welfare", run.result["best_welfare"], own.best_welfare),
-                                    ("welfare", run.result["welfare"], own.welfare(assignment))):
+    assignment = run.result.assignment
+    for name, claimed, verified in (("best_welfare", run.result.best_welfare, own.best_welfare),
+                                    ("welfare", run.result.welfare, own.welfare(assignment))):
         if not tol.ok(claimed, verified):
             raise SubmissionError(
                 f"{run.run_dir}: tampered welfare: claimed {name} {claimed:.6g} but re-evaluating the saved policies "
                 f"({episodes} episodes from seed {seed}) gives {verified:.6g}; tolerance {tol.describe()}")
-    diff = np.abs(np.asarray(run.result["utility"]) - own.utility)
+    diff = np.abs(np.asarray(run.result.utility) - own.utility)
     bad = np.argwhere(diff > tol.atol + tol.rtol * np.abs(own.utility))
     if bad.size:
         j, i = (int(v) for v in bad[0])
         raise SubmissionError(f"{run.run_dir}: tampered utility: claimed utility[{j}][{i}] = "
-                              f"{run.result['utility'][j][i]:.6g} but re-evaluation gives {own.utility[j, i]:.6g}; "
+                              f"{run.result.utility[j][i]:.6g} but re-evaluation gives {own.utility[j, i]:.6g}; "
                               f"tolerance {tol.describe()}")
     values = [board.best_welfare, board.welfare(assignment), float(board.agent_utilities(board.best_assignment).min())]
     if not all(math.isfinite(v) for v in values) or not np.all(np.isfinite(board.utility)):
@@ -295,28 +279,28 @@ def _existing_index(board: Path) -> tuple[set[tuple], dict[str, str], set[str]]:
         for r in sub["runs"]:
             identities.add((b["key"], s["name"], sub["k"], s["commit"], s["config"], r["total_timesteps"],
                             r["seed"], sub["protocol"]["version"]))
-            weights[r["policies"]["sha256"]["policies.safetensors"]] = sub["id"]
+            weights[r["policies"]["sha256"][POLICY_WEIGHTS_FILE]] = sub["id"]
     return identities, weights, ids
 
 
 def build_submission(runs: list[Run], protocol: Protocol = PROTOCOL) -> dict[str, Any]:
     first = runs[0]
-    runs = sorted(runs, key=lambda r: (r.seed, int(r.result["total_timesteps"])))
-    digest = short_hash([protocol.version] + [r.policy_sha["policies.safetensors"] for r in runs], 10)
+    runs = sorted(runs, key=lambda r: (r.seed, int(r.result.total_timesteps)))
+    digest = short_hash([protocol.version] + [r.policy_sha[POLICY_WEIGHTS_FILE] for r in runs], 10)
     env_name = first.benchmark["env_id"].split("/", 1)[1]
     sub_id = f"{env_name}_{first.benchmark['key'][:6]}__{first.solver}__k{first.k}__{digest}"
     out_runs = []
     for r in runs:
         episodes, seed = r.claimed_eval
         out_runs.append({
-            "seed": r.seed, "total_timesteps": int(r.result["total_timesteps"]),
-            "wall_time_s": float(r.result["wall_time_s"]), "hardware": _hardware(r.result),
+            "seed": r.seed, "total_timesteps": int(r.result.total_timesteps),
+            "wall_time_s": float(r.result.wall_time_s), "hardware": (r.result.hardware or "unknown"),
             "best_welfare": r.verified["best_welfare"], "welfare": r.verified["welfare"],
             "egalitarian_welfare": r.verified["egalitarian_welfare"],
-            "assignment": [int(a) for a in r.result["assignment"]], "utility": r.verified["utility"],
-            "claimed": {"welfare": float(r.result["welfare"]), "best_welfare": float(r.result["best_welfare"]),
+            "assignment": [int(a) for a in r.result.assignment], "utility": r.verified["utility"],
+            "claimed": {"welfare": float(r.result.welfare), "best_welfare": float(r.result.best_welfare),
                         "episodes": episodes, "seed": seed},
-            "policies": {"path": f"policies/seed-{r.seed}-t{int(r.result['total_timesteps'])}", "sha256": r.policy_sha},
+            "policies": {"path": f"policies/seed-{r.seed}-t{int(r.result.total_timesteps)}", "sha256": r.policy_sha},
         })
     tol = protocol.tolerance_for(first.benchmark["env_id"])
     return {
@@ -347,7 +331,7 @@ def submit(run_dirs: list[str | Path], board: Path, protocol: Protocol = PROTOCO
     fresh = []
     for run in runs:
         ident = run.identity(protocol.version)
-        sha = run.policy_sha["policies.safetensors"]
+        sha = run.policy_sha[POLICY_WEIGHTS_FILE]
         if ident in seen:
             raise SubmissionError(f"{run.run_dir}: duplicate: same benchmark, solver, k, commit, config, timesteps "
                                   f"and seed {run.seed} as {seen[ident]}")
@@ -379,7 +363,7 @@ def submit(run_dirs: list[str | Path], board: Path, protocol: Protocol = PROTOCO
     written = []
     for sub, group in submissions:
         policy_dirs = {r_out["policies"]["path"]: r.run_dir
-                       for r_out, r in zip(sub["runs"], sorted(group, key=lambda r: (r.seed, int(r.result["total_timesteps"]))))}
+                       for r_out, r in zip(sub["runs"], sorted(group, key=lambda r: (r.seed, int(r.result.total_timesteps))))}
         written.append(write_submission(board, sub, policy_dirs))
         log(f"accepted {sub['id']} ({len(sub['runs'])} run(s))")
     return written

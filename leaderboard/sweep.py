@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from leaderboard.storage import REPO_ROOT
+from rmdp_envs.files import POLICY_FILES, RESULT_FILE
 
 #: Largest file copied back from a Ray worker (TensorBoard logs and checkpoints can be big).
 MAX_RETURNED_FILE = 64 << 20
@@ -70,9 +71,9 @@ def finished_run(folder: Path) -> Path | None:
 
     if not folder.is_dir():
         return None
-    for result in sorted(folder.glob("*/result.json"), reverse=True):
+    for result in sorted(folder.glob(f"*/{RESULT_FILE}"), reverse=True):
         run = result.parent
-        if not all((run / name).is_file() for name in ("policies.json", "policies.safetensors")):
+        if not all((run / name).is_file() for name in POLICY_FILES):
             continue
         try:
             if json.loads(result.read_text()).get("finished", True) is False:
@@ -121,7 +122,7 @@ def _ray_task(cmd_tail: list[str], script: str, cwd: str | None, timeout: float 
         except subprocess.TimeoutExpired as e:
             rc, log = "timeout", str(e)
         files: dict[str, bytes] = {}
-        runs = sorted(Path(out).glob("*/result.json"))
+        runs = sorted(Path(out).glob(f"*/{RESULT_FILE}"))
         if runs:
             run = runs[-1].parent
             for path in sorted(run.rglob("*")):

@@ -7,7 +7,6 @@ evaluated under the board's protocol with :func:`rmdp_envs.evaluate`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,8 @@ def make_fixture_run(run_dir: str | Path, env_id: str = "rmdp/ResourceGathering-
     import torch  # noqa: PLC0415
 
     import rmdp_envs  # noqa: PLC0415
-    from rmdp_envs.policies import MultiPolicyActor, load_policies, save_policies  # noqa: PLC0415
+    from rmdp_envs import RunResult  # noqa: PLC0415
+    from rmdp_train.policies import MultiPolicyActor, load_policies, save_policies  # noqa: PLC0415
 
     run_dir = Path(run_dir)
     env_kwargs = dict(env_kwargs or {})
@@ -44,13 +44,9 @@ def make_fixture_run(run_dir: str | Path, env_id: str = "rmdp/ResourceGathering-
     env.close()
     ev = rmdp_envs.evaluate(env_id, load_policies(run_dir), k, PROTOCOL.episodes, PROTOCOL.seed, env_kwargs)
     assignment = ev.best_assignment.tolist()
-    result = {
-        "env_id": env_id, "env_kwargs": env_kwargs, "population": population.to_dict(), "solver": solver,
-        "commit": commit, "seed": seed, "k": k, "total_timesteps": total_timesteps, "wall_time_s": 1.5,
-        "utility": ev.utility.tolist(), "assignment": assignment, "welfare": ev.welfare(assignment),
-        "best_welfare": ev.best_welfare, "hyperparameters": {"seed": seed, "learning_rate": 3e-4, "hidden": list(hidden)},
-        "hardware": "fixture-cpu", "evaluation": {"episodes": PROTOCOL.episodes, "seed": PROTOCOL.seed},
-        **(extra or {}),
-    }
-    (run_dir / "result.json").write_text(json.dumps(result, indent=2))
+    RunResult(env_id=env_id, env_kwargs=env_kwargs, population=population.to_dict(), solver=solver, commit=commit,
+              seed=seed, k=k, total_timesteps=total_timesteps, wall_time_s=1.5, utility=ev.utility.tolist(),
+              assignment=assignment, welfare=ev.welfare(assignment), best_welfare=ev.best_welfare,
+              args={"seed": seed, "learning_rate": 3e-4, "hidden": list(hidden)}, hardware="fixture-cpu",
+              eval_episodes=PROTOCOL.episodes, eval_seed=PROTOCOL.seed, extra=extra or {}).write(run_dir)
     return run_dir

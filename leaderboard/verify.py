@@ -16,7 +16,7 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
     what CI can afford on every commit); ``envs`` restricts the check to those env ids.
     """
     import rmdp_envs  # noqa: PLC0415
-    from rmdp_envs.policies import load_policies  # noqa: PLC0415
+    from rmdp_envs import load_policies  # noqa: PLC0415
 
     problems = []
     subs = load_submissions(board)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
@@ -106,7 +107,8 @@ def upper_welfare(env) -> dict[str, Any]:
     own = getattr(base, "full_personalization_welfare", None)
     if own is not None:
         return own()
-    spec = base.spec or getattr(env, "spec", None)
+    # the registered horizon (the unwrapped env's own spec copy has max_episode_steps stripped)
+    spec = gym.spec(base.spec.id) if base.spec is not None else None
     if spec is not None and spec.max_episode_steps and hasattr(base, "reward_space"):
         # shortest decimal of the float32 bound: 0.1, not 0.100000001 (else 100.000001 below)
         per_step = float(np.format_float_positional(np.max(base.reward_space.high)))

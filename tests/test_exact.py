@@ -135,7 +135,7 @@ def test_saved_network_policies_scored_exactly_match_their_monte_carlo_evaluatio
     """The exact score of trained policies (no sampling noise) is what evaluate estimates."""
     import torch  # noqa: PLC0415
 
-    from rmdp_envs.policies import MultiPolicyActor, load_policies, save_policies  # noqa: PLC0415
+    from rmdp_train.policies import MultiPolicyActor, load_policies, save_policies  # noqa: PLC0415
 
     kwargs = {"n_agents": 5, "n_states": 6, "n_actions": 3, "horizon": 6, "noise": 0.3}
     mdp = gym.make("rmdp/TabularRandom-v0", **kwargs).unwrapped

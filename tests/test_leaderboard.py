@@ -228,9 +228,8 @@ def test_duplicate_within_one_call(runs, board):
 def test_claims_on_other_seeds_are_verified_on_those_seeds(runs, board):
     """A run that evaluated itself on its own seeds is checked there, then scored on the protocol's."""
     import rmdp_envs
-    from rmdp_envs.policies import load_policies
-    ev = rmdp_envs.evaluate(RG, load_policies(runs[0]), 2, 1, 123)
-    _edit_result(runs[0], evaluation={"episodes": 1, "seed": 123}, best_welfare=ev.best_welfare,
+    ev = rmdp_envs.evaluate(RG, rmdp_envs.load_policies(runs[0]), 2, 1, 123)
+    _edit_result(runs[0], eval_episodes=1, eval_seed=123, best_welfare=ev.best_welfare,
                  welfare=ev.welfare(json.loads((runs[0] / "result.json").read_text())["assignment"]))
     submit([runs[0]], board, log=QUIET)
     (sub,) = load_submissions(board)

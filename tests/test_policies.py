@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rmdp_envs
-from rmdp_envs.policies import MultiPolicyActor, load_policies, save_policies
+from rmdp_train.policies import MultiPolicyActor, load_policies, save_policies
 
 
 def saved_actor(tmp_path, discrete, shared_torso=False):

@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 import rmdp_envs
-from rmdp_envs.checkpoint import load_checkpoint
-from rmdp_envs.policies import atomic_write_json, load_policies
+from rmdp_envs import load_policies
+from rmdp_envs.files import atomic_write_json
 from rmdp_envs.results import REQUIRED_KEYS
+from rmdp_train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLVERS = ["em", "e2e", "cluster", "random"]
