@@ -12,6 +12,7 @@ local optima; a deep solver's further gap is the cost of RL noise.
 from __future__ import annotations
 
 import glob
+import inspect
 import json
 import os
 import platform
@@ -30,7 +31,8 @@ from rmdp_envs.envs.tabular_generators import TabularRandomEnv
 from rmdp_envs.exact import (em_exact, full_personalization, optimal_welfare, policy_utilities, policy_welfare,
                              tabulate_policies)
 
-TABULAR_IDS = ("rmdp/TabularRandom-v0", "rmdp/GridGoals-v0", "rmdp/Chain-v0")
+#: every registered r-MDP that states it is tabular (the exact optimum applies)
+TABULAR_IDS = tuple(i for i in rmdp_envs.registered_ids() if rmdp_envs.env_metadata(i)["rmdp_family"] == "tabular")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -41,7 +43,7 @@ class Args:
     ks: tuple[int, ...] = (1, 2, 3, 4)
     """budgets of policies"""
     n_agents: int = 10
-    """agents per instance (the exact optimum handles up to 16)"""
+    """users per instance (the exact optimum handles up to 16)"""
     restarts: int = 10
     """exact-EM runs per instance and k, from seeds 0..restarts-1"""
     out_dir: str = "benchmarks/results"
@@ -59,8 +61,10 @@ class Args:
 
 
 def instance_kwargs(env_id: str, seed: int, n_agents: int) -> dict:
+    """The instance of ``seed``: its population, and its random tables where the env draws them (``instance_seed``)."""
     kwargs = {"n_agents": n_agents, "population_seed": seed}
-    if env_id == "rmdp/TabularRandom-v0":
+    env_class = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
+    if "instance_seed" in inspect.signature(env_class).parameters:
         kwargs["instance_seed"] = seed
     return kwargs
 
@@ -128,7 +132,7 @@ def time_optimum() -> dict:
 def markdown(rows: list[dict], timing: dict, args: Args) -> str:
     head = ["env", "seed", "k", "optimum", "EM mean", "EM best", "EM mean / opt", "EM best / opt", "EM runs at opt"]
     lines = ["# Optimality gap on tabular r-MDPs", "",
-             f"Welfare = per-agent mean expected return (in [0, 1]); n = {args.n_agents} agents; exact EM over "
+             f"Welfare = per-user mean expected return (in [0, 1]); n = {args.n_agents} users; exact EM over "
              f"{args.restarts} random starts. rmdp {rmdp_envs.__version__}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:

@@ -50,7 +50,7 @@ class Args:
     k: int = 5
     """number of policies"""
     n_agents: int = 100
-    """agents of HalfCheetahSpeed"""
+    """users of HalfCheetahSpeed"""
     seed: int = 1
     """seed of every run"""
     cheetah_sps: float = 15_000
@@ -142,7 +142,7 @@ def plot(runs: list[dict], path: Path) -> None:
             ax = axes[row, col]
             if TARGETS.get(env_id) is not None:
                 ax.axhline(TARGETS[env_id], color="grey", ls=":", lw=1, label="target")
-            ax.set_ylabel("welfare per agent")
+            ax.set_ylabel("welfare per user")
             ax.set_title(f"{env_id} (k={runs[0]['k']})")
             ax.grid(alpha=0.3)
         axes[row, 0].legend(fontsize=8)

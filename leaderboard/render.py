@@ -3,7 +3,7 @@
 One table per benchmark (env id + population): a row per solver configuration and k, pooling
 the verified seeds of every submission with the same solver, commit, configuration, timesteps
 and protocol. Plots (matplotlib SVG with fixed hash salt and no dates): welfare vs k with 95%
-CI bands, and each agent's parameter coloured by the policy it picks (a histogram of targets
+CI bands, and each user's parameter coloured by the policy it picks (a histogram of targets
 for one-dimensional populations such as the speed tasks, the grid for ResourceGathering).
 """
 
@@ -105,7 +105,7 @@ def collect(submissions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _title(b: dict[str, Any]) -> str:
     pop = b["population"]
     seed = "" if pop.get("seed") is None else f", seed {pop['seed']}"
-    return f"{b['env_id']} — n = {b['n']} agents ({pop['kind']}{seed}) — benchmark {b['key']}"
+    return f"{b['env_id']} — n = {b['n']} users ({pop['kind']}{seed}) — benchmark {b['key']}"
 
 
 def _slug(b: dict[str, Any]) -> str:
@@ -128,7 +128,7 @@ def _pm(mci: tuple[float, float | None], digits: int) -> str:
     return f"{mean:.{digits}f}" if half is None else f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
-HEADER = ["Solver", "k", f"Welfare (mean ± {CONFIDENCE:.0%} CI)", "Worst-off agent", "Normalized",
+HEADER = ["Solver", "k", f"Welfare (mean ± {CONFIDENCE:.0%} CI)", "Worst-off user", "Normalized",
           "Own assignment", "Seeds", "Timesteps", "Commit", "Config"]
 
 
@@ -209,7 +209,7 @@ def _representative(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def assignment_plot(board: dict[str, Any]) -> str | None:
-    """Agents' parameters coloured by their best-response policy: one panel per (solver, k)."""
+    """Users' parameters coloured by their best-response policy: one panel per (solver, k)."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     b = board["benchmark"]
@@ -239,7 +239,7 @@ def assignment_plot(board: dict[str, Any]) -> str | None:
             run = _representative(row)
             utility = np.asarray(run["utility"])
             choice = utility.argmax(axis=0)
-            choice[utility.max(axis=0) <= 0] = -1  # no policy serves this agent
+            choice[utility.max(axis=0) <= 0] = -1  # no policy serves this user
             colors = _colors(k)
             if grid:
                 size = int(params.max()) + 1
@@ -254,8 +254,8 @@ def assignment_plot(board: dict[str, Any]) -> str | None:
                 ax.hist(data, bins=bins, stacked=True, color=colors + [UNSERVED], linewidth=0)
                 ax.tick_params(labelsize=7)
             ax.text(0.98, 0.95, f"seed {run['seed']}", transform=ax.transAxes, ha="right", va="top", fontsize=6)
-    what = "cell of each user" if grid else "agents' targets (population parameter)"
-    fig.suptitle(f"{b['env_id'].split('/', 1)[1]}: {what}, coloured by the policy each agent picks "
+    what = "cell of each user" if grid else "users' targets (population parameter)"
+    fig.suptitle(f"{b['env_id'].split('/', 1)[1]}: {what}, coloured by the policy each user picks "
                  "(grey: no policy gives it any reward)", fontsize=9)
     svg = _svg(fig)
     plt.close(fig)
@@ -285,13 +285,13 @@ def _intro_md() -> list[str]:
     return [
         "# rmdp leaderboard",
         "",
-        "Personalized RL with a budget of k policies: who serves a population of n agents best? Every row is "
+        "Personalized RL with a budget of k policies: who serves a population of n users best? Every row is "
         "re-checkable: each run's saved policies are stored under `submissions/` and were re-evaluated by "
         "`python -m leaderboard submit` before they were accepted.",
         "",
         f"**Evaluation protocol {p.version}:** greedy actions of the saved policies, {p.episodes} episodes per policy, "
-        f"episode e from reset seed {p.seed} + e (`rmdp_envs.evaluate`). **Welfare** is the mean over agents of the "
-        "utility of the policy each agent picks (best response); **worst-off agent** is the minimum of those utilities "
+        f"episode e from reset seed {p.seed} + e (`rmdp_envs.evaluate`). **Welfare** is the mean over users of the "
+        "utility of the policy each user picks (best response); **worst-off user** is the minimum of those utilities "
         "(egalitarian welfare); **own assignment** is the welfare under the solver's own assignment. Mean and "
         f"{CONFIDENCE:.0%} t-interval over training seeds. **Normalized** = (W - W_random) / (W_upper - W_random) with "
         f"the reference points given under each table and in [`{REFERENCE_FILE}`]({REFERENCE_FILE}). A claimed welfare "
@@ -352,7 +352,7 @@ def render(board: Path) -> list[Path]:
             "<title>rmdp leaderboard</title>", f"<style>{CSS}</style></head><body>",
             "<h1>rmdp leaderboard</h1>",
             f"<p>Evaluation protocol {p.version}: {p.episodes} greedy episodes per policy from reset seed {p.seed}; "
-            f"welfare = mean over agents of their best policy's utility; worst-off agent = egalitarian welfare; "
+            f"welfare = mean over users of their best policy's utility; worst-off user = egalitarian welfare; "
             f"mean ± {CONFIDENCE:.0%} t-interval over seeds; normalized = (W - W_random) / (W_upper - W_random). "
             f'Reference points: <a href="../{REFERENCE_FILE}">{REFERENCE_FILE}</a>.</p>',
             *body, "</body></html>", ""]

@@ -262,7 +262,7 @@ def verify_run(run: Run, protocol: Protocol = PROTOCOL) -> None:
         raise SubmissionError(f"{run.run_dir}: tampered utility: claimed utility[{j}][{i}] = "
                               f"{run.result.utility[j][i]:.6g} but re-evaluation gives {own.utility[j, i]:.6g}; "
                               f"tolerance {tol.describe()}")
-    values = [board.best_welfare, board.welfare(assignment), float(board.agent_utilities(board.best_assignment).min())]
+    values = [board.best_welfare, board.welfare(assignment), float(board.user_utilities(board.best_assignment).min())]
     if not all(math.isfinite(v) for v in values) or not np.all(np.isfinite(board.utility)):
         raise SubmissionError(f"{run.run_dir}: re-evaluation produced NaN or infinite values")
     run.verified = {"best_welfare": values[0], "welfare": values[1], "egalitarian_welfare": values[2],

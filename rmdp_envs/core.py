@@ -13,7 +13,7 @@ from rmdp_envs.population import Population
 
 
 def make_reward_space(n: int, low: float, high: float) -> spaces.Box:
-    """The Box that every reward vector of an ``n``-agent r-MDP lies in (MO-Gymnasium style)."""
+    """The Box that every reward vector of an ``n``-user r-MDP lies in (MO-Gymnasium style)."""
     return spaces.Box(low=np.float32(low), high=np.float32(high), shape=(n,), dtype=np.float32)
 
 
@@ -42,13 +42,13 @@ def resolve_population(
 
 
 class TargetWindowReward:
-    """Rewards of agents who each want a scalar quantity ``x`` near their own target.
+    """Rewards of users who each want a scalar quantity ``x`` near their own target.
 
     ``r_i = scale * max(0, 1 - |x - t_i| / half_width)`` (``shape="triangle"``) or
-    ``r_i = scale * [|x - t_i| < half_width]`` (``shape="box"``). Only agents whose target lies
+    ``r_i = scale * [|x - t_i| < half_width]`` (``shape="box"``). Only users whose target lies
     within ``half_width`` of ``x`` can be rewarded, and with the targets sorted once they are a
     contiguous window found by two binary searches: the cost per step grows with the window,
-    not with ``n``, which keeps populations of 100,000 agents cheap.
+    not with ``n``, which keeps populations of 100,000 users cheap.
     """
 
     def __init__(self, targets: np.ndarray, half_width: float, scale: float, shape: str = "triangle"):
@@ -118,7 +118,7 @@ def upper_welfare(env) -> dict[str, Any]:
 
 
 def check_k(k: int, n: int) -> int:
-    """Validate a budget of ``k`` policies for ``n`` agents: ``1 <= k <= n``."""
+    """Validate a budget of ``k`` policies for ``n`` users: ``1 <= k <= n``."""
     if isinstance(k, bool) or int(k) != k:
         raise ValueError(f"k must be an integer, got {k!r}")
     if not 1 <= k <= n:
@@ -127,10 +127,10 @@ def check_k(k: int, n: int) -> int:
 
 
 def check_assignment(assignment, k: int, n: int) -> np.ndarray:
-    """Validate an assignment of ``n`` agents to ``k`` policies; returns it as an int array."""
+    """Validate an assignment of ``n`` users to ``k`` policies; returns it as an int array."""
     a = np.asarray(assignment)
     if a.shape != (n,):
-        raise ValueError(f"assignment must have length n={n} (one policy index per agent), got shape {a.shape}")
+        raise ValueError(f"assignment must have length n={n} (one policy index per user), got shape {a.shape}")
     if a.size and not np.issubdtype(a.dtype, np.integer):
         if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
             raise ValueError("assignment must contain integer policy indices")

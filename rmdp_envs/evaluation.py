@@ -17,10 +17,10 @@ MAX_PARALLEL_COPIES = 256
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Returns of every agent under every policy.
+    """Returns of every user under every policy.
 
     Attributes:
-        returns: shape ``(k, episodes, n)``: undiscounted return of agent ``i`` in episode ``e``
+        returns: shape ``(k, episodes, n)``: undiscounted return of user ``i`` in episode ``e``
             of policy ``j``.
         lengths: shape ``(k, episodes)``: episode lengths.
         seeds: the reset seed of each episode (shared by all policies).
@@ -32,7 +32,7 @@ class EvalResult:
 
     @property
     def utility(self) -> np.ndarray:
-        """``(k, n)``: mean undiscounted return of agent ``i`` under policy ``j``."""
+        """``(k, n)``: mean undiscounted return of user ``i`` under policy ``j``."""
         return self.returns.mean(axis=1)
 
     @property
@@ -50,17 +50,17 @@ class EvalResult:
         return self.returns.shape[2]
 
     def welfare(self, assignment: Sequence[int]) -> float:
-        """Social welfare: mean over agents of the utility of their assigned policy."""
-        return float(self.agent_utilities(assignment).mean())
+        """Social welfare: mean over users of the utility of their assigned policy."""
+        return float(self.user_utilities(assignment).mean())
 
-    def agent_utilities(self, assignment: Sequence[int]) -> np.ndarray:
-        """``(n,)``: each agent's utility under its assigned policy."""
+    def user_utilities(self, assignment: Sequence[int]) -> np.ndarray:
+        """``(n,)``: each user's utility under its assigned policy."""
         a = check_assignment(assignment, self.k, self.n)
         return self.utility[a, np.arange(self.n)]
 
     @property
     def best_assignment(self) -> np.ndarray:
-        """Each agent takes the policy best for it (the deployment step); ties go to the lowest index."""
+        """Each user takes the policy best for it (the deployment step); ties go to the lowest index."""
         return self.utility.argmax(axis=0)
 
     @property
@@ -106,7 +106,7 @@ def _rollout(env, policy_fn, k: int, m: int, seeds: list[int], batched: bool):
     """One episode on each of the k*m copies; returns ((k, m, n) returns, (k, m) lengths)."""
     action_shape = tuple(env.single_action_space.shape)
     obs, _ = env.reset(seed=[s for _ in range(k) for s in seeds])
-    returns = np.zeros((env.num_envs, env.n_agents))
+    returns = np.zeros((env.num_envs, env.n_users))
     lengths = np.zeros(env.num_envs, dtype=np.int64)
     while not env.all_done:
         grouped = obs.reshape((k, m) + obs.shape[1:])

@@ -1,10 +1,10 @@
 """Exact optimal welfare of tabular r-MDPs, and the exact (idealized) EM algorithm.
 
-The best single policy for a set ``G`` of agents is the optimal policy of the MDP with reward
+The best single policy for a set ``G`` of users is the optimal policy of the MDP with reward
 ``sum_{i in G} R_i``, so backward induction for all ``2^n`` subsets at once gives every ``V*(G)``;
-the optimal welfare with ``k`` policies is then the best partition of the agents into ``k``
-groups, a dynamic program over subsets (``O(k 3^n)``). Values are per-agent means of expected
-undiscounted return, like :attr:`rmdp_envs.EvalResult.welfare`. Past ``MAX_EXACT_AGENTS`` agents,
+the optimal welfare with ``k`` policies is then the best partition of the users into ``k``
+groups, a dynamic program over subsets (``O(k 3^n)``). Values are per-user means of expected
+undiscounted return, like :attr:`rmdp_envs.EvalResult.welfare`. Past ``MAX_EXACT_USERS`` users,
 :func:`welfare_bounds` brackets the optimum instead.
 """
 
@@ -18,19 +18,19 @@ import numpy as np
 from rmdp_envs.core import check_assignment, check_k, e_step, round_robin
 from rmdp_envs.tabular import TabularRMDP
 
-#: Most agents :func:`optimal_welfare` accepts: the partition DP touches ``(3^n - 1) / 2`` pairs.
-MAX_EXACT_AGENTS = 16
+#: Most users :func:`optimal_welfare` accepts: the partition DP touches ``(3^n - 1) / 2`` pairs.
+MAX_EXACT_USERS = 16
 #: Subsets solved by one batched backward induction (bounds memory to a few hundred MB).
 SUBSET_CHUNK = 4096
 
 
 @dataclass(frozen=True)
 class WelfareSolution:
-    """``k`` deterministic time-dependent policies, the agents' groups and their exact welfare.
+    """``k`` deterministic time-dependent policies, the users' groups and their exact welfare.
 
     Attributes:
-        value: per-agent mean expected return (the welfare).
-        partition: ``k`` lists of agent indices; agents of list ``j`` use policy ``j``.
+        value: per-user mean expected return (the welfare).
+        partition: ``k`` lists of user indices; users of list ``j`` use policy ``j``.
         policies: ``(k, horizon, S)`` actions: ``policies[j, t, s]``.
         trace: for :func:`em_exact`, the welfare after each iteration; empty otherwise.
     """
@@ -42,7 +42,7 @@ class WelfareSolution:
 
     @property
     def assignment(self) -> np.ndarray:
-        """``(n,)``: the policy index of each agent."""
+        """``(n,)``: the policy index of each user."""
         assignment = np.empty(sum(len(group) for group in self.partition), dtype=np.int64)
         for j, group in enumerate(self.partition):
             assignment[group] = j
@@ -112,7 +112,7 @@ def _optimal_group_policies(mdp: TabularRMDP, assignment: np.ndarray, k: int):
 
 
 def subset_values(mdp) -> np.ndarray:
-    """``(2^n,)``: ``V*(G)``, the best total expected return of group ``G`` (bit ``i`` = agent ``i``)."""
+    """``(2^n,)``: ``V*(G)``, the best total expected return of group ``G`` (bit ``i`` = user ``i``)."""
     mdp = as_tabular(mdp)
     n = _check_solvable(mdp.n_agents)
     bits = np.arange(n)
@@ -125,10 +125,10 @@ def subset_values(mdp) -> np.ndarray:
 
 
 def _check_solvable(n: int) -> int:
-    if n > MAX_EXACT_AGENTS:
+    if n > MAX_EXACT_USERS:
         raise ValueError(
-            f"the exact optimum enumerates all 2^n groups of agents and their partitions; n={n} agents "
-            f"exceeds the limit of {MAX_EXACT_AGENTS}. For larger populations use "
+            f"the exact optimum enumerates all 2^n groups of users and their partitions; n={n} users "
+            f"exceeds the limit of {MAX_EXACT_USERS}. For larger populations use "
             f"rmdp_envs.exact.welfare_bounds(mdp, k): an upper bound (full personalization) and a lower "
             f"bound (the best of many exact-EM restarts)")
     return n
@@ -136,17 +136,17 @@ def _check_solvable(n: int) -> int:
 
 @lru_cache(maxsize=2)
 def _partition_pairs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every (mask, group) with group a subset of mask holding mask's lowest agent, sorted by mask.
+    """Every (mask, group) with group a subset of mask holding mask's lowest user, sorted by mask.
 
-    Fixing the lowest agent's group enumerates each partition once. Returns ``masks``,
+    Fixing the lowest user's group enumerates each partition once. Returns ``masks``,
     ``groups`` and ``starts`` (where each mask ``1 .. 2^n - 1`` begins, for ``reduceat``).
     """
     masks, groups = [], []
     for low in range(n):
-        # Each higher agent is outside the mask, in the mask only, or in the group too.
+        # Each higher user is outside the mask, in the mask only, or in the group too.
         mask, group = np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int32)
-        for agent in range(low + 1, n):
-            bit = np.int32(1 << agent)
+        for user in range(low + 1, n):
+            bit = np.int32(1 << user)
             mask, group = np.concatenate([mask, mask | bit, mask | bit]), np.concatenate([group, group, group | bit])
         masks.append(mask | np.int32(1 << low))
         groups.append(group | np.int32(1 << low))
@@ -162,7 +162,7 @@ def _partition_pairs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _best_partition_values(values: np.ndarray, n: int, k: int) -> list[np.ndarray]:
     """``best[j][mask]``: the best total of ``mask`` split into ``j + 1`` non-empty groups, ``j < k - 1``.
 
-    ``best[j][mask] = max over groups G holding mask's lowest agent of values[G] + best[j-1][mask - G]``.
+    ``best[j][mask] = max over groups G holding mask's lowest user of values[G] + best[j-1][mask - G]``.
     """
     best = [values.copy()]
     best[0][0] = -np.inf  # the empty set is not a non-empty group
@@ -177,18 +177,18 @@ def _best_partition_values(values: np.ndarray, n: int, k: int) -> list[np.ndarra
 
 
 def _subsets_with_lowest(mask: int, n: int) -> np.ndarray:
-    """All subsets of ``mask`` that contain its lowest agent."""
+    """All subsets of ``mask`` that contain its lowest user."""
     low = mask & -mask
     subsets = np.array([low], dtype=np.int64)
-    for agent in range(n):
-        bit = 1 << agent
+    for user in range(n):
+        bit = 1 << user
         if mask & bit and bit != low:
             subsets = np.concatenate([subsets, subsets | bit])
     return subsets
 
 
 def _split(values: np.ndarray, best: list[np.ndarray], n: int, k: int) -> np.ndarray:
-    """The optimal assignment of all ``n`` agents to ``k`` groups, tracing the DP back."""
+    """The optimal assignment of all ``n`` users to ``k`` groups, tracing the DP back."""
     mask, assignment = 2 ** n - 1, np.empty(n, dtype=np.int64)
     for j in range(k - 1, 0, -1):
         subsets = _subsets_with_lowest(mask, n)
@@ -206,7 +206,7 @@ def _partition(assignment: np.ndarray, k: int) -> list[list[int]]:
 def optimal_welfare(mdp, k: int) -> WelfareSolution:
     """The optimal welfare with ``k`` policies, its partition and its optimal policies (exact).
 
-    Raises ``ValueError`` for more than ``MAX_EXACT_AGENTS`` agents: use :func:`welfare_bounds`.
+    Raises ``ValueError`` for more than ``MAX_EXACT_USERS`` users: use :func:`welfare_bounds`.
     """
     mdp = as_tabular(mdp)
     n = _check_solvable(mdp.n_agents)
@@ -235,9 +235,9 @@ def _stochastic(mdp: TabularRMDP, policies) -> np.ndarray:
 
 
 def policy_utilities(mdp, policies) -> np.ndarray:
-    """``(k, n)``: exact expected return of every agent under every policy.
+    """``(k, n)``: exact expected return of every user under every policy.
 
-    One forward pass of the state-action occupancy per policy serves all ``n`` agents at once.
+    One forward pass of the state-action occupancy per policy serves all ``n`` users at once.
     """
     mdp = as_tabular(mdp)
     pi = _stochastic(mdp, policies)
@@ -253,7 +253,7 @@ def policy_utilities(mdp, policies) -> np.ndarray:
 
 
 def policy_welfare(mdp, policies, assignment) -> float:
-    """Exact welfare of ``policies`` when agent ``i`` uses policy ``assignment[i]``."""
+    """Exact welfare of ``policies`` when user ``i`` uses policy ``assignment[i]``."""
     utilities = policy_utilities(mdp, policies)
     k, n = utilities.shape
     assignment = check_assignment(assignment, k, n)
@@ -264,7 +264,7 @@ def em_exact(mdp, k: int, init_assignment=None, seed: int = 0, max_iterations: i
     """The paper's EM with exact M-steps (backward induction per group) and exact E-steps.
 
     Starts from ``init_assignment`` or, by default, a random balanced assignment drawn with
-    ``seed`` (every policy gets ``n // k`` or ``n // k + 1`` agents). Runs until the assignment
+    ``seed`` (every policy gets ``n // k`` or ``n // k + 1`` users). Runs until the assignment
     no longer changes; the welfare never decreases, and ``trace`` records it after each iteration.
     """
     mdp = as_tabular(mdp)
@@ -288,7 +288,7 @@ def em_exact(mdp, k: int, init_assignment=None, seed: int = 0, max_iterations: i
 
 
 def full_personalization(mdp) -> float:
-    """``mean_i V*({i})``: the welfare of one optimal policy per agent, an upper bound for every k."""
+    """``mean_i V*({i})``: the welfare of one optimal policy per user, an upper bound for every k."""
     mdp = as_tabular(mdp)
     individual, _ = backward_induction(mdp, mdp.R, with_policies=False)
     return float(individual.mean())

@@ -28,7 +28,7 @@ class RMDPParallelEnv(ParallelEnv):
         self.k = check_k(k, n)
         self.envs += [make(env_id, **env_kwargs) for _ in range(self.k - 1)]
         self.assignment = round_robin(n, self.k) if assignment is None else check_assignment(assignment, self.k, n)
-        self.n_agents = n
+        self.n_users = n
         self.population = self.envs[0].unwrapped.population
         self.possible_agents = [f"policy_{j}" for j in range(self.k)]
         self.agents: list[str] = []

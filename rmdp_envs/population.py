@@ -1,6 +1,6 @@
-"""Populations: the reward parameters of the n agents (users) of an r-MDP, as seeded data.
+"""Populations: the reward parameters of the n users (users) of an r-MDP, as seeded data.
 
-A population is data, not code: the environment receives it and computes every agent's
+A population is data, not code: the environment receives it and computes every user's
 reward from it. Keeping it separate (as Jumanji injects generators) lets a benchmark
 fix, save, share and resample populations without touching the dynamics.
 """
@@ -18,11 +18,11 @@ SAMPLERS = ("uniform", "clusters", "grid")
 
 @dataclass(frozen=True, eq=False)
 class Population:
-    """The reward parameters of ``n`` agents.
+    """The reward parameters of ``n`` users.
 
     Attributes:
-        params: array of shape ``(n, d)``; row ``i`` parametrizes agent ``i``'s reward
-            (for the speed tasks ``d = 1``: the agent's target velocity).
+        params: array of shape ``(n, d)``; row ``i`` parametrizes user ``i``'s reward
+            (for the speed tasks ``d = 1``: the user's target velocity).
         kind: name of the sampler that produced ``params`` (or a descriptive tag such as
             ``"cells"`` for a population fixed by the environment).
         seed: the sampler's seed, ``None`` for deterministic populations.
@@ -47,7 +47,7 @@ class Population:
 
     @property
     def n(self) -> int:
-        """Number of agents."""
+        """Number of users."""
         return int(self.params.shape[0])
 
     def __len__(self) -> int:
@@ -99,12 +99,12 @@ class Population:
         """Sample ``n`` scalar parameters in ``[low, high]``.
 
         Args:
-            kind: ``"uniform"`` (i.i.d. uniform, the paper's; returned sorted, so agent order
-                follows the parameter: agents are exchangeable and sorted ones make rewards and
+            kind: ``"uniform"`` (i.i.d. uniform, the paper's; returned sorted, so user order
+                follows the parameter: users are exchangeable and sorted ones make rewards and
                 plots cheaper), ``"clusters"`` (``n_clusters``
                 tight groups with uniformly drawn centres, so the true structure is known) or
                 ``"grid"`` (evenly spaced cell centres, deterministic: ``seed`` is ignored).
-            n: number of agents, ``>= 1``.
+            n: number of users, ``>= 1``.
             low, high: the interval, ``low < high``.
             seed: seed of the sampler.
             n_clusters: number of groups for ``"clusters"``.

@@ -30,7 +30,7 @@ def validate_tables(P, R, init, horizon) -> tuple[np.ndarray, np.ndarray, np.nda
         raise ValueError(f"P must have shape (S, A, S) with S, A >= 1 (P[s, a, s'] = Pr(s' | s, a)), got {P.shape}")
     S, A, _ = P.shape
     if R.ndim != 3 or R.shape[1:] != (S, A) or R.shape[0] < 1:
-        raise ValueError(f"R must have shape (n, S, A) = (n, {S}, {A}) with n >= 1 (one reward table per agent), got {R.shape}")
+        raise ValueError(f"R must have shape (n, S, A) = (n, {S}, {A}) with n >= 1 (one reward table per user), got {R.shape}")
     if init.shape != (S,):
         raise ValueError(f"init must have shape (S,) = ({S},), got {init.shape}")
     P = _probabilities(P, "P", lambda i: f"row P[{i[0]}, {i[1]}, :]")
@@ -69,7 +69,7 @@ class TabularRMDP(gym.Env):
 
     ## Description
     States ``0..S-1``, actions ``0..A-1``, transitions ``P[s, a, s']``, reward ``R[i, s, a]`` of
-    agent ``i`` for taking ``a`` in ``s``, start state drawn from ``init``, ``horizon`` steps.
+    user ``i`` for taking ``a`` in ``s``, start state drawn from ``init``, ``horizon`` steps.
     The tables are public (``P``, ``R``, ``init``, ``horizon``, read-only) so that
     :mod:`rmdp_envs.exact` can compute the optimal welfare of any budget ``k``.
 
@@ -90,8 +90,8 @@ class TabularRMDP(gym.Env):
     ``TimeLimit``.
 
     ## Population
-    ``population`` describes the agents (default: their indices, kind ``"indices"``); the
-    registered generators store each agent's latent type, goal or target.
+    ``population`` describes the users (default: their indices, kind ``"indices"``); the
+    registered generators store each user's latent type, goal or target.
 
     ## Version History
     * v0: initial version.
@@ -108,7 +108,7 @@ class TabularRMDP(gym.Env):
         if population is None:
             population = Population(params=np.arange(n), kind="indices")
         if population.n != n:
-            raise ValueError(f"population has {population.n} agents but R has reward tables for {n}")
+            raise ValueError(f"population has {population.n} users but R has reward tables for {n}")
         self.population = population
         self.render_mode = None
         self.reward_space = make_reward_space(n, self.R.min(), self.R.max())

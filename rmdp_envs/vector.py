@@ -45,7 +45,7 @@ def _set_layout(vec: VectorEnv, first: gym.Env, num_envs: int, k: int, mode: Aut
     vec.metadata = {"autoreset_mode": mode}
     vec.policy_index = np.repeat(np.arange(k), num_envs // k)
     vec.population = first.unwrapped.population
-    vec.n_agents = vec.population.n
+    vec.n_users = vec.population.n
     vec.single_observation_space = first.observation_space
     vec.single_action_space = first.action_space
     vec.single_reward_space = first.unwrapped.reward_space
@@ -78,7 +78,7 @@ class RMDPVectorEnv(VectorEnv):
                              "all copies of an r-MDP must share one population: fix population_seed")
         _set_layout(self, first, self.num_envs, k, mode)
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
-        self._returns = np.zeros((self.num_envs, self.n_agents), dtype=np.float32)  # float32 halves the per-step cost at large n
+        self._returns = np.zeros((self.num_envs, self.n_users), dtype=np.float32)  # float32 halves the per-step cost at large n
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._done = np.zeros(self.num_envs, dtype=bool)
 
@@ -96,7 +96,7 @@ class RMDPVectorEnv(VectorEnv):
 
     def step(self, actions):
         actions = _check_batch_actions(actions, self.num_envs, self.single_action_space)
-        rewards = np.empty((self.num_envs, self.n_agents), dtype=np.float32)
+        rewards = np.empty((self.num_envs, self.n_users), dtype=np.float32)
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
         final_obs = None
@@ -214,7 +214,7 @@ class RMDPAsyncVectorEnv(VectorEnv):
             if "_episode" not in info:
                 continue
             if not infos:
-                infos = {"episode": {"r": np.zeros((self.num_envs, self.n_agents), dtype=np.float32),
+                infos = {"episode": {"r": np.zeros((self.num_envs, self.n_users), dtype=np.float32),
                                      "l": np.zeros(self.num_envs, dtype=np.int64)}}
                 if self.autoreset_mode is AutoresetMode.SAME_STEP:
                     infos["final_obs"] = obs.copy()
@@ -271,10 +271,10 @@ def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str
             pipe.send((False, f"{type(exc).__name__}: {exc}"))
 
 
-def make_vector_env(env_id: str, k: int = 1, m: int = 1, env_kwargs: dict | None = None,
+def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwargs: dict | None = None,
                     autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
                     num_workers: int = 0) -> RMDPVectorEnv | RMDPAsyncVectorEnv:
-    """Build ``k * m`` copies of ``env_id`` (``m`` per policy) as one vector env.
+    """Build ``k * m`` copies of ``env_id`` (``m = copies_per_policy``) as one vector env.
 
     ``num_workers = 0`` steps every copy in this process (:class:`RMDPVectorEnv`); ``>= 1``
     adds that many worker processes, each stepping a share while this process steps its own
@@ -285,8 +285,9 @@ def make_vector_env(env_id: str, k: int = 1, m: int = 1, env_kwargs: dict | None
     env_kwargs = dict(env_kwargs or {})
     probe = make(env_id, **env_kwargs)  # validates the id and kwargs once, with a clear error
     check_k(k, probe.unwrapped.population.n)
+    m = copies_per_policy
     if int(m) != m or m < 1:
-        raise ValueError(f"m (copies per policy) must be an integer >= 1, got {m}")
+        raise ValueError(f"copies_per_policy must be an integer >= 1, got {m}")
     if int(num_workers) != num_workers or num_workers < 0:
         raise ValueError(f"num_workers must be an integer >= 0, got {num_workers}")
     if num_workers:

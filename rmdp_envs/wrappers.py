@@ -9,30 +9,30 @@ import gymnasium as gym
 
 
 class GroupReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Scalar reward = (weighted) sum of the rewards of a group of agents.
+    """Scalar reward = (weighted) sum of the rewards of a group of users.
 
     This is exactly what one representative policy optimizes for the users assigned to it, so
     any single-agent library can train that policy on this view. The full vector stays in
     ``info["reward_vector"]``.
     """
 
-    def __init__(self, env: gym.Env, agents: Sequence[int], weights: Sequence[float] | None = None):
-        gym.utils.RecordConstructorArgs.__init__(self, agents=list(agents), weights=None if weights is None else list(weights))
+    def __init__(self, env: gym.Env, users: Sequence[int], weights: Sequence[float] | None = None):
+        gym.utils.RecordConstructorArgs.__init__(self, users=list(users), weights=None if weights is None else list(weights))
         super().__init__(env)
         n = env.unwrapped.reward_space.shape[0]
-        agents = np.asarray(agents)
-        if agents.ndim != 1 or agents.size == 0 or not np.issubdtype(agents.dtype, np.integer):
-            raise ValueError(f"agents must be a non-empty 1-D sequence of integer indices, got {agents!r}")
-        if agents.min() < 0 or agents.max() >= n:
-            raise ValueError(f"agent indices must lie in [0, {n}), got min {agents.min()} max {agents.max()}")
+        users = np.asarray(users)
+        if users.ndim != 1 or users.size == 0 or not np.issubdtype(users.dtype, np.integer):
+            raise ValueError(f"users must be a non-empty 1-D sequence of integer indices, got {users!r}")
+        if users.min() < 0 or users.max() >= n:
+            raise ValueError(f"user indices must lie in [0, {n}), got min {users.min()} max {users.max()}")
         if weights is None:
-            weights = np.ones(agents.size)
+            weights = np.ones(users.size)
         weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != agents.shape:
-            raise ValueError(f"weights must have the shape of agents {agents.shape}, got {weights.shape}")
+        if weights.shape != users.shape:
+            raise ValueError(f"weights must have the shape of users {users.shape}, got {weights.shape}")
         if not np.all(np.isfinite(weights)):
             raise ValueError("weights contain NaN or infinite values")
-        self.agents = agents
+        self.agents = users
         self.weights = weights
 
     def step(self, action):

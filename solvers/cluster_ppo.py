@@ -77,9 +77,9 @@ if __name__ == "__main__":
     rng, device = run.seed()
 
     obs_rms = RunningMeanStd((env.obs_dim,), enabled=args.norm_obs)  # shared by both phases
-    # phase 1: one policy on all copies; phase 2: k policies x m copies
+    # phase 1: one policy on all k * m copies; phase 2: k policies x m copies each
     phase = load_checkpoint(run.dir)[1]["extra"]["phase"] if run.resumed else 1
-    K, M = (1, k * m) if phase == 1 else (k, m)
+    K, copies = (1, k * m) if phase == 1 else (k, m)
     envs, agent, optimizer = make_learner(run, K, device)
     state = TrainState(modules={"actor": agent.actor, "critic": agent.critic}, optimizers={"optimizer": optimizer},
                        obs_rms=obs_rms, rng=rng, next_eval=args.eval_every, extra={"phase": 1},
@@ -120,7 +120,7 @@ if __name__ == "__main__":
             state.global_step += E
             obs_buf[step] = next_obs
             with torch.no_grad():
-                action, logprob = agent.get_action(next_obs.view(K, M, env.obs_dim))
+                action, logprob = agent.get_action(next_obs.view(K, copies, env.obs_dim))
             actions_buf[step] = action.reshape(act_shape[1:])
             logprobs_buf[step] = logprob.reshape(E)
             env_action = action.reshape(act_shape[1:]).cpu().numpy()
@@ -132,7 +132,7 @@ if __name__ == "__main__":
             if args.bootstrap_truncated:
                 for e in np.flatnonzero(truncations & ~terminations):
                     truncated_finals.append((step, e, obs_rms.normalize(infos["final_obs"][e])))
-            record_episodes(state, infos, M, args.utility_ema)
+            record_episodes(state, infos, copies, args.utility_ema)
             obs_rms.update(raw_obs)
             next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
 
@@ -147,7 +147,7 @@ if __name__ == "__main__":
         # PPO on every policy at once, minibatches grouped per policy
         torch.set_num_threads(args.update_threads)
         clipfracs, approx_kl = [], torch.zeros(())
-        N = T * M
+        N = T * copies
         mb = N // args.num_minibatches
         for epoch in range(args.update_epochs):
             order = minibatch_order(rng, K, N, device)
@@ -179,7 +179,7 @@ if __name__ == "__main__":
             features = rewards_buf.reshape(T * E, n).T.cpu().numpy()  # (n, transitions)
             state.assignment = cluster_users(features, k, args.seed)
             flips = int((state.assignment != 0).sum())
-            phase, K, M = 2, k, m
+            phase, K, copies = 2, k, m
             envs.close()
             envs, agent, optimizer = make_learner(run, K, device)
             state.modules, state.optimizers = {"actor": agent.actor, "critic": agent.critic}, {"optimizer": optimizer}

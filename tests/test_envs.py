@@ -35,7 +35,7 @@ def rollout(env, seed, steps=200):
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_group_reward_view_passes_gymnasium_check_env(env_id):
     env = gym.make(env_id, **SMALL[env_id])
-    check_env(GroupReward(env.unwrapped, agents=[0, 1]), skip_render_check=True)
+    check_env(GroupReward(env.unwrapped, users=[0, 1]), skip_render_check=True)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

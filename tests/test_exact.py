@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rmdp_envs
-from rmdp_envs.exact import (MAX_EXACT_AGENTS, em_exact, optimal_welfare, policy_utilities, policy_welfare,
+from rmdp_envs.exact import (MAX_EXACT_USERS, em_exact, optimal_welfare, policy_utilities, policy_welfare,
                              tabular_policy_fn, tabulate_policies, welfare_bounds)
 
 SMALL = {  # brute-forceable instances: n <= 6
@@ -169,7 +169,7 @@ def test_malformed_policies_are_rejected(policies, message):
 
 
 def test_too_many_agents_points_to_the_bounds():
-    mdp = gym.make("rmdp/Chain-v0", n_agents=MAX_EXACT_AGENTS + 1).unwrapped
+    mdp = gym.make("rmdp/Chain-v0", n_agents=MAX_EXACT_USERS + 1).unwrapped
     with pytest.raises(ValueError, match="welfare_bounds"):
         optimal_welfare(mdp, 2)
 

@@ -307,7 +307,7 @@ def test_render_is_deterministic(runs, board, tmp_path):
     assert html.count('<table class="leaderboard"') == 2
     assert 'data-plot="CartPolePosition-v0' in html and "-assignment.svg" in html  # the 1-d population histogram
     readme = (board / "README.md").read_text()
-    assert readme.count("## rmdp/") == 2 and "Worst-off agent" in readme and "Normalized" in readme
+    assert readme.count("## rmdp/") == 2 and "Worst-off user" in readme and "Normalized" in readme
 
 
 # ----------------------------------------------------------------------------- sweeps

@@ -60,7 +60,7 @@ def test_make_is_silent_and_group_view_passes_check_env(env_id):
         env = gym.make(env_id)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*different from the unwrapped.*")
-        check_env(GroupReward(env.unwrapped, agents=[0, 2]), skip_render_check=True)
+        check_env(GroupReward(env.unwrapped, users=[0, 2]), skip_render_check=True)
 
 
 @pytest.mark.parametrize("env_id", TABULAR_IDS)

@@ -79,7 +79,7 @@ def test_parallel_env_rejects_bad_budget_and_assignment(k, assignment, match):
 
 
 def test_vector_env_steps_policy_major_copies_with_vector_rewards():
-    env = make_vector_env("rmdp/ResourceGathering-v0", k=3, m=2)
+    env = make_vector_env("rmdp/ResourceGathering-v0", k=3, copies_per_policy=2)
     assert env.num_envs == 6 and env.policy_index.tolist() == [0, 0, 1, 1, 2, 2]
     obs, _ = env.reset(seed=0)
     assert obs.shape == (6, 27)
@@ -95,7 +95,7 @@ def test_vector_env_steps_policy_major_copies_with_vector_rewards():
 
 
 def test_vector_env_rejects_wrong_action_shape_and_mixed_populations():
-    env = make_vector_env("rmdp/CartPolePosition-v0", k=2, m=2, env_kwargs={"n_agents": 5})
+    env = make_vector_env("rmdp/CartPolePosition-v0", k=2, copies_per_policy=2, env_kwargs={"n_agents": 5})
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"actions must have shape \(4,\)"):
         env.step(np.zeros(3, dtype=np.int64))
@@ -109,7 +109,7 @@ def test_vector_env_rejects_wrong_action_shape_and_mixed_populations():
 def test_worker_process_vector_env_matches_in_process(autoreset_mode):
     """One or two worker processes give exactly the in-process results, episode ends included."""
     def trace(num_workers):
-        env = make_vector_env("rmdp/HopperSpeed-v0", k=2, m=3, env_kwargs={"n_agents": 6},
+        env = make_vector_env("rmdp/HopperSpeed-v0", k=2, copies_per_policy=3, env_kwargs={"n_agents": 6},
                               autoreset_mode=autoreset_mode, num_workers=num_workers)
         out = [env.reset(seed=7)[0]]
         rng = np.random.default_rng(0)
@@ -131,7 +131,7 @@ def test_worker_process_vector_env_matches_in_process(autoreset_mode):
 
 
 def test_worker_errors_surface_in_the_parent():
-    env = make_vector_env("rmdp/CartPolePosition-v0", k=1, m=3, env_kwargs={"n_agents": 3}, num_workers=2)
+    env = make_vector_env("rmdp/CartPolePosition-v0", k=1, copies_per_policy=3, env_kwargs={"n_agents": 3}, num_workers=2)
     env.reset(seed=0)
     with pytest.raises(RuntimeError, match="vector env worker failed"):
         env.step(np.array([0, 0, 5]))

@@ -42,7 +42,7 @@ class SpeedRewardMixin:
         target_range = tuple(self.default_target_range if target_range is None else target_range)
         self.population = resolve_population(population, n_agents, population_seed, target_range)
         if self.population.params.shape[1] != 1:
-            raise ValueError(f"speed populations need one target per agent, got params of shape {self.population.params.shape}")
+            raise ValueError(f"speed populations need one target per user, got params of shape {self.population.params.shape}")
         low, high = target_range
         self.target_range = (float(low), float(high))
         self.half_width = (high - low) / 20.0

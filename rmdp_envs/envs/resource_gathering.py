@@ -14,7 +14,7 @@ MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
 
 
 class ResourceGatheringEnv(gym.Env):
-    """Resource Gathering with one agent (user) per cell, after Ivanov & Ben-Porat (AAAI 2024).
+    """Resource Gathering with one user (user) per cell, after Ivanov & Ben-Porat (AAAI 2024).
 
     ## Description
     A robot walks a 5x5 grid with no enemies or resources. It starts at home (row 4, column 2)

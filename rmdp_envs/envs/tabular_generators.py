@@ -17,7 +17,7 @@ GRID_MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], dtype=np.int64
 
 
 class TabularRandomEnv(TabularRMDP):
-    """A random sparse tabular r-MDP whose agents come in a few latent types.
+    """A random sparse tabular r-MDP whose users come in a few latent types.
 
     ## Description
     ``n_states`` states, ``n_actions`` actions; from each ``(s, a)`` the next state is one of
@@ -29,12 +29,12 @@ class TabularRandomEnv(TabularRMDP):
     ``Discrete(n_actions)``; terminates after ``horizon`` steps.
 
     ## Rewards
-    Agent ``i`` of type ``z_i`` gets ``clip(T[z_i, s, a] + noise * eps_i[s, a], 0, 1) / horizon``
+    User ``i`` of type ``z_i`` gets ``clip(T[z_i, s, a] + noise * eps_i[s, a], 0, 1) / horizon``
     with type tables ``T ~ U[0, 1]`` and ``eps ~ N(0, 1)``: returns lie in ``[0, 1]``.
 
     ## Population
-    ``n_agents`` agents; ``population_seed`` draws their types (uniform over ``n_types``) and noise.
-    ``population.params[i]`` is agent ``i``'s reward table ``R[i]`` flattened (``S * A`` values);
+    ``n_agents`` users; ``population_seed`` draws their types (uniform over ``n_types``) and noise.
+    ``population.params[i]`` is user ``i``'s reward table ``R[i]`` flattened (``S * A`` values);
     ``population.meta["types"]`` lists the latent types, the ground-truth clustering.
 
     ## Version History
@@ -53,9 +53,9 @@ class TabularRandomEnv(TabularRMDP):
         P = np.zeros((n_states, n_actions, n_states))
         np.put_along_axis(P, successors, world.dirichlet(np.ones(branching), size=(n_states, n_actions)), axis=-1)
         type_rewards = world.random((n_types, n_states, n_actions))
-        agents = np.random.default_rng(population_seed)
-        types = agents.integers(n_types, size=n_agents)
-        noisy = type_rewards[types] + noise * agents.standard_normal((n_agents, n_states, n_actions))
+        users = np.random.default_rng(population_seed)
+        types = users.integers(n_types, size=n_agents)
+        noisy = type_rewards[types] + noise * users.standard_normal((n_agents, n_states, n_actions))
         R = np.clip(noisy, 0.0, 1.0) / horizon
         population = Population(params=R.reshape(n_agents, -1), kind="latent_types", seed=population_seed,
                                 meta={"types": types.tolist(), "n_types": n_types, "noise": float(noise),
@@ -64,7 +64,7 @@ class TabularRandomEnv(TabularRMDP):
 
 
 class GridGoalsEnv(TabularRMDP):
-    """A small slippery grid where each agent wants the robot on its own goal cell, soon and long.
+    """A small slippery grid where each user wants the robot on its own goal cell, soon and long.
 
     ## Description
     A ``size x size`` grid (state ``row * size + col``); the robot starts at ``start``. A tabular
@@ -78,12 +78,12 @@ class GridGoalsEnv(TabularRMDP):
     As :class:`rmdp_envs.tabular.TabularRMDP`; terminates after ``horizon`` steps.
 
     ## Rewards
-    Agent ``i`` gets ``1 / horizon`` on every step that starts on its goal cell: reaching it fast
+    User ``i`` gets ``1 / horizon`` on every step that starts on its goal cell: reaching it fast
     and staying there pays most; returns lie in ``[0, 1]``.
 
     ## Population
     ``n_agents`` goals drawn uniformly (with ``population_seed``) from the cells other than the
-    start; ``population.params[i] = (row, col)`` of agent ``i``'s goal.
+    start; ``population.params[i] = (row, col)`` of user ``i``'s goal.
 
     ## Version History
     * v0: initial version.
@@ -116,11 +116,11 @@ class GridGoalsEnv(TabularRMDP):
 
 
 class ChainEnv(TabularRMDP):
-    """A slippery chain where agents differ in how far along it they want to be.
+    """A slippery chain where users differ in how far along it they want to be.
 
     ## Description
-    States ``0..length-1`` in a line; the robot starts at 0. Serving a far agent means walking
-    past the near ones, so groups of agents with nearby targets share a policy well.
+    States ``0..length-1`` in a line; the robot starts at 0. Serving a far user means walking
+    past the near ones, so groups of users with nearby targets share a policy well.
 
     ## Action
     ``Discrete(3)``: left, stay, right. A move fails (the robot stays) with probability ``slip``;
@@ -130,7 +130,7 @@ class ChainEnv(TabularRMDP):
     As :class:`rmdp_envs.tabular.TabularRMDP`; terminates after ``horizon`` steps.
 
     ## Rewards
-    Agent ``i`` with target ``x_i`` gets ``max(0, 1 - |s - x_i| / half_width) / horizon`` on every
+    User ``i`` with target ``x_i`` gets ``max(0, 1 - |s - x_i| / half_width) / horizon`` on every
     step that starts in state ``s``; returns lie in ``[0, 1]``.
 
     ## Population
@@ -148,7 +148,7 @@ class ChainEnv(TabularRMDP):
             raise ValueError(f"need length >= 2 and slip in [0, 1], got length={length}, slip={slip}")
         population = resolve_population(population, n_agents, population_seed, (0.0, length - 1.0))
         if population.params.shape[1] != 1:
-            raise ValueError(f"chain populations need one target per agent, got params of shape {population.params.shape}")
+            raise ValueError(f"chain populations need one target per user, got params of shape {population.params.shape}")
         states = np.arange(length)
         P = np.zeros((length, 3, length))
         for action, step in enumerate((-1, 0, 1)):
