@@ -13,11 +13,12 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)" || $(BIN)/pip install --quiet "torch>=2.4"
 
+# constraints.txt pins what changes results (scikit-learn, numpy, MuJoCo, ...): same numbers on every install
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[leaderboard]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[leaderboard]"
 
 dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 
 demo: install
 	$(BIN)/python scripts/demo.py

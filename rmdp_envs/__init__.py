@@ -7,6 +7,7 @@ policies (:func:`load_policies`) is the one entry point that needs the training 
 (``pip install -e .[train]``); it imports torch when called.
 """
 
+from rmdp_envs.bounds import k_policy_bound
 from rmdp_envs.core import check_assignment, check_k, e_step, round_robin, upper_welfare
 from rmdp_envs.evaluation import EvalResult, evaluate
 from rmdp_envs.exact import em_exact, optimal_welfare, policy_welfare, welfare_bounds
@@ -27,7 +28,7 @@ _TRAIN_NAMES = ("MultiPolicyActor", "PolicySet", "load_policies", "save_policies
 
 __all__ = [
     "EvalResult", "GroupReward", "Population", "RMDPParallelEnv", "RMDPVectorEnv", "RunResult",
-    "check_assignment", "check_k", "e_step", "env_metadata", "evaluate", "make", "make_vector_env",
+    "check_assignment", "check_k", "e_step", "k_policy_bound", "env_metadata", "evaluate", "make", "make_vector_env",
     "parallel_env", "register_envs", "registered_ids", "round_robin", "upper_welfare",
     "TabularRMDP", "em_exact", "optimal_welfare", "policy_welfare", "welfare_bounds",
     *_TRAIN_NAMES,

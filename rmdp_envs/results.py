@@ -64,6 +64,7 @@ class RunResult:
     run_name: Optional[str] = None
     rmdp_version: Optional[str] = None
     args: dict = field(default_factory=dict)  # every solver flag, as run (the hyperparameters)
+    versions: dict = field(default_factory=dict)  # the libraries that change results (library_versions())
     extra: dict = field(default_factory=dict, metadata={"flatten": True})
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +145,23 @@ def git_commit(path: str | Path | None = None) -> str | None:
     if out.returncode != 0 or len(commit) != 40:
         return None
     return commit + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
+
+
+#: Distributions whose version can change a run's numbers (recorded in every result).
+PINNED = ("numpy", "gymnasium", "mujoco", "pettingzoo", "torch", "scikit-learn", "threadpoolctl", "rmdp")
+
+
+def library_versions() -> dict[str, str | None]:
+    """``{distribution: version}`` of :data:`PINNED` (None where not installed), plus Python's."""
+    from importlib import metadata  # noqa: PLC0415
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PINNED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def hardware() -> str:

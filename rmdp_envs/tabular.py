@@ -137,6 +137,17 @@ class TabularRMDP(gym.Env):
 
         return {"welfare": full_personalization(self), "source": "exact optimum (rmdp_envs.exact.full_personalization)"}
 
+    def welfare_upper_bound(self, k: int) -> dict:
+        """The exact optimum with k policies (:func:`rmdp_envs.exact.optimal_welfare`); past its size, full personalization."""
+        from rmdp_envs.exact import MAX_EXACT_USERS, optimal_welfare  # noqa: PLC0415
+
+        if self.n_agents > MAX_EXACT_USERS:
+            full = self.full_personalization_welfare()
+            return {"welfare": full["welfare"], "kind": "upper bound",
+                    "derivation": f"full personalization: n = {self.n_agents} exceeds the exact DP's {MAX_EXACT_USERS} users"}
+        return {"welfare": optimal_welfare(self, k).value, "kind": "exact optimum",
+                "derivation": "rmdp_envs.exact.optimal_welfare: backward induction for every group, DP over partitions"}
+
     def decode(self, obs) -> tuple[np.ndarray, np.ndarray]:
         """``(state, t)`` integer arrays from observations of any batch shape ``(..., S + 1)``."""
         obs = np.asarray(obs)

@@ -12,9 +12,13 @@ import numpy as np
 import torch
 
 
-def schedules(args, iteration: int) -> tuple[float, float]:
-    """Learning rate (linear) and entropy coefficient (geometric) of ``iteration`` (1-based), annealed over the run."""
-    frac = (iteration - 1.0) / args.num_iterations
+def schedules(args, iteration: int, first: int = 1, iterations: int | None = None) -> tuple[float, float]:
+    """Learning rate (linear) and entropy coefficient (geometric) of ``iteration`` (1-based).
+
+    Annealed over ``iterations`` iterations starting at ``first`` (default: the whole run); a
+    solver that starts fresh policies mid-run (clustering's phase 2) restarts them there.
+    """
+    frac = (iteration - first) / (args.num_iterations if iterations is None else iterations)
     lr = args.learning_rate_end + (args.learning_rate - args.learning_rate_end) * (1.0 - frac)
     ent_coef = args.ent_coef * (args.ent_coef_end / args.ent_coef) ** frac if args.ent_coef > 0 else 0.0
     return lr, ent_coef

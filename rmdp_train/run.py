@@ -22,7 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 import rmdp_envs
 from rmdp_envs import RunResult
 from rmdp_envs.files import atomic_write_json
-from rmdp_envs.results import git_commit, hardware
+from rmdp_envs.results import git_commit, hardware, library_versions
 from rmdp_train.args import PPOArgs, saved_args
 from rmdp_train.checkpoint import TrainState
 from rmdp_train.cli import check_run_args, env_kwargs_from, fail
@@ -159,7 +159,8 @@ class Run:
             utility=ev["utility"], assignment=state.assignment, welfare=ev["welfare"], best_welfare=ev["best_welfare"],
             best_assignment=ev["best_assignment"], eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
             finished=finished, eval_history=state.eval_history, hardware=hardware(), torch_threads=args.torch_threads,
-            run_name=self.name, rmdp_version=rmdp_envs.__version__, args=vars(args), extra=extra)
+            run_name=self.name, rmdp_version=rmdp_envs.__version__, args=vars(args), versions=library_versions(),
+            extra=extra)
         result.write(self.dir)
         return result
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.optim as optim
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import rmdp_envs
@@ -43,8 +44,19 @@ class Args(PPOArgs):
 
 
 def cluster_users(features: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """KMeans(k) on the users' reward vectors (one row per user); no group is left empty."""
-    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(features).astype(np.int64)
+    """KMeans(k) on the users' reward vectors (one row per user); no group is left empty.
+
+    Deterministic under ties: identical reward vectors are clustered once, weighted by their count
+    (users with the same rewards always share a group), on one thread (the result of k-means'
+    parallel reductions can depend on the thread count).
+    """
+    unique, inverse, counts = np.unique(features, axis=0, return_inverse=True, return_counts=True)
+    with threadpool_limits(limits=1):
+        if len(unique) <= k:
+            unique_labels = np.arange(len(unique))
+        else:
+            unique_labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(unique, sample_weight=counts)
+    labels = np.asarray(unique_labels, dtype=np.int64)[inverse.reshape(-1)]
     for p in range(k):  # identical reward vectors can leave a cluster empty: move a user from the largest
         if not (labels == p).any():
             largest = np.bincount(labels, minlength=k).argmax()
@@ -111,7 +123,9 @@ if __name__ == "__main__":
     iterations_this_process = 0
     while state.iteration < args.num_iterations:
         state.iteration += 1
-        lr, ent_coef = schedules(args, state.iteration)
+        # each phase anneals its own schedule: the fresh phase-2 policies start at the initial lr and entropy
+        lr, ent_coef = (schedules(args, state.iteration, 1, pretrain_iterations) if phase == 1 else
+                        schedules(args, state.iteration, pretrain_iterations + 1, args.num_iterations - pretrain_iterations))
         optimizer.param_groups[0]["lr"] = lr
 
         # rollout: one batched forward pass of all k policies per step

@@ -1,10 +1,15 @@
 # docs: README.md "Solvers"; algorithm: Ivanov & Ben-Porat, AAAI 2024 (end-to-end solver); PPO after CleanRL ppo_continuous_action.py
 """End-to-end PPO for r-MDPs: k policies and a learnable soft assignment, trained jointly by gradient descent.
 
-A k x n matrix of logits; its softmax over policies gives each user's weights on the k policies.
-Policy p's advantage is the weighted mean of the users' advantages, so the PPO actor loss is
-differentiable in the logits too, and one backward pass trains both (the logits with their own
-Adam and learning rate). No warm start and no E-step: the hard assignment is the argmax.
+A k x n matrix of logits; its softmax over policies gives each user's weights w[p, i] on the k
+policies. Policy p's PPO advantage is the w[p]-weighted mean of the users' advantages. The logits
+follow the gradient of the soft social welfare SW(w) = (1/n) sum_{p,i} w[p, i] U[p, i], whose
+derivative in w[p, i] is user i's estimated value U[p, i] under policy p (the EMA of its episode
+returns): one Adam step per iteration (own learning rate), on U standardized so the step size does
+not depend on the reward scale. So the soft assignment moves toward each user's best policy, and
+its argmax (the hard assignment) toward the best response. (Backpropagating the PPO loss into the
+logits instead, as a first version did, gives no signal: the per-policy standardization of the
+advantages cancels the weights' scale, and what remains is not the welfare gradient.)
 
 Run: ``python solvers/e2e_ppo.py --env-id rmdp/ResourceGathering-v0 --k 5 --total-timesteps 2000000``
 """
@@ -34,8 +39,8 @@ SOLVER = "e2e"
 class Args(PPOArgs):
     """End-to-end PPO (every shared flag is in rmdp_train.args.PPOArgs)."""
 
-    assignment_lr: float = 2e-3
-    """learning rate of the assignment logits (Adam)"""
+    assignment_lr: float = 0.05
+    """learning rate of the assignment logits (Adam, one step per iteration on the welfare gradient)"""
     assignment_init_std: float = 1.0
     """standard deviation of the normal initial assignment logits"""
 
@@ -118,15 +123,15 @@ if __name__ == "__main__":
         b_obs, b_actions, b_logprobs = per_policy(obs_buf, k), per_policy(actions_buf, k), per_policy(logprobs_buf, k)
         b_gae, b_returns = per_policy(advantages, k), per_policy(returns, k)  # (k, T * m, n)
 
-        # PPO on every policy and the assignment logits at once, minibatches grouped per policy
+        # PPO on every policy, minibatches grouped per policy; the soft assignment is fixed during it
+        weights = torch.softmax(assignment_logits.detach(), dim=0)  # (k, n), columns sum to 1
         torch.set_num_threads(args.update_threads)
         clipfracs, approx_kl = [], torch.zeros(())
         for epoch in range(args.update_epochs):
             order = minibatch_order(rng, k, T * m, device)
             for start in range(0, T * m, args.minibatch_size):
                 idx = order[:, start:start + args.minibatch_size]
-                # policy p's advantage: the users' advantages weighted by the soft assignment (differentiable)
-                weights = torch.softmax(assignment_logits, dim=0)  # (k, n), columns sum to 1
+                # policy p's advantage: the users' advantages weighted by the soft assignment
                 mb_adv = (take(b_gae, idx) * weights.unsqueeze(1)).mean(-1)  # (k, mb)
                 _, newlogprob, entropy, newvalue = agent.get_action_and_value(take(b_obs, idx), take(b_actions, idx))
                 logratio = newlogprob - take(b_logprobs, idx)
@@ -141,15 +146,20 @@ if __name__ == "__main__":
                 loss = pg_loss - ent_coef * entropy_loss + args.vf_coef * v_loss
 
                 optimizer.zero_grad()
-                assignment_optimizer.zero_grad()
                 loss.backward()
                 agent.clip_grad_norm_(args.max_grad_norm)
                 optimizer.step()
-                assignment_optimizer.step()
             if args.target_kl and approx_kl > args.target_kl:
                 break
         torch.set_num_threads(args.torch_threads)
 
+        # the soft assignment follows the welfare gradient dSW/dw[p, i] = U[p, i] (standardized)
+        if state.seen.all():
+            utility = torch.as_tensor(state.utility, dtype=torch.float32, device=device)
+            utility = (utility - utility.mean(0, keepdim=True)) / (utility.std() + 1e-8)
+            assignment_optimizer.zero_grad()
+            (-(torch.softmax(assignment_logits, dim=0) * utility).sum(0).mean()).backward()
+            assignment_optimizer.step()
         # the hard assignment: each user's highest-weight policy
         old = state.assignment
         state.assignment = assignment_logits.detach().argmax(0).cpu().numpy()

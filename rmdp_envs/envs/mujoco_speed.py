@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
@@ -16,6 +17,7 @@ from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
+from rmdp_envs.bounds import tent_welfare_bound
 from rmdp_envs.core import TargetWindowReward, make_reward_space, resolve_population
 from rmdp_envs.population import Population
 
@@ -53,6 +55,15 @@ class SpeedRewardMixin:
     @property
     def n_agents(self) -> int:
         return self.population.n
+
+    def welfare_upper_bound(self, k: int) -> dict:
+        """The best-response welfare no k policies can exceed (:func:`rmdp_envs.bounds.tent_welfare_bound`)."""
+        horizon = gym.spec(self.spec.id).max_episode_steps if self.spec is not None else 1000
+        total = tent_welfare_bound(self.targets, self.half_width, k)
+        return {"welfare": round(total * REWARD_SCALE * horizon / self.population.n, 6), "kind": "upper bound",
+                "derivation": f"{REWARD_SCALE} x {horizon} steps x (1/n) x max over k constant speeds of the users' summed "
+                              "tent rewards (exact DP over contiguous groups of sorted targets); a group's per-step reward "
+                              "never exceeds its best constant speed's, so no k policies exceed it"}
 
     def step(self, action):
         obs, _, terminated, truncated, info = super().step(action)
