@@ -1,4 +1,4 @@
-"""``python -m leaderboard {submit,render,verify,sweep}``; ``--help`` on each for its flags.
+"""``python -m leaderboard {submit,render,verify,reproduce,sweep}``; ``--help`` on each for its flags.
 
 The board lives in ``leaderboard/`` unless ``--board-dir`` (or ``$RMDP_BOARD_DIR``) names another folder.
 """
@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--envs", nargs="+", help="only these env ids (default: every benchmark on the board)")
     p.add_argument("--no-evaluate", action="store_true",
                    help="check schema and policy hashes only; skip re-evaluating the policies")
+
+    p = sub.add_parser("reproduce", help="retrain a stored run from its recorded configuration and compare the welfare")
+    p.add_argument("submission_dir", metavar="SUBMISSION_DIR", help="a folder submissions/<id>/ holding submission.json")
+    p.add_argument("--seed", type=int, default=None, help="which run of the submission (default: its lowest seed)")
+    _board_arg(p)
 
     p = sub.add_parser("sweep", help="run a grid of solver runs and submit the results")
     p.add_argument("--envs", nargs="+", required=True, help="env ids, e.g. rmdp/ResourceGathering-v0")
@@ -85,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
         print("board verified" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
+
+    if args.command == "reproduce":
+        from leaderboard.reproduce import reproduce  # noqa: PLC0415
+        try:
+            ok = reproduce(Path(args.submission_dir), args.seed)
+        except (OSError, ValueError, RuntimeError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print("reproduced" if ok else "does NOT reproduce within the protocol's tolerance")
+        return 0 if ok else 1
 
     from leaderboard.sweep import sweep  # noqa: PLC0415
     extra = shlex.split(args.solver_args)

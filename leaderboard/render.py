@@ -1,10 +1,14 @@
 """``render``: the board as ``README.md`` and a static site, the same bytes for the same submissions.
 
-One table per benchmark (env id + population): a row per solver configuration and k, pooling
-the verified seeds of every submission with the same solver, commit, configuration, timesteps
-and protocol. Plots (matplotlib SVG with fixed hash salt and no dates): welfare vs k with 95%
-CI bands, and each user's parameter coloured by the policy it picks (a histogram of targets
-for one-dimensional populations such as the speed tasks, the grid for ResourceGathering).
+One table per benchmark (env id + population) and protocol version (rows of different versions
+are never pooled; the current protocol's come first, archived v1 rows after): a row per solver
+configuration and k, pooling the verified seeds of every submission with the same solver,
+commit, configuration and timesteps. Per row: mean and IQM with 95% bootstrap intervals clipped
+to [0, W_k] (:mod:`leaderboard.stats`); under each table, verdicts in words (probability of
+improvement of the best solver over each other at every k, and whether they can be told apart)
+and the k = 1 noise floor. Plots (matplotlib SVG with fixed hash salt and no dates): welfare vs k
+(offset markers, line style per budget), each user's parameter coloured by the policy it picks,
+and a performance profile across benchmarks.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from leaderboard.protocol import PROTOCOL
-from leaderboard.references import REFERENCE_FILE, ensure_references
-from leaderboard.stats import CONFIDENCE, mean_ci, normalized
+from leaderboard.references import REFERENCE_FILE, ensure_references, k_bound
+from leaderboard.stats import (CONFIDENCE, distinguishable, interval, iqm, mean, normalized,
+                               probability_of_improvement)
 from leaderboard.storage import atomic_write_text, load_submissions
 
 SITE_DIR = "site"
@@ -29,6 +34,12 @@ MPL_RC = {"svg.hashsalt": "rmdp-leaderboard", "svg.fonttype": "none", "font.size
           "axes.spines.top": False, "axes.spines.right": False}
 SVG_METADATA = {"Date": None, "Creator": None}
 UNSERVED = (0.85, 0.85, 0.85, 1.0)
+#: Solvers that run the same algorithm at k = 1 (one policy, no assignment to learn); only their
+#: random streams differ, so the spread of their k = 1 rows is the noise floor of the board.
+SAME_AT_K1 = ("em", "random", "e2e")
+LINESTYLES = ("-", "--", ":", "-.")
+#: Fewest paired seeds behind a verdict in words.
+MIN_VERDICT_SEEDS = 5
 
 
 # ----------------------------------------------------------------------------- aggregation
@@ -63,16 +74,20 @@ def _label(row: dict[str, Any], varying: set[str]) -> str:
 
 
 def collect(submissions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``benchmark key -> {"benchmark": ..., "rows": [...]}``, rows pooled and sorted."""
+    """``"<benchmark key>/<protocol>" -> {"benchmark", "protocol", "rows": [...]}``, rows pooled and sorted.
+
+    Statistics are filled in by :func:`add_statistics` once the reference points are known.
+    """
     boards: dict[str, dict[str, Any]] = {}
     pooled: dict[str, dict[tuple, dict[str, Any]]] = defaultdict(dict)
     for sub in submissions:
         b = sub["benchmark"]
-        boards.setdefault(b["key"], {"benchmark": b, "protocol": sub["protocol"]["version"]})
+        section = f"{b['key']}/{sub['protocol']['version']}"
+        boards.setdefault(section, {"benchmark": b, "protocol": sub["protocol"]["version"]})
         s = sub["solver"]
         for run in sub["runs"]:
             key = (s["name"], sub["k"], s["commit"] or "", s["config"], run["total_timesteps"], sub["protocol"]["version"])
-            row = pooled[b["key"]].setdefault(key, {
+            row = pooled[section].setdefault(key, {
                 "solver": s["name"], "k": sub["k"], "commit": s["commit"], "config": s["config"],
                 "timesteps": run["total_timesteps"], "protocol": sub["protocol"]["version"], "runs": [], "submissions": set()})
             row["runs"].append(run)
@@ -83,23 +98,68 @@ def collect(submissions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             row["runs"].sort(key=lambda r: r["seed"])
             row["submissions"] = sorted(row["submissions"])
             row["seeds"] = [r["seed"] for r in row["runs"]]
-            row["best"] = mean_ci([r["best_welfare"] for r in row["runs"]])
-            row["own"] = mean_ci([r["welfare"] for r in row["runs"]])
-            row["egal"] = mean_ci([r["egalitarian_welfare"] for r in row["runs"]])
+            row["mean_best"] = float(np.mean([r["best_welfare"] for r in row["runs"]]))
             row["wall"] = float(np.mean([r["wall_time_s"] for r in row["runs"]]))
             out.append(row)
         per_k: dict[tuple, int] = defaultdict(int)
         for row in out:
             per_k[(row["solver"], row["k"])] += 1
         ambiguous = {solver for (solver, _), count in per_k.items() if count > 1}
-        varying = {solver: {field for field in ("commit", "config", "timesteps", "protocol")
+        varying = {solver: {field for field in ("commit", "config", "timesteps")
                             if len({r[field] or "" for r in out if r["solver"] == solver}) > 1}
                    for solver in ambiguous}
         for row in out:  # a solver's rows share a label (one line in the plot) unless some k has several
             row["label"] = _label(row, varying.get(row["solver"], set()))
-        out.sort(key=lambda r: (r["k"], -r["best"][0], r["label"], r["commit"] or "", r["config"], r["timesteps"]))
+        out.sort(key=lambda r: (r["k"], -r["mean_best"], r["label"], r["commit"] or "", r["config"], r["timesteps"]))
         boards[bkey]["rows"] = out
-    return dict(sorted(boards.items(), key=lambda kv: (kv[1]["benchmark"]["env_id"], kv[0])))
+    current = PROTOCOL.version
+    return dict(sorted(boards.items(), key=lambda kv: (kv[1]["protocol"] != current, kv[1]["benchmark"]["env_id"],
+                                                       kv[1]["protocol"], kv[0])))
+
+
+def add_statistics(board: dict[str, Any], ref: dict[str, Any]) -> None:
+    """Mean and IQM with bootstrap intervals clipped to ``[0, W_k]`` (rewards are non-negative), normalized scores."""
+    for row in board["rows"]:
+        high = k_bound(ref, row["k"])
+        values = {name: [r[name] for r in row["runs"]] for name in ("best_welfare", "welfare", "egalitarian_welfare")}
+        row["best"] = interval(values["best_welfare"], mean, 0.0, high)
+        row["best_iqm"] = interval(values["best_welfare"], iqm, 0.0, high)
+        row["own"] = interval(values["welfare"], mean, 0.0, high)
+        row["egal"] = interval(values["egalitarian_welfare"], mean, 0.0, high)
+        row["normalized"] = normalized(row["best"][0], ref["random"]["welfare"], high)
+        row["normalized_runs"] = [normalized(v, ref["random"]["welfare"], high) for v in values["best_welfare"]]
+
+
+def verdicts(board: dict[str, Any], digits: int) -> list[str]:
+    """Sentences: at each k, the best solver against each other (paired by seed), and the k = 1 noise floor."""
+    lines = []
+    by_k: dict[int, list[dict]] = defaultdict(list)
+    for row in board["rows"]:
+        by_k[row["k"]].append(row)
+    for k in sorted(by_k):
+        rows = sorted(by_k[k], key=lambda r: -r["mean_best"])
+        if len(rows) < 2:
+            continue
+        best, parts = rows[0], []
+        for other in rows[1:]:
+            seeds = sorted(set(best["seeds"]) & set(other["seeds"]))
+            x = [r["best_welfare"] for r in best["runs"] if r["seed"] in seeds]
+            y = [r["best_welfare"] for r in other["runs"] if r["seed"] in seeds]
+            poi = probability_of_improvement(x, y)
+            ci = "" if poi[1] is None else f" [{poi[1]:.2f}, {poi[2]:.2f}]"
+            if len(seeds) < MIN_VERDICT_SEEDS:  # a bootstrap over 3 seeds can look certain and mean nothing
+                verdict = f"too few paired seeds to tell (need {MIN_VERDICT_SEEDS})"
+            else:
+                verdict = "better" if distinguishable(poi) else "not distinguishable"
+            parts.append(f"{other['label']}: {verdict} (P(improvement) = {poi[0]:.2f}{ci}, {len(seeds)} paired seeds)")
+        lines.append(f"k = {k}: {best['label']} leads; against " + "; ".join(parts) + ".")
+    same = [r for r in by_k.get(1, []) if r["solver"] in SAME_AT_K1]
+    if len(same) >= 2:
+        means = [r["mean_best"] for r in same]
+        lines.append(f"Noise floor: at k = 1 {', '.join(r['label'] for r in same)} run the same algorithm with different "
+                     f"random streams; their means differ by up to {max(means) - min(means):.{digits}f}. Differences "
+                     "of that size at other k are noise.")
+    return lines
 
 
 def _title(b: dict[str, Any]) -> str:
@@ -123,31 +183,37 @@ def _digits(ref: dict[str, Any]) -> int:
     return 4 if upper is None or abs(upper) <= 10 else 2
 
 
-def _pm(mci: tuple[float, float | None], digits: int) -> str:
-    mean, half = mci
-    return f"{mean:.{digits}f}" if half is None else f"{mean:.{digits}f} ± {half:.{digits}f}"
+def _ci(stat: tuple[float, float | None, float | None], digits: int) -> str:
+    point, lo, hi = stat
+    return f"{point:.{digits}f}" if lo is None else f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-HEADER = ["Solver", "k", f"Welfare (mean ± {CONFIDENCE:.0%} CI)", "Worst-off user", "Normalized",
-          "Own assignment", "Seeds", "Timesteps", "Commit", "Config"]
+HEADER = ["Solver", "k", f"Welfare (mean [{CONFIDENCE:.0%} CI])", f"IQM [{CONFIDENCE:.0%} CI]", "Normalized (of W_k)",
+          "Worst-off user", "Own assignment", "Seeds", "Timesteps", "Commit", "Config"]
 
 
 def table_rows(board: dict[str, Any], ref: dict[str, Any]) -> list[list[str]]:
     d = _digits(ref)
     out = []
     for row in board["rows"]:
-        norm = normalized(row["best"][0], ref["random"]["welfare"], ref["upper"]["welfare"])
-        out.append([row["label"], str(row["k"]), _pm(row["best"], d), _pm(row["egal"], d), _fmt(norm, 3),
-                    _pm(row["own"], d), f"{len(row['seeds'])} ({', '.join(map(str, row['seeds']))})",
-                    f"{row['timesteps']:,}", _short_commit(row["commit"], 10), row["config"]])
+        seeds = row["seeds"]
+        seed_text = f"{len(seeds)} ({seeds[0]}-{seeds[-1]})" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 3 \
+            else f"{len(seeds)} ({', '.join(map(str, seeds))})"
+        out.append([row["label"], str(row["k"]), _ci(row["best"], d), _ci(row["best_iqm"], d), _fmt(row["normalized"], 3),
+                    _ci(row["egal"], d), _ci(row["own"], d), seed_text, f"{row['timesteps']:,}",
+                    _short_commit(row["commit"], 10), row["config"]])
     return out
 
 
 def reference_line(ref: dict[str, Any]) -> str:
     d = _digits(ref)
     r, u = ref["random"], ref["upper"]
+    bounds = ref.get("k_bounds", {})
+    kinds = sorted({b["kind"] for b in bounds.values()})
+    per_k = ", ".join(f"k = {k}: {_fmt(b['welfare'], d)}" for k, b in bounds.items())
     return (f"W_random = {_fmt(r['welfare'], d)} (uniform random policy, {r['episodes']} episodes from seed {r['seed']}); "
-            f"W_upper = {_fmt(u['welfare'], d)} ({u['source']}); normalized = (W - W_random) / (W_upper - W_random)")
+            f"W_k ({' / '.join(kinds) or 'none'}) {per_k}; full personalization W_upper = {_fmt(u['welfare'], d)} "
+            f"({u['source']}); normalized = (W - W_random) / (W_k - W_random); derivations in {REFERENCE_FILE}")
 
 
 # ----------------------------------------------------------------------------- plots
@@ -166,37 +232,69 @@ def _colors(k: int):
 
 
 def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
+    """Welfare vs k: one series per solver row label, markers offset so overlapping series stay visible,
+    line style per training budget (not only colour), 95% interval bars, and the k-policy bound W_k."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig, ax = plt.subplots(figsize=(5.8, 3.6))
     series: dict[str, list[dict]] = defaultdict(list)
     for row in board["rows"]:
         series[row["label"]].append(row)
-    colors = _colors(max(len(series), 1))
-    top = -np.inf  # highest CI edge: a far-off W_upper line would flatten every curve
-    for color, label in zip(colors, sorted(series)):
-        rows = sorted(series[label], key=lambda r: r["k"])
-        ks = np.array([r["k"] for r in rows])
-        mean = np.array([r["best"][0] for r in rows])
-        half = np.array([r["best"][1] or 0.0 for r in rows])
-        ax.plot(ks, mean, marker="o", color=color, label=label)
-        ax.fill_between(ks, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
-        if len(ks) == 1:  # a band needs two budgets; one budget gets an error bar
-            ax.errorbar(ks, mean, yerr=half, color=color, capsize=4, linewidth=1)
-        top = max(top, float(np.max(mean + half)))
-    upper = ref["upper"]["welfare"]
-    if upper is not None and upper <= 2 * max(top, ref["random"]["welfare"]):
-        ax.axhline(upper, color="black", linestyle="--", linewidth=1, label="W_upper")
-    elif upper is not None:  # say where it is instead of drawing it
-        ax.text(0.99, 0.98, f"W_upper = {upper:g} (above the plot)", transform=ax.transAxes,
-                ha="right", va="top", fontsize=7)
-    ax.axhline(ref["random"]["welfare"], color="grey", linestyle=":", linewidth=1, label="W_random (uniform)")
+    labels = sorted(series)
+    colors = _colors(max(len(labels), 1))
+    budgets = sorted({row["timesteps"] for row in board["rows"]})
+    style = {t: LINESTYLES[i % len(LINESTYLES)] for i, t in enumerate(budgets)}
     ks_all = sorted({r["k"] for r in board["rows"]})
+    spacing = 0.07 * (max(ks_all) - min(ks_all) if len(ks_all) > 1 else 1.0)
+    top = -np.inf
+    for i, (color, label) in enumerate(zip(colors, labels)):
+        rows = sorted(series[label], key=lambda r: r["k"])
+        ks = np.array([r["k"] for r in rows], dtype=float) + (i - (len(labels) - 1) / 2) * spacing / max(len(labels), 1)
+        point = np.array([r["best"][0] for r in rows])
+        lo = np.array([r["best"][1] if r["best"][1] is not None else r["best"][0] for r in rows])
+        hi = np.array([r["best"][2] if r["best"][2] is not None else r["best"][0] for r in rows])
+        budget = rows[0]["timesteps"]
+        ax.errorbar(ks, point, yerr=[point - lo, hi - point], color=color, marker="o", markersize=4, capsize=3,
+                    linestyle=style[budget], linewidth=1.2, label=label if len(budgets) == 1 else f"{label} ({_steps(budget)})")
+        top = max(top, float(np.max(hi)))
+    bounds = [(k, k_bound(ref, k)) for k in ks_all if k_bound(ref, k) is not None]
+    if bounds:
+        ax.plot([k for k, _ in bounds], [v for _, v in bounds], color="black", linestyle="--", linewidth=1,
+                marker="_", label="W_k (most k policies can reach)")
+    ax.axhline(ref["random"]["welfare"], color="grey", linestyle=":", linewidth=1, label="W_random (uniform)")
     ax.set_xticks(ks_all)
     ax.set_xlabel("k (number of policies)")
-    ax.set_ylabel("welfare (best response)")
-    ax.set_title(board["benchmark"]["env_id"].split("/", 1)[1] + f" (n = {board['benchmark']['n']})")
-    ax.legend(fontsize=7, frameon=False, loc="best")
+    ax.set_ylabel("welfare (users' picks, held out)")
+    ax.set_title(board["benchmark"]["env_id"].split("/", 1)[1] + f" (n = {board['benchmark']['n']}, protocol {board['protocol']})")
+    ax.legend(fontsize=6.5, frameon=False, loc="best")
+    svg = _svg(fig)
+    plt.close(fig)
+    return svg
+
+
+def profile_plot(boards: dict[str, dict[str, Any]]) -> str | None:
+    """Performance profile across the current protocol's benchmarks and budgets: for each solver, the
+    fraction of its runs whose normalized score (of W_k) is at least tau."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    scores: dict[str, list[float]] = defaultdict(list)
+    for bd in boards.values():
+        if bd["protocol"] != PROTOCOL.version:
+            continue
+        for row in bd["rows"]:
+            scores[row["solver"]] += [v for v in row["normalized_runs"] if v is not None]
+    if not scores:
+        return None
+    taus = np.linspace(0.0, 1.0, 101)
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    for i, (color, solver) in enumerate(zip(_colors(len(scores)), sorted(scores))):
+        values = np.asarray(scores[solver])
+        ax.plot(taus, [(values >= t).mean() for t in taus], color=color, linestyle=LINESTYLES[i % len(LINESTYLES)],
+                label=f"{solver} ({values.size} runs)")
+    ax.set_xlabel("tau (normalized welfare: 0 = random policy, 1 = W_k)")
+    ax.set_ylabel("fraction of runs with score >= tau")
+    ax.set_title(f"Performance profile, all benchmarks and k (protocol {PROTOCOL.version})")
+    ax.legend(fontsize=7, frameon=False)
     svg = _svg(fig)
     plt.close(fig)
     return svg
@@ -238,7 +336,7 @@ def assignment_plot(board: dict[str, Any]) -> str | None:
                 continue
             run = _representative(row)
             utility = np.asarray(run["utility"])
-            choice = utility.argmax(axis=0)
+            choice = np.asarray(run.get("deployed_assignment") or utility.argmax(axis=0))  # v2: the users' picks
             choice[utility.max(axis=0) <= 0] = -1  # no policy serves this user
             colors = _colors(k)
             if grid:
@@ -280,22 +378,34 @@ figure{display:inline-block;margin:0.5rem 1rem 0.5rem 0;vertical-align:top}figur
 code{background:#f3f3f3;padding:0 0.2rem}"""
 
 
-def _intro_md() -> list[str]:
+def _protocol_text() -> str:
     p = PROTOCOL
+    return (f"**Evaluation protocol {p.version}:** greedy actions of the saved policies. Each user picks its policy on "
+            f"{p.assignment_episodes} assignment episodes (reset seeds {p.assignment_seed}-{p.assignment_seed + p.assignment_episodes - 1}); "
+            f"every number is measured on {p.episodes} held-out episodes (seeds {p.seed}-{p.seed + p.episodes - 1}), so no "
+            "policy is chosen on the episodes that score it, and only final policies are scored. **Welfare** is the mean "
+            "over users of the utility of the policy each user picked; **worst-off user** is the minimum of those "
+            "(egalitarian welfare); **own assignment** is the welfare under the solver's own assignment. Per row: mean and "
+            f"interquartile mean (IQM) over training seeds with {CONFIDENCE:.0%} bootstrap intervals (scipy), clipped to "
+            "[0, W_k]. **Normalized** = (W - W_random) / (W_k - W_random), where W_k is the most k policies can reach "
+            f"(exact or a certified upper bound, per benchmark and k, with its derivation in [`{REFERENCE_FILE}`]({REFERENCE_FILE})). "
+            "Under each table, verdicts compare the best solver at each k with every other by the probability of "
+            "improvement (paired seeds, bootstrap interval); an interval containing 0.5 means the two cannot be told "
+            f"apart. A claimed welfare must match the re-evaluation within {p.tolerance.describe()} on environments with "
+            f"exactly repeatable evaluation and {p.chaotic_tolerance.describe()} on chaotic ones (MuJoCo). Rows of "
+            "protocol v1 (users picked and were scored on the same 10 episodes from seed 10000) are archived below the "
+            "current ones and never pooled with them.")
+
+
+def _intro_md() -> list[str]:
     return [
         "# rmdp leaderboard",
         "",
         "Personalized RL with a budget of k policies: who serves a population of n users best? Every row is "
         "re-checkable: each run's saved policies are stored under `submissions/` and were re-evaluated by "
-        "`python -m leaderboard submit` before they were accepted.",
+        "`python -m leaderboard submit` before they were accepted; `python -m leaderboard reproduce` retrains one.",
         "",
-        f"**Evaluation protocol {p.version}:** greedy actions of the saved policies, {p.episodes} episodes per policy, "
-        f"episode e from reset seed {p.seed} + e (`rmdp_envs.evaluate`). **Welfare** is the mean over users of the "
-        "utility of the policy each user picks (best response); **worst-off user** is the minimum of those utilities "
-        "(egalitarian welfare); **own assignment** is the welfare under the solver's own assignment. Mean and "
-        f"{CONFIDENCE:.0%} t-interval over training seeds. **Normalized** = (W - W_random) / (W_upper - W_random) with "
-        f"the reference points given under each table and in [`{REFERENCE_FILE}`]({REFERENCE_FILE}). A claimed welfare "
-        f"must match the re-evaluation within {p.tolerance.describe()} ({p.chaotic_tolerance.describe()} on tasks with chaotic dynamics: MuJoCo).",
+        _protocol_text(),
         "",
         "Submit: `python -m leaderboard submit RUN_DIR...` · render: `python -m leaderboard render` · "
         "open `leaderboard/site/index.html` for the plots.",
@@ -310,32 +420,49 @@ def render(board: Path) -> list[Path]:
     matplotlib.use("Agg")
     submissions = load_submissions(board)
     boards = collect(submissions)
-    refs = ensure_references(board, [b["benchmark"] for b in boards.values()])["benchmarks"] if boards else {}
+    ks: dict[str, list[int]] = defaultdict(list)
+    for bd in boards.values():
+        ks[bd["benchmark"]["key"]] += [row["k"] for row in bd["rows"]]
+    benchmarks = list({bd["benchmark"]["key"]: bd["benchmark"] for bd in boards.values()}.values())
+    refs = ensure_references(board, benchmarks, ks=ks)["benchmarks"] if boards else {}
     site = board / SITE_DIR
     md = _intro_md()
     body: list[str] = []
     figures: dict[str, str] = {}
-    p = PROTOCOL
     with matplotlib.rc_context(MPL_RC):
-        for bkey, bd in boards.items():
+        for section, bd in boards.items():
+            ref = refs[f"{bd['benchmark']['key']}/{PROTOCOL.version}"]
+            add_statistics(bd, ref)
+        profile = profile_plot(boards)
+        if profile is not None:
+            figures["profile.svg"] = profile
+            md += ["![performance profile](site/profile.svg)", ""]
+            body.append(f'<figure class="plot" data-plot="profile.svg">{_inline(profile, "profile")}'
+                        "<figcaption>performance profile</figcaption></figure>")
+        for section, bd in boards.items():
             b = bd["benchmark"]
-            ref = refs.get(f"{bkey}/{bd['protocol']}") or refs[f"{bkey}/{PROTOCOL.version}"]
-            slug = _slug(b)
+            ref = refs[f"{b['key']}/{PROTOCOL.version}"]
+            slug = _slug(b) + ("" if bd["protocol"] == PROTOCOL.version else f"-{bd['protocol']}")
+            title = _title(b) + f" — protocol {bd['protocol']}" + ("" if bd["protocol"] == PROTOCOL.version else " (archived)")
             rows = table_rows(bd, ref)
-            md += [f"## {_title(b)}", "", f"env_kwargs: `{_compact(b['env_kwargs'])}`", "",
+            notes = verdicts(bd, _digits(ref))
+            md += [f"## {title}", "", f"env_kwargs: `{_compact(b['env_kwargs'])}`", "",
                    "| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
             md += ["| " + " | ".join(r) + " |" for r in rows]
             md += ["", f"Reference points: {reference_line(ref)}.", ""]
+            md += [f"- {line}" for line in notes] + ([""] if notes else [])
             plots = [(f"{slug}-welfare.svg", welfare_plot(bd, ref), "welfare vs k")]
             assign = assignment_plot(bd)
             if assign is not None:
                 plots.append((f"{slug}-assignment.svg", assign, "assignment"))
-            body += [f'<section class="benchmark" id="{slug}">', f"<h2>{html.escape(_title(b))}</h2>",
+            body += [f'<section class="benchmark" id="{slug}">', f"<h2>{html.escape(title)}</h2>",
                      f"<p>env_kwargs: <code>{html.escape(_compact(b['env_kwargs']))}</code></p>",
-                     f'<table class="leaderboard" data-benchmark="{bkey}"><thead><tr>'
+                     f'<table class="leaderboard" data-benchmark="{section}"><thead><tr>'
                      + "".join(f"<th>{html.escape(h)}</th>" for h in HEADER) + "</tr></thead><tbody>"]
             body += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
             body += ["</tbody></table>", f'<p class="ref">Reference points: {html.escape(reference_line(ref))}.</p>']
+            if notes:
+                body.append('<ul class="verdicts">' + "".join(f"<li>{html.escape(line)}</li>" for line in notes) + "</ul>")
             for name, svg, alt in plots:
                 figures[name] = svg
                 md.append(f"![{alt}: {b['env_id']}]({SITE_DIR}/{name})")
@@ -351,9 +478,7 @@ def render(board: Path) -> list[Path]:
             f'<meta name="rmdp-benchmarks" content="{len(boards)}">', '<link rel="icon" href="data:,">',
             "<title>rmdp leaderboard</title>", f"<style>{CSS}</style></head><body>",
             "<h1>rmdp leaderboard</h1>",
-            f"<p>Evaluation protocol {p.version}: {p.episodes} greedy episodes per policy from reset seed {p.seed}; "
-            f"welfare = mean over users of their best policy's utility; worst-off user = egalitarian welfare; "
-            f"mean ± {CONFIDENCE:.0%} t-interval over seeds; normalized = (W - W_random) / (W_upper - W_random). "
+            f"<p>{html.escape(_protocol_text().replace('**', '').replace('`', ''))} "
             f'Reference points: <a href="../{REFERENCE_FILE}">{REFERENCE_FILE}</a>.</p>',
             *body, "</body></html>", ""]
     written = []

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from leaderboard.protocol import PER_RUN_KEYS, PROTOCOL, SUBMISSION_FORMAT, Protocol
+from leaderboard.scoring import score
 from leaderboard.storage import (PACKAGE_DIR, load_submissions, sha256_file, short_hash, write_submission)
 from rmdp_envs.files import POLICY_FILES, POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE, RESULT_FILE
 from rmdp_envs.results import RunResult
@@ -243,8 +244,7 @@ def verify_run(run: Run, protocol: Protocol = PROTOCOL) -> None:
     episodes, seed = run.claimed_eval
     try:
         own = rmdp_envs.evaluate(env_id, policies, run.k, episodes, seed, env_kwargs)
-        board = own if (episodes, seed) == (protocol.episodes, protocol.seed) else \
-            rmdp_envs.evaluate(env_id, policies, run.k, protocol.episodes, protocol.seed, env_kwargs)
+        scored = score(env_id, env_kwargs, policies, run.k, protocol.to_dict(), run.result.assignment)
     except Exception as e:  # noqa: BLE001
         raise SubmissionError(f"{run.run_dir}: re-evaluating the saved policies failed: {e}") from None
     tol = protocol.tolerance_for(env_id)
@@ -262,11 +262,7 @@ def verify_run(run: Run, protocol: Protocol = PROTOCOL) -> None:
         raise SubmissionError(f"{run.run_dir}: tampered utility: claimed utility[{j}][{i}] = "
                               f"{run.result.utility[j][i]:.6g} but re-evaluation gives {own.utility[j, i]:.6g}; "
                               f"tolerance {tol.describe()}")
-    values = [board.best_welfare, board.welfare(assignment), float(board.user_utilities(board.best_assignment).min())]
-    if not all(math.isfinite(v) for v in values) or not np.all(np.isfinite(board.utility)):
-        raise SubmissionError(f"{run.run_dir}: re-evaluation produced NaN or infinite values")
-    run.verified = {"best_welfare": values[0], "welfare": values[1], "egalitarian_welfare": values[2],
-                    "utility": board.utility.tolist()}
+    run.verified = scored
 
 
 # ----------------------------------------------------------------------------- assembling
@@ -298,6 +294,7 @@ def build_submission(runs: list[Run], protocol: Protocol = PROTOCOL) -> dict[str
             "best_welfare": r.verified["best_welfare"], "welfare": r.verified["welfare"],
             "egalitarian_welfare": r.verified["egalitarian_welfare"],
             "assignment": [int(a) for a in r.result.assignment], "utility": r.verified["utility"],
+            "deployed_assignment": r.verified["deployed_assignment"], "versions": r.result.versions,
             "claimed": {"welfare": float(r.result.welfare), "best_welfare": float(r.result.best_welfare),
                         "episodes": episodes, "seed": seed},
             "policies": {"path": f"policies/seed-{r.seed}-t{int(r.result.total_timesteps)}", "sha256": r.policy_sha},
@@ -305,8 +302,7 @@ def build_submission(runs: list[Run], protocol: Protocol = PROTOCOL) -> dict[str
     tol = protocol.tolerance_for(first.benchmark["env_id"])
     return {
         "format": SUBMISSION_FORMAT, "id": sub_id,
-        "protocol": {"version": protocol.version, "episodes": protocol.episodes, "seed": protocol.seed,
-                     "tolerance": {"atol": tol.atol, "rtol": tol.rtol}},
+        "protocol": {**protocol.to_dict(), "tolerance": {"atol": tol.atol, "rtol": tol.rtol}},
         "benchmark": first.benchmark, "k": first.k,
         "solver": {"name": first.solver, "commit": first.commit, "hyperparameters": first.hyperparameters,
                    "config": first.config},

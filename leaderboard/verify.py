@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from leaderboard.protocol import PROTOCOL
+from leaderboard.scoring import score
 from leaderboard.storage import load_submissions, sha256_file, submissions_dir
 from leaderboard.submit import schema_errors
 
@@ -15,7 +16,6 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
     ``evaluate=False`` checks only the schema and the policy files' hashes (seconds, not minutes:
     what CI can afford on every commit); ``envs`` restricts the check to those env ids.
     """
-    import rmdp_envs  # noqa: PLC0415
     from rmdp_envs import load_policies  # noqa: PLC0415
 
     problems = []
@@ -44,8 +44,9 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
                 continue
             if not evaluate:
                 continue
-            ev = rmdp_envs.evaluate(b["env_id"], load_policies(folder), sub["k"], proto["episodes"], proto["seed"], b["env_kwargs"])
-            for name, value in (("best_welfare", ev.best_welfare), ("welfare", ev.welfare(run["assignment"]))):
+            scored = score(b["env_id"], b["env_kwargs"], load_policies(folder), sub["k"], proto, run["assignment"])
+            for name in ("best_welfare", "welfare"):
+                value = scored[name]
                 if not tol.ok(run[name], value):
                     problems.append(f"{sub['id']} seed {run['seed']}: stored {name} {run[name]:.6g}, re-evaluation {value:.6g}")
         log(f"checked {sub['id']}")

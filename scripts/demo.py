@@ -1,8 +1,11 @@
 """Main job on a small default: train EM and the random-assignment baseline on Resource Gathering.
 
-Trains both solvers (k = 5 policies for 25 users, equal transitions), prints their social welfare
-beside a uniformly random policy and the 0.9356 full-personalization bound, then submits both runs
-to a demo leaderboard under ``runs/demo/board`` and renders it (open ``site/index.html`` there).
+Trains both solvers (k = 5 policies for 25 users, equal transitions), submits both runs to a demo
+leaderboard under ``runs/demo/board`` (made afresh on every run, so the demo can be run again), and
+prints the board's numbers: each solver's welfare under protocol v2 (users pick their policy on
+assignment episodes, welfare measured on held-out episodes) beside the board's reference points
+(a uniformly random policy, the most k policies can reach, full personalization), all read from
+the demo board's ``reference_points.json``, the same file and code as the project's board.
 
     python scripts/demo.py [--total-timesteps 300000] [--seed 1] [--k 5]
 """
@@ -11,21 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-import rmdp_envs
-
 ENV_ID = "rmdp/ResourceGathering-v0"
-BOUND = 0.9356  # each of the 25 users gets its own shortest round trip
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def train(solver: str, args: argparse.Namespace, out: Path) -> dict:
-    """Run one solver file in a subprocess and return its result.json."""
+def train(solver: str, args: argparse.Namespace, out: Path) -> Path:
+    """Run one solver file in a subprocess; returns its run folder."""
     before = set(out.glob("*/result.json"))
     cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}.py"), "--env-id", ENV_ID, "--k", str(args.k),
            "--seed", str(args.seed), "--total-timesteps", str(args.total_timesteps), "--save-model",
@@ -33,12 +32,7 @@ def train(solver: str, args: argparse.Namespace, out: Path) -> dict:
     print(f"$ {' '.join(cmd[1:])}", flush=True)
     subprocess.run(cmd, check=True)
     (result_path,) = set(out.glob("*/result.json")) - before
-    return json.loads(result_path.read_text()) | {"run_dir": str(result_path.parent)}
-
-
-def random_policy_welfare(episodes: int = 50) -> float:
-    rng = np.random.default_rng(0)
-    return rmdp_envs.evaluate(ENV_ID, lambda obs: rng.integers(0, 4, size=len(obs)), k=1, episodes=episodes).best_welfare
+    return result_path.parent
 
 
 def main() -> None:
@@ -49,24 +43,37 @@ def main() -> None:
     parser.add_argument("--out", default="runs/demo", help="folder for the runs and the demo board")
     args = parser.parse_args()
     out = Path(args.out)
-    results = {solver: train(solver, args, out) for solver in ("em_ppo", "random_ppo")}
+    runs = {solver: train(solver, args, out) for solver in ("em_ppo", "random_ppo")}
 
-    print(f"\nSocial welfare on {ENV_ID}, k = {args.k}, {args.total_timesteps:,} transitions each "
-          "(per-user mean; evaluated greedily)")
-    print(f"{'':34s} {'own assignment':>15s} {'best response':>14s} {'of bound':>9s} {'seconds':>8s}")
-    for solver, label in (("em_ppo", "EM (Ivanov & Ben-Porat)"), ("random_ppo", "random even assignment")):
-        r = results[solver]
-        print(f"{label:34s} {r['welfare']:>15.4f} {r['best_welfare']:>14.4f} {r['best_welfare'] / BOUND:>8.1%} "
-              f"{r['wall_time_s']:>8.1f}")
-    w_random = random_policy_welfare()
-    print(f"{'uniformly random policy':34s} {'':>15s} {w_random:>14.4f} {w_random / BOUND:>8.1%}")
-    print(f"{'full personalization (k = 25)':34s} {'':>15s} {BOUND:>14.4f} {1:>8.1%}")
+    from leaderboard.protocol import PROTOCOL  # noqa: PLC0415
+    from leaderboard.references import REFERENCE_FILE, k_bound  # noqa: PLC0415
+    from leaderboard.render import render  # noqa: PLC0415
+    from leaderboard.storage import load_submissions  # noqa: PLC0415
+    from leaderboard.submit import submit  # noqa: PLC0415
 
     board = out / "board"
-    leaderboard = [sys.executable, "-m", "leaderboard"]
-    subprocess.run(leaderboard + ["submit", *(r["run_dir"] for r in results.values()), "--board-dir", str(board)], check=True)
-    subprocess.run(leaderboard + ["render", "--board-dir", str(board)], check=True)
-    print(f"\nLeaderboard of this demo: open {(board / 'site' / 'index.html').resolve()}"
+    shutil.rmtree(board, ignore_errors=True)  # a fresh demo board each time: running the demo twice works
+    submit(list(runs.values()), board, log=lambda *_: None)
+    render(board)
+    refs = json.loads((board / REFERENCE_FILE).read_text())["benchmarks"]
+    subs = {sub["solver"]["name"]: sub for sub in load_submissions(board)}
+    ref = next(iter(refs.values()))
+
+    print(f"\nSocial welfare on {ENV_ID}, k = {args.k}, {args.total_timesteps:,} transitions each, seed {args.seed} "
+          f"(protocol {PROTOCOL.version}: users pick on {PROTOCOL.assignment_episodes} assignment episodes, scored on "
+          f"{PROTOCOL.episodes} held-out episodes)")
+    bound = k_bound(ref, args.k)
+    print(f"{'':34s} {'users pick':>11s} {'own assignment':>15s} {'of W_k':>7s} {'seconds':>8s}")
+    for solver, label in (("em", "EM (Ivanov & Ben-Porat)"), ("random", "random even assignment")):
+        r = subs[solver]["runs"][0]
+        print(f"{label:34s} {r['best_welfare']:>11.4f} {r['welfare']:>15.4f} {r['best_welfare'] / bound:>7.1%} "
+              f"{r['wall_time_s']:>8.1f}")
+    print(f"{'uniformly random policy':34s} {ref['random']['welfare']:>11.4f}")
+    print(f"{f'W_k: most {args.k} policies can reach':34s} {bound:>11.4f}  ({ref['k_bounds'][str(args.k)]['kind']})")
+    print(f"{'full personalization (k = 25)':34s} {ref['upper']['welfare']:>11.4f}")
+    print(f"\nThese reference points come from {board / REFERENCE_FILE}, as on the project's board."
+          f"\nDemo board: open {(board / 'site' / 'index.html').resolve()}"
+          f"\nRe-render it with: python -m leaderboard render --board-dir {board}"
           f"\n(the project's board: leaderboard/README.md and leaderboard/site/index.html)")
 
 

@@ -19,7 +19,7 @@ from leaderboard import __main__ as cli
 from leaderboard.protocol import PROTOCOL
 from leaderboard.references import upper_welfare
 from leaderboard.render import collect, render, welfare_plot
-from leaderboard.stats import mean_ci, normalized
+from leaderboard.stats import distinguishable, interval, iqm, mean, normalized, probability_of_improvement
 from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
 from leaderboard.submit import SubmissionError, schema_errors, submit
 from leaderboard.sweep import sweep
@@ -238,14 +238,26 @@ def test_claims_on_other_seeds_are_verified_on_those_seeds(runs, board):
 
 # ----------------------------------------------------------------------------- statistics and render
 
-def test_mean_ci_and_normalized():
-    mean, half = mean_ci([1.0, 2.0, 3.0])
-    assert mean == 2.0
-    assert half == pytest.approx(4.302652729911275 * 1.0 / math.sqrt(3))  # t_{0.975, 2} * s / sqrt(n)
-    assert mean_ci([5.0]) == (5.0, None)
+def test_intervals_are_bootstrap_and_clipped_to_what_is_possible():
+    point, lo, hi = interval([0.90, 0.91, 0.92, 0.93, 0.935], mean, 0.0, 0.9356)
+    assert point == pytest.approx(0.919) and lo <= point <= hi <= 0.9356
+    assert interval([0.5, 0.5, 0.5], mean, 0.0, 1.0) == (0.5, 0.5, 0.5)
+    assert interval([5.0]) == (5.0, None, None)
+    assert interval([1.0, 2.0, 3.0, 4.0, 100.0], iqm)[0] == pytest.approx(3.0)  # the outlier is trimmed
+    assert interval([1.0, 2.0, 3.0, 4.0], mean, 0.0, 2.6)[2] <= 2.6
+    assert interval([1.0, 2.0, 3.0, 4.0], mean) == interval([1.0, 2.0, 3.0, 4.0], mean)  # fixed random state
     assert normalized(0.5, 0.0, 1.0) == 0.5
     assert normalized(0.1, 0.1, 0.9356) == 0.0
     assert normalized(1.0, 1.0, 1.0) is None
+
+
+def test_probability_of_improvement_is_paired_and_tells_apart_only_clear_gaps():
+    x, y = [0.9, 0.91, 0.92, 0.93, 0.94, 0.95], [0.5, 0.52, 0.51, 0.53, 0.5, 0.49]
+    poi = probability_of_improvement(x, y)
+    assert poi[0] == 1.0 and distinguishable(poi)
+    same = probability_of_improvement(x, list(reversed(x)))
+    assert same[0] == pytest.approx(0.5) and not distinguishable(same)
+    assert probability_of_improvement([1.0], [0.0])[1] is None
 
 
 def test_committed_board_is_intact():
@@ -258,15 +270,19 @@ def test_committed_board_is_intact():
     assert verify_board(board, log=QUIET, evaluate=False, envs=["rmdp/Nope-v0"]) == ["no submissions for rmdp/Nope-v0"]
 
 
-def test_welfare_plot_names_a_far_off_upper_bound_instead_of_drawing_it():
-    """A bound 10x above every curve (speed tasks: 100) would flatten them; near ones are drawn."""
+def test_welfare_plot_offsets_overlapping_series_and_styles_budgets():
+    """Two series with the same numbers stay visible (offset markers); budgets differ by line style; W_k is drawn."""
     pytest.importorskip("matplotlib")
-    board = {"benchmark": {"env_id": "rmdp/HalfCheetahSpeed-v0", "n": 100},
-             "rows": [{"label": "em", "k": k, "best": (w, 1.0)} for k, w in [(1, 4.0), (2, 8.0)]]}
-    far = welfare_plot(board, {"upper": {"welfare": 100.0}, "random": {"welfare": 2.0}})
-    near = welfare_plot(board, {"upper": {"welfare": 12.0}, "random": {"welfare": 2.0}})
-    assert "W_upper = 100 (above the plot)" in far
-    assert "above the plot" not in near and "W_upper" in near
+    import matplotlib
+    matplotlib.use("Agg")
+    rows = [{"label": label, "k": k, "timesteps": steps, "best": (w, w - 0.5, w + 0.5)}
+            for label, steps in (("em", 1_000_000), ("random", 4_000_000)) for k, w in [(1, 4.0), (2, 8.0)]]
+    board = {"benchmark": {"env_id": "rmdp/HalfCheetahSpeed-v0", "n": 100}, "protocol": "v2", "rows": rows}
+    ref = {"upper": {"welfare": 100.0}, "random": {"welfare": 2.0},
+           "k_bounds": {"1": {"welfare": 9.06}, "2": {"welfare": 15.73}}}
+    svg = welfare_plot(board, ref)
+    assert "W_k" in svg and "(1M)" in svg and "(4M)" in svg
+    assert "stroke-dasharray" in svg  # the second budget is dashed
 
 
 def test_rows_of_one_solver_are_labelled_by_what_differs():
@@ -279,7 +295,7 @@ def test_rows_of_one_solver_are_labelled_by_what_differs():
 
     board = collect([sub("em", 5, 1_000_000), sub("em", 5, 4_000_000), sub("em", 2, 1_000_000),
                      sub("random", 5, 1_000_000), sub("random", 5, 1_000_000, commit="b" * 40)])
-    labels = {(r["solver"], r["k"], r["timesteps"], r["commit"][0]): r["label"] for r in board["b"]["rows"]}
+    labels = {(r["solver"], r["k"], r["timesteps"], r["commit"][0]): r["label"] for r in board["b/v1"]["rows"]}
     assert labels[("em", 5, 1_000_000, "a")] == labels[("em", 2, 1_000_000, "a")] == "em (1M steps)"
     assert labels[("em", 5, 4_000_000, "a")] == "em (4M steps)"
     assert labels[("random", 5, 1_000_000, "b")] == "random (@bbbbbbb)"

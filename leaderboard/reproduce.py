@@ -1,0 +1,87 @@
+"""``reproduce``: retrain one stored run from its recorded configuration and compare the welfare.
+
+The solver named by the submission is run again with the submission's benchmark, k, seed, budget
+and hyperparameters, with the same process settings as ``sweep`` (no env worker, one torch
+thread: thread counts can change float results). Its policies are scored under the submission's
+protocol; the run reproduces when both welfare columns match the stored ones within the
+protocol's tolerance for the environment's dynamics class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from leaderboard.protocol import PROTOCOL, Tolerance
+from leaderboard.scoring import score
+from leaderboard.storage import REPO_ROOT, SUBMISSION_FILE
+from leaderboard.sweep import THREAD_ENV
+
+#: Flags a sweep passes to every run (see ``sweep.Task.command``); reproduce uses the same.
+PROCESS_FLAGS = ["--num-workers", "0", "--torch-threads", "1", "--update-threads", "1"]
+
+
+def solver_flags(hyperparameters: dict[str, Any]) -> list[str]:
+    """The recorded hyperparameters as solver flags (tyro spelling: ``--flag`` / ``--no-flag`` for booleans)."""
+    from rmdp_train.args import PPOArgs  # noqa: PLC0415
+
+    plain_bools = {f.name for f in dataclasses.fields(PPOArgs) if f.type in (bool, "bool")}
+    flags: list[str] = []
+    for key, value in sorted(hyperparameters.items()):
+        if value is None or key == "env_kwargs":  # env_kwargs: passed from the benchmark itself
+            continue
+        name = key.replace("_", "-")
+        if key in plain_bools:
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            flags += [f"--{name}", json.dumps(value) if isinstance(value, (list, dict)) else str(value)]
+    return flags
+
+
+def reproduce(submission_dir: Path, seed: int | None = None, log=print) -> bool:
+    """Retrain the run of ``seed`` (default: the first) of a stored submission; True when it reproduces."""
+    from rmdp_envs import load_policies  # noqa: PLC0415
+
+    sub = json.loads((submission_dir / SUBMISSION_FILE).read_text())
+    runs = {r["seed"]: r for r in sub["runs"]}
+    seed = min(runs) if seed is None else seed
+    if seed not in runs:
+        raise ValueError(f"{submission_dir}: no run with seed {seed} (seeds: {sorted(runs)})")
+    run = runs[seed]
+    b, solver = sub["benchmark"], sub["solver"]
+    script = REPO_ROOT / "solvers" / f"{solver['name']}_ppo.py"
+    if not script.is_file():
+        raise ValueError(f"{submission_dir}: solver {solver['name']!r} has no file {script}")
+    with tempfile.TemporaryDirectory(prefix="rmdp-reproduce-") as out:
+        cmd = [sys.executable, str(script), "--env-id", b["env_id"], "--k", str(sub["k"]), "--seed", str(run["seed"]),
+               "--total-timesteps", str(run["total_timesteps"]), "--env-kwargs", json.dumps(b["env_kwargs"]),
+               "--save-model", "--output-dir", out, *PROCESS_FLAGS, *solver_flags(solver["hyperparameters"])]
+        log("$ " + " ".join(cmd[1:]))
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **THREAD_ENV})
+        if proc.returncode != 0:
+            raise RuntimeError(f"the solver failed:\n{proc.stderr[-3000:]}")
+        run_dir = next(Path(out).glob("*/result.json")).parent
+        assignment = json.loads((run_dir / "result.json").read_text())["assignment"]
+        again = score(b["env_id"], b["env_kwargs"], load_policies(run_dir), sub["k"], sub["protocol"], assignment)
+    tol = Tolerance(**sub["protocol"]["tolerance"]) if "tolerance" in sub["protocol"] else PROTOCOL.tolerance_for(b["env_id"])
+    ok = True
+    for name in ("best_welfare", "welfare"):
+        same = tol.ok(run[name], again[name])
+        ok &= same
+        log(f"{name}: stored {run[name]:.6g}, retrained {again[name]:.6g} ({'ok' if same else 'DIFFERS'}; {tol.describe()})")
+    stored_commit, now = solver["commit"], _head()
+    if stored_commit and now and not stored_commit.startswith(now[:len(stored_commit.split('-')[0])]):
+        log(f"note: stored at commit {stored_commit[:10]}, retrained at {now[:10]}")
+    return ok
+
+
+def _head() -> str | None:
+    from rmdp_envs.results import git_commit  # noqa: PLC0415
+
+    return git_commit(REPO_ROOT)
