@@ -168,18 +168,19 @@ class RMDPAsyncVectorEnv(VectorEnv):
             self._procs.append(proc)
         count = self._slices[0].stop
         self._local = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=mode)
-        self._receive_all()  # workers report that their envs are built (or raise their error here)
+        self._receive_all(starting=True)  # workers report that their envs are built (or raise their error here)
         _set_layout(self, self._local.envs[0], num_envs, k, self._local.autoreset_mode)
         self._done = np.zeros(num_envs, dtype=bool)
         self.closed = False
 
-    def _receive_all(self) -> list:
+    def _receive_all(self, starting: bool = False) -> list:
         results = []
         for pipe in self._pipes:
             try:
                 ok, payload = pipe.recv()
             except EOFError:
-                ok, payload = False, "a worker process died"
+                ok, payload = False, "a worker process died" + (
+                    f" while starting. {MAIN_GUARD_HINT}" if starting else "")
             if not ok:
                 self.close()
                 raise RuntimeError(f"vector env worker failed: {payload}")
@@ -271,6 +272,11 @@ def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str
             pipe.send((False, f"{type(exc).__name__}: {exc}"))
 
 
+#: What a script that starts worker processes needs (they import the script again, as ``__mp_main__``).
+MAIN_GUARD_HINT = ("num_workers > 0 starts worker processes, which import your script again: put the code that "
+                   "builds the env under `if __name__ == \"__main__\":` (or use num_workers=0)")
+
+
 def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwargs: dict | None = None,
                     autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
                     num_workers: int = 0) -> RMDPVectorEnv | RMDPAsyncVectorEnv:
@@ -283,6 +289,9 @@ def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwa
     use 1.
     """
     env_kwargs = dict(env_kwargs or {})
+    if num_workers and getattr(mp.current_process(), "_inheriting", False):
+        # a worker bootstrapping itself is importing an unguarded script: stop with the fix
+        raise RuntimeError(MAIN_GUARD_HINT)
     probe = make(env_id, **env_kwargs)  # validates the id and kwargs once, with a clear error
     check_k(k, probe.unwrapped.population.n)
     m = copies_per_policy

@@ -135,3 +135,16 @@ def test_worker_errors_surface_in_the_parent():
     env.reset(seed=0)
     with pytest.raises(RuntimeError, match="vector env worker failed"):
         env.step(np.array([0, 0, 5]))
+
+
+def test_workers_from_a_script_without_main_guard_fail_at_once_saying_what_to_add(tmp_path):
+    """Worker processes import the script again; an unguarded one gets the fix in the error, not a hang."""
+    import subprocess
+    import sys
+    script = tmp_path / "unguarded.py"
+    script.write_text("import rmdp_envs\n"
+                      "env = rmdp_envs.make_vector_env('rmdp/CartPolePosition-v0', k=1, copies_per_policy=2,\n"
+                      "                                env_kwargs={'n_agents': 3}, num_workers=1)\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert 'if __name__ == "__main__":' in proc.stderr.splitlines()[-1]
