@@ -386,6 +386,23 @@ def test_sweep_2x2_local(tmp_path, board):
     assert verify_board(board, log=QUIET) == []
 
 
+def test_a_swept_run_reproduces_and_a_changed_one_does_not(tmp_path, board):
+    """reproduce retrains from the recorded configuration: same numbers; a tampered stored welfare is caught."""
+    from leaderboard.reproduce import reproduce
+    from leaderboard.storage import submissions_dir
+    out = sweep([RG], ["em_ppo"], [2], [3], 2560, tmp_path / "runs", board, backend="local", workers=1, log=QUIET,
+                extra_args=["--learning-rate", "0.001", "--num-steps", "32"])
+    assert [o.status for o in out] == ["finished"]
+    (sub,) = load_submissions(board)
+    folder = submissions_dir(board) / sub["id"]
+    assert sub["protocol"]["version"] == "v2" and sub["runs"][0]["deployed_assignment"]
+    assert reproduce(folder, log=QUIET) is True
+    stored = json.loads((folder / "submission.json").read_text())
+    stored["runs"][0]["best_welfare"] += 0.05
+    (folder / "submission.json").write_text(json.dumps(stored))
+    assert reproduce(folder, log=QUIET) is False
+
+
 def test_sweep_2x2_ray(fake_solvers, tmp_path, board):
     pytest.importorskip("ray", reason="Ray is not installed (pip install '.[ray]')")
     solver, solvers_dir = _solver_or_fake(fake_solvers)
