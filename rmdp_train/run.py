@@ -81,6 +81,11 @@ class Run:
         args.minibatch_size = args.num_steps * m // args.num_minibatches
         args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
         self.resumed = args.resume is not None
+        need, available = memory_estimate(args, self.env), available_memory()
+        if available is not None and need > available:
+            fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user buffers and critic (n = {self.env.n} users, "
+                 f"k = {args.k}, {args.num_steps} steps x {args.k * m} copies), but {available / 2**30:.1f} GiB are "
+                 "available: use fewer users (--n-agents), fewer copies (--num-envs) or shorter rollouts (--num-steps)")
 
     def create_folder(self) -> None:
         """The run folder (``args.json`` in it), or the one being resumed. Call after the last check."""
@@ -201,6 +206,33 @@ class Run:
                       action_low=self.env.action_low, action_high=self.env.action_high,
                       extra={"solver": self.solver, **extra}, **obs_rms.spec())
         print(f"policies saved to {self.dir}")
+
+
+def memory_estimate(args: PPOArgs, env: EnvInfo) -> int:
+    """Bytes a run allocates that grow with the number of users n (float32), estimated before allocating.
+
+    The rollout keeps every user's reward, advantage and return per step and copy ((T + 1) x k*m x n,
+    with the critic's values and the temporaries of GAE: about 8 such arrays); the critic's last
+    layer has k x hidden x n weights (with gradients and two Adam moments: 4 copies); the vector env
+    keeps each copy's per-user episode returns and builds one reward vector per copy per step.
+    """
+    steps, copies, n = args.num_steps + 1, args.k * args.num_envs, env.n
+    rollout = 8 * steps * copies * n
+    critic = 4 * args.k * args.hidden_size * n
+    env_side = 4 * copies * n
+    return 4 * (rollout + critic + env_side)
+
+
+def available_memory() -> int | None:
+    """``MemAvailable`` of /proc/meminfo in bytes (None where the file does not exist)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def record_episodes(state: TrainState, infos: dict, m: int, ema: float) -> None:

@@ -155,6 +155,7 @@ def test_killed_run_resumes(tmp_path):
     ["--env-kwargs", "{not json"],
     ["--env-kwargs", "[1, 2]"],
     ["--env-id", CHEETAH, "--env-kwargs", '{"no_such_kwarg": 1}'],
+    ["--env-id", CHEETAH, "--n-agents", "1000000"],  # ~300 GiB of per-user buffers: refused before allocating
 ])
 def test_bad_flags_one_line_error(flags, tmp_path):
     proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)
