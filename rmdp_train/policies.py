@@ -78,6 +78,36 @@ class MultiPolicyActor(nn.Module):
                 "discrete": self.discrete}
 
 
+class ConditionedActor(nn.Module):
+    """k policies that are one network conditioned on k fixed inputs (the policy-family baseline).
+
+    ``family`` is a one-policy :class:`MultiPolicyActor` over ``obs_dim + d`` inputs; member ``j``
+    is the family evaluated with the condition ``conditions[j]`` (``(k, d)``, normalized user
+    parameters) appended to every observation. Acts like a :class:`MultiPolicyActor` of ``k``
+    policies: ``(k, B, obs_dim) -> (k, B, out_dim)``.
+    """
+
+    def __init__(self, family: MultiPolicyActor, conditions: torch.Tensor):
+        super().__init__()
+        self.family = family
+        self.register_buffer("conditions", torch.as_tensor(conditions, dtype=torch.float32).clone())
+        self.k, self.d = self.conditions.shape
+        self.obs_dim, self.out_dim, self.discrete = family.obs_dim - self.d, family.out_dim, family.discrete
+
+    @property
+    def log_std(self) -> torch.Tensor:
+        return self.family.log_std.expand(self.k, -1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        k, batch = obs.shape[:2]
+        cond = self.conditions.to(obs.dtype).unsqueeze(1).expand(k, batch, self.d)
+        return self.family(torch.cat([obs, cond], dim=-1).reshape(1, k * batch, -1)).reshape(k, batch, -1)
+
+    def architecture(self) -> dict[str, Any]:
+        return {"type": "conditioned_mlp", "k": self.k, "family": self.family.architecture(),
+                "conditions": self.conditions.tolist()}
+
+
 def policy_spec(actor: MultiPolicyActor, *, env_id: str, env_kwargs: dict,
                 action_low: np.ndarray | None = None, action_high: np.ndarray | None = None,
                 obs_mean: np.ndarray | None = None, obs_var: np.ndarray | None = None,
@@ -170,10 +200,16 @@ def load_policies(run_dir: str | Path) -> PolicySet:
     spec = json.loads(spec_path.read_text())
     if spec.get("format") != SPEC_FORMAT:
         raise ValueError(f"{spec_path} has format {spec.get('format')!r}, expected {SPEC_FORMAT!r}")
-    arch = spec["architecture"]
-    if arch.get("type") != "multi_policy_mlp":
-        raise ValueError(f"unknown policy architecture {arch.get('type')!r} in {spec_path}")
-    actor = MultiPolicyActor(k=arch["k"], obs_dim=arch["obs_dim"], out_dim=arch["out_dim"], hidden=tuple(arch["hidden"]),
-                             shared_torso=arch["shared_torso"], discrete=arch["discrete"])
+    actor = _build(spec["architecture"], spec_path)
     actor.load_state_dict(load_file(str(weights_path)))
     return PolicySet(actor, spec)
+
+
+def _build(arch: dict[str, Any], spec_path: Path) -> nn.Module:
+    """The (untrained) network a saved architecture describes."""
+    if arch.get("type") == "multi_policy_mlp":
+        return MultiPolicyActor(k=arch["k"], obs_dim=arch["obs_dim"], out_dim=arch["out_dim"], hidden=tuple(arch["hidden"]),
+                                shared_torso=arch["shared_torso"], discrete=arch["discrete"])
+    if arch.get("type") == "conditioned_mlp":
+        return ConditionedActor(_build(arch["family"], spec_path), torch.tensor(arch["conditions"]))
+    raise ValueError(f"unknown policy architecture {arch.get('type')!r} in {spec_path}")

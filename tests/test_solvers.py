@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import signal
 import subprocess
@@ -57,7 +58,7 @@ def read_result(run_dir: Path) -> dict:
 def check_result(result: dict, solver: str, env_id: str, k: int, n: int) -> None:
     assert set(REQUIRED_KEYS) <= set(result)
     assert result["solver"] == solver and result["env_id"] == env_id and result["k"] == k
-    assert result["commit"] is None or (isinstance(result["commit"], str) and len(result["commit"]) == 40)
+    assert result["commit"] is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", result["commit"])
     assert np.asarray(result["utility"]).shape == (k, n)
     assignment = np.asarray(result["assignment"])
     assert assignment.shape == (n,) and assignment.min() >= 0 and assignment.max() < k
@@ -182,3 +183,30 @@ def test_same_seed_same_welfare(tmp_path):
     assert results[0]["welfare"] == results[1]["welfare"]
     assert results[0]["utility"] == results[1]["utility"]
     assert results[0]["assignment"] == results[1]["assignment"]
+
+
+FAMILY_SMALL = {
+    RG: ["--num-envs", "2", "--num-steps", "32", "--total-timesteps", "3200"],
+    CHEETAH: ["--n-agents", "10", "--num-envs", "1", "--num-steps", "64", "--total-timesteps", "4000",
+              "--eval-episodes", "1", "--max-candidates", "3"],
+    "rmdp/Chain-v0": ["--n-agents", "6", "--num-envs", "2", "--num-steps", "32", "--total-timesteps", "8000"],
+}
+
+
+@pytest.mark.parametrize("env_id", sorted(FAMILY_SMALL))
+def test_family_solver_runs_and_its_policies_are_accepted_by_the_board(env_id, tmp_path):
+    """The policy-family baseline: k members chosen from the family, saved as k policies, verified by submit."""
+    from leaderboard.submit import submit
+    run_solver("family", tmp_path / "runs", "--env-id", env_id, "--k", "2", "--save-model", *FAMILY_SMALL[env_id])
+    run_dir = only_run_dir(tmp_path / "runs")
+    result = read_result(run_dir)
+    n = {RG: 25, CHEETAH: 10, "rmdp/Chain-v0": 6}[env_id]
+    check_result(result, "family", env_id, 2, n)
+    assert result["selection_method"] in ("dp", "milp", "greedy+swaps")
+    assert len(set(result["member_users"])) == 2
+    assert result["transitions"] <= result["total_timesteps"] + 2 * 32 * 2 * 2  # selection rollouts counted
+    policies = load_policies(run_dir)
+    again = rmdp_envs.evaluate(env_id, policies, 2, result["eval_episodes"], result["eval_seed"], result["env_kwargs"])
+    np.testing.assert_allclose(again.utility, np.asarray(result["utility"]), rtol=0, atol=1e-9)
+    written = submit([run_dir], tmp_path / "board", log=lambda _m: None)
+    assert len(written) == 1
