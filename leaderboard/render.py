@@ -149,10 +149,12 @@ def verdicts(board: dict[str, Any], digits: int) -> list[str]:
             ci = "" if poi[1] is None else f" [{poi[1]:.2f}, {poi[2]:.2f}]"
             if len(seeds) < MIN_VERDICT_SEEDS:  # a bootstrap over 3 seeds can look certain and mean nothing
                 verdict = f"too few paired seeds to tell (need {MIN_VERDICT_SEEDS})"
+            elif x == y:
+                verdict = "identical (the same score on every seed)"
             else:
                 verdict = "better" if distinguishable(poi) else "not distinguishable"
             parts.append(f"{other['label']}: {verdict} (P(improvement) = {poi[0]:.2f}{ci}, {len(seeds)} paired seeds)")
-        lines.append(f"k = {k}: {best['label']} leads; against " + "; ".join(parts) + ".")
+        lines.append(f"k = {k}: {best['label']} has the highest mean; against " + "; ".join(parts) + ".")
     same = [r for r in by_k.get(1, []) if r["solver"] in SAME_AT_K1]
     if len(same) >= 2:
         means = [r["mean_best"] for r in same]
@@ -210,7 +212,7 @@ def reference_line(ref: dict[str, Any]) -> str:
     r, u = ref["random"], ref["upper"]
     bounds = ref.get("k_bounds", {})
     kinds = sorted({b["kind"] for b in bounds.values()})
-    per_k = ", ".join(f"k = {k}: {_fmt(b['welfare'], d)}" for k, b in bounds.items())
+    per_k = ", ".join(f"k = {k}: {_fmt(b['welfare'], d)}" for k, b in sorted(bounds.items(), key=lambda kv: int(kv[0])))
     return (f"W_random = {_fmt(r['welfare'], d)} (uniform random policy, {r['episodes']} episodes from seed {r['seed']}); "
             f"W_k ({' / '.join(kinds) or 'none'}) {per_k}; full personalization W_upper = {_fmt(u['welfare'], d)} "
             f"({u['source']}); normalized = (W - W_random) / (W_k - W_random); derivations in {REFERENCE_FILE}")
