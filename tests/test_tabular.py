@@ -41,7 +41,7 @@ def test_malformed_tables_are_rejected(edit, message):
 
 
 def test_population_must_match_reward_tables():
-    with pytest.raises(ValueError, match="population has 3 agents but R has reward tables for 2"):
+    with pytest.raises(ValueError, match="population has 3 users but R has reward tables for 2"):
         TabularRMDP(*tiny_tables(), population=rmdp_envs.Population(params=np.arange(3), kind="x"))
 
 

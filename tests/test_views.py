@@ -14,7 +14,7 @@ PZ_CASES = [("rmdp/ResourceGathering-v0", 3, {}), ("rmdp/HalfCheetahSpeed-v0", 2
 
 def test_group_reward_is_weighted_sum_of_group():
     base = gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=20, population="grid")
-    env = GroupReward(gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=20, population="grid"), agents=[1, 5, 7], weights=[1.0, 2.0, 0.5])
+    env = GroupReward(gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=20, population="grid"), users=[1, 5, 7], weights=[1.0, 2.0, 0.5])
     base.reset(seed=0)
     env.reset(seed=0)
     for _ in range(30):
