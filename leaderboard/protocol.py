@@ -70,9 +70,6 @@ class Protocol:
             out.update(assignment_episodes=self.assignment_episodes, assignment_seed=self.assignment_seed)
         return out
 
-
-#: v1 as it was: users picked and were scored on the same 10 episodes from seed 10000.
-PROTOCOL_V1 = Protocol(version="v1", episodes=10, seed=10_000, assignment_episodes=None, assignment_seed=None)
 PROTOCOL = Protocol()
 
 #: Hyperparameter keys that change from run to run without changing the method (left out of the

@@ -26,7 +26,8 @@ import numpy as np
 
 import rmdp_envs
 from leaderboard.protocol import PROTOCOL, REFERENCE_FORMAT, Protocol
-from leaderboard.storage import atomic_write_text, dump_json
+from leaderboard.storage import dump_json
+from rmdp_envs.files import atomic_write_text
 
 REFERENCE_FILE = "reference_points.json"
 

@@ -26,7 +26,8 @@ from leaderboard.protocol import PROTOCOL
 from leaderboard.references import REFERENCE_FILE, ensure_references, k_bound
 from leaderboard.stats import (CONFIDENCE, distinguishable, interval, iqm, mean, normalized,
                                probability_of_improvement)
-from leaderboard.storage import atomic_write_text, load_submissions
+from leaderboard.storage import load_submissions
+from rmdp_envs.files import atomic_write_text
 
 SITE_DIR = "site"
 README_FILE = "README.md"

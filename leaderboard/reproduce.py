@@ -75,13 +75,9 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print) -> bool:
         same = tol.ok(run[name], again[name])
         ok &= same
         log(f"{name}: stored {run[name]:.6g}, retrained {again[name]:.6g} ({'ok' if same else 'DIFFERS'}; {tol.describe()})")
-    stored_commit, now = solver["commit"], _head()
-    if stored_commit and now and not stored_commit.startswith(now[:len(stored_commit.split('-')[0])]):
-        log(f"note: stored at commit {stored_commit[:10]}, retrained at {now[:10]}")
-    return ok
-
-
-def _head() -> str | None:
     from rmdp_envs.results import git_commit  # noqa: PLC0415
 
-    return git_commit(REPO_ROOT)
+    stored, now = solver["commit"], git_commit(REPO_ROOT)
+    if stored and now and stored.split("-")[0] != now.split("-")[0]:
+        log(f"note: stored at commit {stored[:10]}, retrained at {now[:10]}")
+    return ok

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rmdp_envs.files import POLICY_FILES, atomic_write_text  # noqa: F401 (atomic_write_text: the board's writer too)
+from rmdp_envs.files import POLICY_FILES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
