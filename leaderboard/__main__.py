@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("reproduce", help="retrain a stored run from its recorded configuration and compare the welfare")
     p.add_argument("submission_dir", metavar="SUBMISSION_DIR", help="a folder submissions/<id>/ holding submission.json")
     p.add_argument("--seed", type=int, default=None, help="which run of the submission (default: its lowest seed)")
+    p.add_argument("--at-head", action="store_true",
+                   help="retrain with the current code instead of the code of the commit the run records "
+                        "(does a code change since then alter this row's numbers?)")
     _board_arg(p)
 
     p = sub.add_parser("sweep", help="run a grid of solver runs and submit the results")
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reproduce":
         from leaderboard.reproduce import reproduce  # noqa: PLC0415
         try:
-            ok = reproduce(Path(args.submission_dir), args.seed)
+            ok = reproduce(Path(args.submission_dir), args.seed, at_head=args.at_head)
         except (OSError, ValueError, RuntimeError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -2,7 +2,10 @@
 
 The solver named by the submission is run again with the submission's benchmark, k, seed, budget
 and hyperparameters, with the same process settings as ``sweep`` (no env worker, one torch
-thread: thread counts can change float results). Its policies are scored under the submission's
+thread: thread counts can change float results), and with the code of the commit the run records
+(``git archive`` of ``solvers/``, ``rmdp_envs/`` and ``rmdp_train/`` into a temporary folder that
+is imported first): the code is part of the configuration, and a row stays reproducible after the
+solvers change. ``--at-head`` retrains with the current code instead. Its policies are scored under the submission's
 protocol; the run reproduces when both welfare columns match the stored ones within the
 protocol's tolerance for the environment's dynamics class.
 """
@@ -44,8 +47,26 @@ def solver_flags(hyperparameters: dict[str, Any]) -> list[str]:
     return flags
 
 
-def reproduce(submission_dir: Path, seed: int | None = None, log=print) -> bool:
-    """Retrain the run of ``seed`` (default: the first) of a stored submission; True when it reproduces."""
+#: What a recorded commit's code needs to train: exported into the temporary folder.
+CODE_PATHS = ("solvers", "rmdp_envs", "rmdp_train")
+
+
+def export_code(commit: str, into: Path) -> bool:
+    """Write the solvers and libraries of ``commit`` under ``into``; False when this clone lacks the commit."""
+    has = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO_ROOT, capture_output=True)
+    if has.returncode != 0:
+        return False
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, *CODE_PATHS], cwd=REPO_ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return True
+
+
+def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head: bool = False) -> bool:
+    """Retrain the run of ``seed`` (default: the first) of a stored submission; True when it reproduces.
+
+    With the code of the run's recorded commit unless ``at_head`` (or this clone lacks that commit).
+    """
     from rmdp_envs import load_policies  # noqa: PLC0415
 
     sub = json.loads((submission_dir / SUBMISSION_FILE).read_text())
@@ -55,15 +76,26 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print) -> bool:
         raise ValueError(f"{submission_dir}: no run with seed {seed} (seeds: {sorted(runs)})")
     run = runs[seed]
     b, solver = sub["benchmark"], sub["solver"]
-    script = REPO_ROOT / "solvers" / f"{solver['name']}_ppo.py"
-    if not script.is_file():
-        raise ValueError(f"{submission_dir}: solver {solver['name']!r} has no file {script}")
-    with tempfile.TemporaryDirectory(prefix="rmdp-reproduce-") as out:
+    from rmdp_envs.results import git_commit  # noqa: PLC0415
+
+    stored, now = (solver.get("commit") or "").split("-")[0], (git_commit(REPO_ROOT) or "").split("-")[0]
+    with tempfile.TemporaryDirectory(prefix="rmdp-reproduce-") as out, tempfile.TemporaryDirectory(prefix="rmdp-code-") as code:
+        root, env = REPO_ROOT, {**os.environ, **THREAD_ENV}
+        if not at_head and stored and stored != now:
+            if export_code(stored, Path(code)):
+                root = Path(code)
+                env["PYTHONPATH"] = os.pathsep.join([code, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+                log(f"code of the recorded commit {stored[:10]} (HEAD is {now[:10]}; --at-head retrains with HEAD's)")
+            else:
+                log(f"note: commit {stored[:10]} is not in this clone: retraining with HEAD ({now[:10]})")
+        script = root / "solvers" / f"{solver['name']}_ppo.py"
+        if not script.is_file():
+            raise ValueError(f"{submission_dir}: solver {solver['name']!r} has no file {script}")
         cmd = [sys.executable, str(script), "--env-id", b["env_id"], "--k", str(sub["k"]), "--seed", str(run["seed"]),
                "--total-timesteps", str(run["total_timesteps"]), "--env-kwargs", json.dumps(b["env_kwargs"]),
                "--save-model", "--output-dir", out, *PROCESS_FLAGS, *solver_flags(solver["hyperparameters"])]
         log("$ " + " ".join(cmd[1:]))
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **THREAD_ENV})
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"the solver failed:\n{proc.stderr[-3000:]}")
         run_dir = next(Path(out).glob("*/result.json")).parent
@@ -75,9 +107,4 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print) -> bool:
         same = tol.ok(run[name], again[name])
         ok &= same
         log(f"{name}: stored {run[name]:.6g}, retrained {again[name]:.6g} ({'ok' if same else 'DIFFERS'}; {tol.describe()})")
-    from rmdp_envs.results import git_commit  # noqa: PLC0415
-
-    stored, now = solver["commit"], git_commit(REPO_ROOT)
-    if stored and now and stored.split("-")[0] != now.split("-")[0]:
-        log(f"note: stored at commit {stored[:10]}, retrained at {now[:10]}")
     return ok

@@ -29,7 +29,7 @@ def k_policy_bound(env, k: int) -> dict[str, Any]:
             "derivation": f"full personalization ({full['source']}); no tighter k-policy bound is known for this env"}
 
 
-def tent_welfare_bound(targets: np.ndarray, half_width: float, k: int) -> float:
+def tent_welfare_bound(targets: np.ndarray, half_width: float, k: int, weights: np.ndarray | None = None) -> float:
     """``max`` over k values ``v_p`` of ``sum_i max_p tent(v_p - t_i)``, exactly, with ``tent(x) = max(0, 1 - |x| / l)``.
 
     Why it bounds the speed tasks: a group G of users served by one policy collects per step
@@ -38,14 +38,18 @@ def tent_welfare_bound(targets: np.ndarray, half_width: float, k: int) -> float:
     (with the groups formed by best response). Computing it: with equal widths each user is best
     served by the nearest ``v_p``, so optimal groups are contiguous in sorted targets; a group's best
     ``v`` sits on one of its own targets (the sum of tents is piecewise linear with its maxima at the
-    peaks); a DP over contiguous groups then gives the exact maximum.
+    peaks); a DP over contiguous groups then gives the exact maximum. ``weights``: how many users
+    share each target (default one each).
     """
-    t = np.sort(np.asarray(targets, dtype=np.float64).reshape(-1))
+    t = np.asarray(targets, dtype=np.float64).reshape(-1)
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)[order]
     n = t.size
     if n > MAX_TENT_USERS:
         raise ValueError(f"tent_welfare_bound: n={n} users exceeds {MAX_TENT_USERS} (O(n^3) interval table)")
     k = min(int(k), n)
-    tent = np.clip(1.0 - np.abs(t[:, None] - t[None, :]) / half_width, 0.0, None)  # tent[u, w]: peak at t_u
+    tent = w[None, :] * np.clip(1.0 - np.abs(t[:, None] - t[None, :]) / half_width, 0.0, None)  # tent[u, w]: peak at t_u
     prefix = np.concatenate([np.zeros((n, 1)), np.cumsum(tent, axis=1)], axis=1)  # prefix[u, i] = sum_{w < i}
     group = np.full((n + 1, n + 1), -np.inf)  # group[s, i]: best value of users s..i-1 as one group
     cols = np.arange(n + 1)
@@ -58,6 +62,30 @@ def tent_welfare_bound(targets: np.ndarray, half_width: float, k: int) -> float:
     for _ in range(k):  # best[i]: users 0..i-1 in at most (iterations) contiguous groups
         best = np.maximum(best, (best[:, None] + group).max(axis=0))
     return float(best[n])
+
+
+#: Bins of :func:`binned_tent_welfare_bound`: tens of seconds, and a slack of 2/3 percent of the best reward (uniform targets over 4 m/s)
+TENT_BINS = 1500
+
+
+def binned_tent_welfare_bound(targets: np.ndarray, half_width: float, k: int,
+                              bins: int = TENT_BINS) -> tuple[float, float]:
+    """An upper bound on :func:`tent_welfare_bound` for populations too large for it: ``(bound, slack)``.
+
+    The targets are rounded to the centers of ``bins`` equal bins (at most ``delta / 2`` away,
+    ``delta`` the bin width) and the weighted DP runs on the bins. A tent is ``1 / half_width``-
+    Lipschitz, so each user's reward at any speed exceeds its bin center's by at most
+    ``delta / (2 half_width)``: the bins' optimum plus ``n`` times that slack bounds the users'.
+    """
+    t = np.asarray(targets, dtype=np.float64).reshape(-1)
+    low, high = float(t.min()), float(t.max())
+    delta = max(high - low, 1e-12) / bins
+    index = np.minimum(((t - low) / delta).astype(np.int64), bins - 1)
+    counts = np.bincount(index, minlength=bins).astype(np.float64)
+    used = np.flatnonzero(counts)
+    centers = low + (used + 0.5) * delta
+    slack = t.size * delta / (2 * half_width)
+    return tent_welfare_bound(centers, half_width, k, weights=counts[used]) + slack, slack
 
 
 def walk_cover_bound(round_trips: np.ndarray, home_user: int, k: int, max_steps: int) -> float:

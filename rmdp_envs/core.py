@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from typing import Any
 
 import gymnasium as gym
@@ -40,52 +39,6 @@ def resolve_population(
         raise ValueError(f"target_range must be a pair (low, high), got {target_range!r}") from None
     return Population.sample(population, n_agents, low, high, seed=population_seed)
 
-
-class TargetWindowReward:
-    """Rewards of users who each want a scalar quantity ``x`` near their own target.
-
-    ``r_i = scale * max(0, 1 - |x - t_i| / half_width)`` (``shape="triangle"``) or
-    ``r_i = scale * [|x - t_i| < half_width]`` (``shape="box"``). Only users whose target lies
-    within ``half_width`` of ``x`` can be rewarded, and with the targets sorted once they are a
-    contiguous window found by two binary searches: the cost per step grows with the window,
-    not with ``n``, which keeps populations of 100,000 users cheap.
-    """
-
-    def __init__(self, targets: np.ndarray, half_width: float, scale: float, shape: str = "triangle"):
-        if half_width <= 0:
-            raise ValueError(f"half_width must be > 0, got {half_width}")
-        if shape not in ("triangle", "box"):
-            raise ValueError(f"shape must be 'triangle' or 'box', got {shape!r}")
-        targets = np.asarray(targets, dtype=np.float64).reshape(-1)
-        self.n = targets.shape[0]
-        self.order = np.argsort(targets, kind="stable")
-        # Sorted populations (the samplers' default) need no scatter: the window is a slice.
-        self._presorted = bool(np.all(self.order == np.arange(self.n)))
-        self.sorted_targets = targets[self.order]
-        self._sorted_list = self.sorted_targets.tolist()  # bisect on a list beats np.searchsorted per call
-        self._scaled_targets = self.sorted_targets / half_width
-        self.half_width = float(half_width)
-        self.scale = float(scale)
-        self.shape = shape
-
-    def __call__(self, x: float) -> np.ndarray:
-        reward = np.zeros(self.n, dtype=np.float32)
-        x = float(x)
-        lo = bisect_right(self._sorted_list, x - self.half_width)
-        hi = bisect_left(self._sorted_list, x + self.half_width)
-        if hi > lo:
-            if self.shape == "triangle":
-                values = self._scaled_targets[lo:hi] - x / self.half_width
-                np.abs(values, out=values)
-                np.subtract(1.0, values, out=values)
-                values *= self.scale
-            else:
-                values = self.scale
-            if self._presorted:
-                reward[lo:hi] = values
-            else:
-                reward[self.order[lo:hi]] = values
-        return reward
 
 #: ``metadata["rmdp_evaluation"]``: how exactly re-evaluating the same policies on the same seeds repeats.
 #: ``"exact"``: integer or tabular dynamics, the same numbers on every machine up to float summation;

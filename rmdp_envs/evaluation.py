@@ -93,7 +93,7 @@ def evaluate(env_id: str, policy_fn: Callable[[np.ndarray], Any], k: int, episod
     for start in range(0, episodes, per_round):
         m = min(per_round, episodes - start)
         if env is None or env.copies_per_policy != m:
-            env = make_vector_env(env_id, k, m, env_kwargs, autoreset_mode=AutoresetMode.DISABLED)
+            env = make_vector_env(env_id, k, m, env_kwargs, autoreset_mode=AutoresetMode.DISABLED, rewards="statistic")
         r, l = _rollout(env, policy_fn, k, m, [seed + start + c for c in range(m)], batched)
         returns.append(r)
         lengths.append(l)
@@ -103,23 +103,28 @@ def evaluate(env_id: str, policy_fn: Callable[[np.ndarray], Any], k: int, episod
 
 
 def _rollout(env, policy_fn, k: int, m: int, seeds: list[int], batched: bool):
-    """One episode on each of the k*m copies; returns ((k, m, n) returns, (k, m) lengths)."""
+    """One episode on each of the k*m copies; returns ((k, m, n) returns, (k, m) lengths).
+
+    The env returns reward statistics (:mod:`rmdp_envs.rewards`): the users' returns are built
+    once per episode, not summed per step, so evaluating 10^6 users stays cheap.
+    """
     action_shape = tuple(env.single_action_space.shape)
     obs, _ = env.reset(seed=[s for _ in range(k) for s in seeds])
-    returns = np.zeros((env.num_envs, env.n_users))
+    episode_returns = env.user_rewards.episode_returns(env.num_envs)
     lengths = np.zeros(env.num_envs, dtype=np.int64)
     while not env.all_done:
+        active = ~env.done
         grouped = obs.reshape((k, m) + obs.shape[1:])
         if batched:
             actions = _check_actions(policy_fn(grouped), (k, m) + action_shape)
         else:
             actions = np.stack([_check_actions(policy_fn(grouped[:, c]), (k,) + action_shape)
                                 for c in range(m)], axis=1)
-        obs, rewards, _, _, infos = env.step(actions.reshape((k * m,) + action_shape))
-        returns += rewards
+        obs, stats, _, _, infos = env.step(actions.reshape((k * m,) + action_shape))
+        episode_returns.add(stats, active)
         if "_episode" in infos:
             lengths[infos["_episode"]] = infos["episode"]["l"][infos["_episode"]]
-    return returns.reshape(k, m, -1), lengths.reshape(k, m)
+    return episode_returns.returns().reshape(k, m, -1), lengths.reshape(k, m)
 
 
 def _check_actions(actions, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Step k policies x m copies of an r-MDP as one vector environment.
 
 Gymnasium's ``SyncVectorEnv`` stores rewards as a float per copy, so it cannot carry reward
-vectors; this one returns rewards of shape ``(num_envs, n)``. Copies are ordered policy-major:
+vectors; this one returns rewards of shape ``(num_envs, n)``. With ``rewards="statistic"`` it
+returns each step's reward *statistic* ``(num_envs, dim)`` instead (:mod:`rmdp_envs.rewards`:
+one number per copy for the speed tasks), which is what solvers and evaluation use at large n. Copies are ordered policy-major:
 copy ``c`` of policy ``j`` is sub-env ``j * m + c`` (``policy_index`` gives ``j`` per sub-env).
 """
 
@@ -18,6 +20,10 @@ from gymnasium.vector.utils import batch_space
 
 from rmdp_envs.core import check_k
 from rmdp_envs.registration import make
+from rmdp_envs.rewards import user_rewards_of
+
+#: What a vector env's step returns as rewards: every user's reward, or the statistic that describes them.
+REWARD_MODES = ("vector", "statistic")
 
 
 def _seeds_per_copy(seed: int | Sequence[int] | None, num_envs: int) -> list[int | None]:
@@ -38,9 +44,17 @@ def _check_batch_actions(actions, num_envs: int, single_action_space: gym.Space)
     return actions
 
 
-def _set_layout(vec: VectorEnv, first: gym.Env, num_envs: int, k: int, mode: AutoresetMode) -> None:
-    """The attributes every r-MDP vector env exposes: policy-major copies, spaces, population."""
+def _check_reward_mode(rewards: str) -> str:
+    if rewards not in REWARD_MODES:
+        raise ValueError(f"rewards must be one of {REWARD_MODES}, got {rewards!r}")
+    return rewards
+
+
+def _set_layout(vec: VectorEnv, first: gym.Env, num_envs: int, k: int, mode: AutoresetMode, rewards: str) -> None:
+    """The attributes every r-MDP vector env exposes: policy-major copies, spaces, population, reward mode."""
     vec.num_envs, vec.k, vec.copies_per_policy = num_envs, k, num_envs // k
+    vec.reward_mode = rewards
+    vec.user_rewards = user_rewards_of(first)  # the description of the users' rewards (rmdp_envs.rewards)
     vec.autoreset_mode = mode
     vec.metadata = {"autoreset_mode": mode}
     vec.policy_index = np.repeat(np.arange(k), num_envs // k)
@@ -61,10 +75,14 @@ class RMDPVectorEnv(VectorEnv):
     (evaluation: a finished copy is frozen, returns zero reward and is not stepped until reset).
     ``infos["episode"]`` holds the undiscounted return vector ``r`` (num_envs, n) and length
     ``l`` of episodes that ended this step, with mask ``infos["_episode"]``.
+
+    ``rewards="statistic"``: ``step`` returns the reward statistics ``(num_envs, dim)`` of
+    ``self.user_rewards`` instead of the reward vectors, and ``infos["episode"]`` only ``l``
+    (the caller keeps the users' returns, e.g. with ``self.user_rewards.episode_returns``).
     """
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], k: int = 1,
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP):
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, rewards: str = "vector"):
         self.envs = [fn() for fn in env_fns]
         self.num_envs = len(self.envs)
         if self.num_envs == 0 or self.num_envs % k:
@@ -76,9 +94,15 @@ class RMDPVectorEnv(VectorEnv):
         if any(env.unwrapped.population != first.unwrapped.population for env in self.envs[1:]):
             raise ValueError("the copies were built with different populations (population_seed=None?); "
                              "all copies of an r-MDP must share one population: fix population_seed")
-        _set_layout(self, first, self.num_envs, k, mode)
+        _set_layout(self, first, self.num_envs, k, mode, _check_reward_mode(rewards))
+        self._statistic = rewards == "statistic"
+        if self._statistic and not self.user_rewards.needs_reward_vector:
+            for env in self.envs:
+                env.unwrapped.reward_vector = False  # the statistic alone describes the rewards: skip the O(n) vector
+        self._reward_width = self.user_rewards.dim if self._statistic else self.n_users
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
-        self._returns = np.zeros((self.num_envs, self.n_users), dtype=np.float32)  # float32 halves the per-step cost at large n
+        # float32 halves the per-step cost at large n; no per-user sums at all in statistic mode
+        self._returns = None if self._statistic else np.zeros((self.num_envs, self.n_users), dtype=np.float32)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._done = np.zeros(self.num_envs, dtype=bool)
 
@@ -89,14 +113,15 @@ class RMDPVectorEnv(VectorEnv):
             self._obs[i], _ = env.reset(seed=s, options=options)
             if s is not None:
                 env.action_space.seed(s)
-        self._returns[:] = 0.0
+        if self._returns is not None:
+            self._returns[:] = 0.0
         self._lengths[:] = 0
         self._done[:] = False
         return self._obs.copy(), infos
 
     def step(self, actions):
         actions = _check_batch_actions(actions, self.num_envs, self.single_action_space)
-        rewards = np.empty((self.num_envs, self.n_users), dtype=np.float32)
+        rewards = np.empty((self.num_envs, self._reward_width), dtype=np.float64 if self._statistic else np.float32)
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
         final_obs = None
@@ -105,7 +130,8 @@ class RMDPVectorEnv(VectorEnv):
             if self._done[i]:
                 rewards[i] = 0.0
                 continue
-            obs, rewards[i], terminations[i], truncations[i], _ = env.step(actions[i])
+            obs, reward, terminations[i], truncations[i], info = env.step(actions[i])
+            rewards[i] = self.user_rewards.statistic(reward, info) if self._statistic else reward
             if terminations[i] or truncations[i]:
                 finished[i] = True
                 if self.autoreset_mode is AutoresetMode.SAME_STEP:
@@ -116,16 +142,18 @@ class RMDPVectorEnv(VectorEnv):
                 else:
                     self._done[i] = True
             self._obs[i] = obs
-        np.add(self._returns, rewards, out=self._returns)
+        if self._returns is not None:
+            np.add(self._returns, rewards, out=self._returns)
         self._lengths += ~self._done | finished
         infos: dict[str, Any] = {}
         if finished.any():
-            infos["episode"] = {"r": np.where(finished[:, None], self._returns, np.float32(0.0)),
-                                "l": np.where(finished, self._lengths, 0)}
+            infos["episode"] = {"l": np.where(finished, self._lengths, 0)}
+            if self._returns is not None:
+                infos["episode"]["r"] = np.where(finished[:, None], self._returns, np.float32(0.0))
+                self._returns[finished] = 0.0
             infos["_episode"] = finished
             if final_obs is not None:
                 infos["final_obs"], infos["_final_obs"] = final_obs, finished
-            self._returns[finished] = 0.0
             if self.autoreset_mode is AutoresetMode.SAME_STEP:
                 self._lengths[finished] = 0
         return self._obs.copy(), rewards, terminations, truncations, infos
@@ -134,6 +162,11 @@ class RMDPVectorEnv(VectorEnv):
     def all_done(self) -> bool:
         """With ``DISABLED`` autoreset: whether every copy has finished its episode."""
         return bool(self._done.all())
+
+    @property
+    def done(self) -> np.ndarray:
+        """With ``DISABLED`` autoreset: which copies have finished (and are frozen)."""
+        return self._done.copy()
 
     def close_extras(self, **kwargs):
         for env in self.envs:
@@ -151,7 +184,8 @@ class RMDPAsyncVectorEnv(VectorEnv):
     """
 
     def __init__(self, env_id: str, env_kwargs: dict, k: int, m: int, num_workers: int,
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, context: str = "forkserver"):
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, context: str = "forkserver",
+                 rewards: str = "vector"):
         num_envs = k * m
         parts = max(2, min(int(num_workers) + 1, num_envs))
         bounds = np.linspace(0, num_envs, parts + 1).round().astype(int)
@@ -161,15 +195,17 @@ class RMDPAsyncVectorEnv(VectorEnv):
         self._pipes, self._procs = [], []
         for sl in self._slices[1:]:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs, sl.stop - sl.start, mode), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs, sl.stop - sl.start, mode, rewards),
+                               daemon=True)
             proc.start()
             child.close()
             self._pipes.append(parent)
             self._procs.append(proc)
         count = self._slices[0].stop
-        self._local = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=mode)
+        self._local = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=mode,
+                                    rewards=rewards)
         self._receive_all(starting=True)  # workers report that their envs are built (or raise their error here)
-        _set_layout(self, self._local.envs[0], num_envs, k, self._local.autoreset_mode)
+        _set_layout(self, self._local.envs[0], num_envs, k, self._local.autoreset_mode, rewards)
         self._done = np.zeros(num_envs, dtype=bool)
         self.closed = False
 
@@ -215,11 +251,13 @@ class RMDPAsyncVectorEnv(VectorEnv):
             if "_episode" not in info:
                 continue
             if not infos:
-                infos = {"episode": {"r": np.zeros((self.num_envs, self.n_users), dtype=np.float32),
-                                     "l": np.zeros(self.num_envs, dtype=np.int64)}}
+                infos = {"episode": {"l": np.zeros(self.num_envs, dtype=np.int64)}}
+                if "r" in info["episode"]:
+                    infos["episode"]["r"] = np.zeros((self.num_envs, self.n_users), dtype=np.float32)
                 if self.autoreset_mode is AutoresetMode.SAME_STEP:
                     infos["final_obs"] = obs.copy()
-            infos["episode"]["r"][sl] = info["episode"]["r"]
+            if "r" in info["episode"]:
+                infos["episode"]["r"][sl] = info["episode"]["r"]
             infos["episode"]["l"][sl] = info["episode"]["l"]
             finished[sl] = info["_episode"]
             if "final_obs" in info:
@@ -236,6 +274,10 @@ class RMDPAsyncVectorEnv(VectorEnv):
     def all_done(self) -> bool:
         return bool(self._done.all())
 
+    @property
+    def done(self) -> np.ndarray:
+        return self._done.copy()
+
     def close_extras(self, **kwargs):
         for pipe in self._pipes:
             try:
@@ -249,10 +291,11 @@ class RMDPAsyncVectorEnv(VectorEnv):
         self._local.close()
 
 
-def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str) -> None:
+def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str, rewards: str) -> None:
     """Runs one slice of copies in-process and answers the parent's commands."""
     try:
-        env = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=autoreset_mode)
+        env = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=autoreset_mode,
+                            rewards=rewards)
         pipe.send((True, None))
     except Exception as exc:  # reported to the parent, which raises it
         pipe.send((False, f"{type(exc).__name__}: {exc}"))
@@ -279,15 +322,17 @@ MAIN_GUARD_HINT = ("num_workers > 0 starts worker processes, which import your s
 
 def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwargs: dict | None = None,
                     autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
-                    num_workers: int = 0) -> RMDPVectorEnv | RMDPAsyncVectorEnv:
+                    num_workers: int = 0, rewards: str = "vector") -> RMDPVectorEnv | RMDPAsyncVectorEnv:
     """Build ``k * m`` copies of ``env_id`` (``m = copies_per_policy``) as one vector env.
 
     ``num_workers = 0`` steps every copy in this process (:class:`RMDPVectorEnv`); ``>= 1``
     adds that many worker processes, each stepping a share while this process steps its own
     (:class:`RMDPAsyncVectorEnv`): worth it when stepping the copies costs more than a
     round trip between processes (MuJoCo, yes; ResourceGathering and CartPole, no). On 2 cores
-    use 1.
+    use 1. ``rewards``: ``"vector"`` (every user's reward, the environments' contract) or
+    ``"statistic"`` (the cheap description of :mod:`rmdp_envs.rewards`, for large populations).
     """
+    _check_reward_mode(rewards)
     env_kwargs = dict(env_kwargs or {})
     if num_workers and getattr(mp.current_process(), "_inheriting", False):
         # a worker bootstrapping itself is importing an unguarded script: stop with the fix
@@ -301,6 +346,6 @@ def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwa
         raise ValueError(f"num_workers must be an integer >= 0, got {num_workers}")
     if num_workers:
         probe.close()
-        return RMDPAsyncVectorEnv(env_id, env_kwargs, k, m, num_workers, autoreset_mode)
+        return RMDPAsyncVectorEnv(env_id, env_kwargs, k, m, num_workers, autoreset_mode, rewards=rewards)
     fns = [lambda: probe] + [lambda: make(env_id, **env_kwargs) for _ in range(k * m - 1)]
-    return RMDPVectorEnv(fns, k=k, autoreset_mode=autoreset_mode)
+    return RMDPVectorEnv(fns, k=k, autoreset_mode=autoreset_mode, rewards=rewards)

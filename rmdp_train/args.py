@@ -112,6 +112,9 @@ class PPOArgs:
     """initial log standard deviation of the Gaussian policies (continuous actions; learned)"""
     utility_ema: float = 0.95
     """EMA factor of the utility estimate U[p, i] built from episode returns of user i under policy p"""
+    critic_bins: int = 128
+    """the critic has one output per user up to this many users; larger populations are pooled into this many
+    bins of similar users (quantiles of their first parameter), so memory does not grow with steps x copies x n"""
 
     # to be filled in runtime
     batch_size: int = 0

@@ -132,9 +132,12 @@ class TrainState:
             opt_tensors, meta[name] = optimizer_state(name, optimizer)
             tensors.update(opt_tensors)
         tensors.update({name: t.detach() for name, t in self.tensors.items()})
+        # the per-user arrays as tensors: JSON of k x n floats would cost seconds and GBs at n = 10^6
+        tensors.update({"state/assignment": torch.as_tensor(self.assignment, dtype=torch.int64),
+                        "state/utility": torch.as_tensor(self.utility, dtype=torch.float64),
+                        "state/seen": torch.as_tensor(self.seen, dtype=torch.bool)})
         return save_checkpoint(run_dir, tensors, {
             "optimizers": meta, "obs_rms_count": self.obs_rms.count, "numpy_rng": self.rng.bit_generator.state,
-            "assignment": self.assignment.tolist(), "utility": self.utility.tolist(), "seen": self.seen.tolist(),
             "global_step": self.global_step, "iteration": self.iteration, "wall_time_s": self.elapsed(),
             "next_eval": self.next_eval, "eval_history": self.eval_history, "extra": self.extra})
 
@@ -151,8 +154,8 @@ class TrainState:
                                       "count": state["obs_rms_count"]})
         torch.set_rng_state(tensors["rng/torch"])
         self.rng.bit_generator.state = state["numpy_rng"]
-        self.assignment = np.asarray(state["assignment"], dtype=np.int64)
-        self.utility = np.asarray(state["utility"], dtype=np.float64)
-        self.seen = np.asarray(state["seen"], dtype=bool)
+        self.assignment = tensors["state/assignment"].numpy().astype(np.int64)
+        self.utility = tensors["state/utility"].numpy().astype(np.float64)
+        self.seen = tensors["state/seen"].numpy().astype(bool)
         self.global_step, self.iteration, self.wall_time_s = state["global_step"], state["iteration"], state["wall_time_s"]
         self.next_eval, self.eval_history, self.extra = state["next_eval"], state["eval_history"], state["extra"]

@@ -22,12 +22,14 @@ from torch.utils.tensorboard import SummaryWriter
 import rmdp_envs
 from rmdp_envs import RunResult
 from rmdp_envs.files import atomic_write_json
+from rmdp_envs.rewards import user_rewards_of
 from rmdp_envs.results import git_commit, hardware, library_versions
 from rmdp_train.args import PPOArgs, saved_args
 from rmdp_train.checkpoint import TrainState
 from rmdp_train.cli import check_run_args, env_kwargs_from, fail
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import MultiPolicyActor, PolicySet, policy_spec, save_policies
+from rmdp_train.users import user_bins
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class EnvInfo:
     obs_dim: int
     act_dim: int
     out_dim: int  # logits or Gaussian mean
+    reward_dim: int  # width of the reward statistic (rmdp_envs.rewards): 1 for the speed tasks, n in general
     action_low: np.ndarray | None
     action_high: np.ndarray | None
 
@@ -51,7 +54,7 @@ class EnvInfo:
                    obs_dim=int(np.prod(env.observation_space.shape)), act_dim=act_dim,
                    out_dim=int(env.action_space.n) if discrete else act_dim,
                    action_low=None if discrete else env.action_space.low,
-                   action_high=None if discrete else env.action_space.high)
+                   action_high=None if discrete else env.action_space.high, reward_dim=user_rewards_of(env).dim)
 
 
 class Run:
@@ -64,12 +67,14 @@ class Run:
     def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None):
         self.args, self.solver = args, solver
         self.env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)
+        if args.n_agents:  # before the probe env samples n users: the least any environment needs (dim 1)
+            self._check_memory(args.n_agents, 1)
         probe = check_run_args(
             args.env_id, self.env_kwargs, args.k, args.total_timesteps,
             positive=dict(num_envs=args.num_envs, num_steps=args.num_steps, num_minibatches=args.num_minibatches,
                           update_epochs=args.update_epochs, learning_rate=args.learning_rate,
                           eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-                          torch_threads=args.torch_threads, **(positive or {})),
+                          torch_threads=args.torch_threads, critic_bins=args.critic_bins, **(positive or {})),
             non_negative=dict(eval_every=args.eval_every, num_workers=args.num_workers,
                               interrupt_after=args.interrupt_after, **(non_negative or {})))
         self.env = EnvInfo.of(probe)
@@ -81,11 +86,21 @@ class Run:
         args.minibatch_size = args.num_steps * m // args.num_minibatches
         args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
         self.resumed = args.resume is not None
-        need, available = memory_estimate(args, self.env), available_memory()
+        self._check_memory(self.env.n, self.env.reward_dim)
+
+    def _check_memory(self, n: int, reward_dim: int) -> None:
+        """Fail at once (one ``error:`` line) when the per-user arrays of this run cannot fit in memory."""
+        args = self.args
+        need, available = memory_estimate(args, n, reward_dim), available_memory()
         if available is not None and need > available:
-            fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user buffers and critic (n = {self.env.n} users, "
-                 f"k = {args.k}, {args.num_steps} steps x {args.k * m} copies), but {available / 2**30:.1f} GiB are "
-                 "available: use fewer users (--n-agents), fewer copies (--num-envs) or shorter rollouts (--num-steps)")
+            fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays (n = {n} users, k = {args.k}, "
+                 f"{args.k * (args.num_envs or 1)} copies, {args.eval_episodes} evaluation episodes), but "
+                 f"{available / 2**30:.1f} GiB are available: use fewer users (--n-agents), fewer copies (--num-envs) "
+                 "or fewer --eval-episodes")
+
+    def user_bins(self) -> np.ndarray:
+        """Each user's critic output (:func:`rmdp_train.users.user_bins` with ``--critic-bins``)."""
+        return user_bins(np.asarray(self.env.population["params"]), self.args.critic_bins)
 
     def create_folder(self) -> None:
         """The run folder (``args.json`` in it), or the one being resumed. Call after the last check."""
@@ -208,19 +223,28 @@ class Run:
         print(f"policies saved to {self.dir}")
 
 
-def memory_estimate(args: PPOArgs, env: EnvInfo) -> int:
-    """Bytes a run allocates that grow with the number of users n (float32), estimated before allocating.
+def memory_estimate(args: PPOArgs, n: int, reward_dim: int) -> int:
+    """Bytes a run allocates that grow with the number of users n, estimated before allocating anything.
 
-    The rollout keeps every user's reward, advantage and return per step and copy ((T + 1) x k*m x n,
-    with the critic's values and the temporaries of GAE: about 8 such arrays); the critic's last
-    layer has k x hidden x n weights (with gradients and two Adam moments: 4 copies); the vector env
-    keeps each copy's per-user episode returns and builds one reward vector per copy per step.
+    * The rollout: every critic output's reward, advantage and return per step and copy
+      ((T + 1) x k*m x outputs float32, with the values and GAE's temporaries about 8 such arrays;
+      ``outputs = min(n, critic_bins)``, :mod:`rmdp_train.users`), and the critic's last layer
+      (k x hidden x outputs, with gradient and Adam's moments 4 copies).
+    * Per policy and user (k x n float64): the utility estimate, e2e's logits and Adam moments,
+      the E-step's temporaries: about 8 arrays.
+    * Per env copy (k*m, and the evaluation's): its own population and sorted targets (~32 bytes per user).
+    * The final evaluation: every user's return in each episode (k x eval_episodes x n float64,
+      twice while stacked) and the result file's utility matrix as numbers (~40 bytes each).
+    * Environments without a compact reward statistic (``reward_dim = n``): each copy's reward
+      vector, statistic and episode sums (3 arrays of k*m x n).
+    The n-independent rest (networks, observation buffers, MuJoCo) is a few hundred MB.
     """
-    steps, copies, n = args.num_steps + 1, args.k * args.num_envs, env.n
-    rollout = 8 * steps * copies * n
-    critic = 4 * args.k * args.hidden_size * n
-    env_side = 4 * copies * n
-    return 4 * (rollout + critic + env_side)
+    k, copies = args.k, args.k * args.num_envs
+    outputs, episodes = min(n, args.critic_bins), args.eval_episodes or 1
+    rollout = 4 * (8 * (args.num_steps + 1) * copies * outputs + 4 * k * args.hidden_size * outputs)
+    per_user = 8 * 8 * k * n + 32 * (copies + k * min(episodes, 256) + 1) * n + (16 + 40) * k * episodes * n
+    env_side = 3 * 8 * copies * n if reward_dim >= n else 0
+    return rollout + per_user + env_side
 
 
 def available_memory() -> int | None:
@@ -233,17 +257,3 @@ def available_memory() -> int | None:
     except OSError:
         return None
     return None
-
-
-def record_episodes(state: TrainState, infos: dict, m: int, ema: float) -> None:
-    """Fold the returns of episodes that just ended into ``state.utility`` (an EMA per policy and user).
-
-    Copy ``e`` belongs to policy ``e // m``; a policy's first episode sets its row.
-    """
-    if "_episode" not in infos:
-        return
-    for e in np.flatnonzero(infos["_episode"]):
-        p = e // m
-        r = infos["episode"]["r"][e]
-        state.utility[p] = ema * state.utility[p] + (1 - ema) * r if state.seen[p] else r
-        state.seen[p] = True

@@ -30,7 +30,8 @@ from rmdp_train.networks import MultiPolicyAgent
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean, minibatch_order,
                             normalize_per_policy, per_policy, schedules, take, value_loss)
-from rmdp_train.run import Run, record_episodes
+from rmdp_train.run import Run
+from rmdp_train.users import UserTracker, reward_mode
 
 SOLVER = "cluster"
 
@@ -65,14 +66,18 @@ def cluster_users(features: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def make_learner(run: Run, K: int, device: torch.device):
-    """Envs, agent and optimizer of K policies on the k * m copies (K = 1 while pretraining)."""
+    """Envs, user tracker, agent and optimizer of K policies on the k * m copies (K = 1 while pretraining)."""
     args, env = run.args, run.env
     # env setup: K policies x (k * m / K) copies, policy-major
-    envs = rmdp_envs.make_vector_env(args.env_id, K, args.k * args.num_envs // K, run.env_kwargs, num_workers=args.num_workers)
-    agent = MultiPolicyAgent(K, env.obs_dim, env.out_dim, env.n, args.hidden_size, args.shared_torso, env.discrete,
+    bins = run.user_bins()
+    envs = rmdp_envs.make_vector_env(args.env_id, K, args.k * args.num_envs // K, run.env_kwargs, num_workers=args.num_workers,
+                                     rewards=reward_mode(bins))
+    # critic rewards per user (or per bin of similar users when n > --critic-bins); users' returns per episode
+    users = UserTracker(envs.user_rewards, K, args.k * args.num_envs // K, args.utility_ema, bins)
+    agent = MultiPolicyAgent(K, env.obs_dim, env.out_dim, users.outputs, args.hidden_size, args.shared_torso, env.discrete,
                              args.init_log_std).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=args.adam_eps, foreach=True)
-    return envs, agent, optimizer
+    return envs, users, agent, optimizer
 
 
 if __name__ == "__main__":
@@ -92,7 +97,7 @@ if __name__ == "__main__":
     # phase 1: one policy on all k * m copies; phase 2: k policies x m copies each
     phase = load_checkpoint(run.dir)[1]["extra"]["phase"] if run.resumed else 1
     K, copies = (1, k * m) if phase == 1 else (k, m)
-    envs, agent, optimizer = make_learner(run, K, device)
+    envs, users, agent, optimizer = make_learner(run, K, device)
     state = TrainState(modules={"actor": agent.actor, "critic": agent.critic}, optimizers={"optimizer": optimizer},
                        obs_rms=obs_rms, rng=rng, next_eval=args.eval_every, extra={"phase": 1},
                        assignment=np.zeros(n, dtype=np.int64),  # every user on the single pretrained policy
@@ -109,7 +114,7 @@ if __name__ == "__main__":
     obs_buf = torch.zeros((T, E, env.obs_dim), device=device)
     actions_buf = torch.zeros(act_shape, device=device)
     logprobs_buf = torch.zeros((T, E), device=device)
-    rewards_buf = torch.zeros((T, E, n), device=device)
+    rewards_buf = torch.zeros((T, E, users.outputs), device=device)
     ends_buf = torch.zeros((T, E), device=device)
     policy_of_env = torch.as_tensor(envs.policy_index, device=device)
 
@@ -141,12 +146,11 @@ if __name__ == "__main__":
             if not env.discrete:
                 env_action = np.clip(env_action, env.action_low, env.action_high)
             raw_obs, reward, terminations, truncations, infos = envs.step(env_action)
-            rewards_buf[step] = torch.as_tensor(reward, device=device)
+            rewards_buf[step] = torch.as_tensor(users.step(reward, terminations | truncations, state), device=device)
             ends_buf[step] = torch.as_tensor(terminations | truncations, device=device, dtype=torch.float32)
             if args.bootstrap_truncated:
                 for e in np.flatnonzero(truncations & ~terminations):
                     truncated_finals.append((step, e, obs_rms.normalize(infos["final_obs"][e])))
-            record_episodes(state, infos, copies, args.utility_ema)
             obs_rms.update(raw_obs)
             next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
 
@@ -154,7 +158,7 @@ if __name__ == "__main__":
         # advantage of the users assigned to p
         advantages, returns = advantages_and_returns(agent.critic, obs_buf, next_obs, rewards_buf, ends_buf,
                                                      truncated_finals, policy_of_env, K, args.gamma, args.gae_lambda)
-        group_adv = group_mean(advantages, assignment_weights(state.assignment, K, device), policy_of_env)
+        group_adv = group_mean(advantages, users.pool_weights(assignment_weights(state.assignment, K, device)), policy_of_env)
         b_obs, b_actions, b_logprobs = per_policy(obs_buf, K), per_policy(actions_buf, K), per_policy(logprobs_buf, K)
         b_adv, b_returns = per_policy(group_adv, K), per_policy(returns, K)
 
@@ -190,12 +194,12 @@ if __name__ == "__main__":
         # end of pretraining: cluster the users on the per-step rewards of this rollout, start k policies
         flips = 0
         if phase == 1 and state.iteration == pretrain_iterations:
-            features = rewards_buf.reshape(T * E, n).T.cpu().numpy()  # (n, transitions)
-            state.assignment = cluster_users(features, k, args.seed)
+            features = rewards_buf.reshape(T * E, users.outputs).T.cpu().numpy()  # (users or bins, transitions)
+            state.assignment = users.bin_labels_to_users(cluster_users(features, k, args.seed))
             flips = int((state.assignment != 0).sum())
             phase, K, copies = 2, k, m
             envs.close()
-            envs, agent, optimizer = make_learner(run, K, device)
+            envs, users, agent, optimizer = make_learner(run, K, device)
             state.modules, state.optimizers = {"actor": agent.actor, "critic": agent.critic}, {"optimizer": optimizer}
             state.utility, state.seen, state.extra["phase"] = np.zeros((K, n)), np.zeros(K, dtype=bool), phase
             policy_of_env = torch.as_tensor(envs.policy_index, device=device)

@@ -23,7 +23,8 @@ from rmdp_train.networks import MultiPolicyAgent
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean, minibatch_order,
                             normalize_per_policy, per_policy, schedules, take, value_loss)
-from rmdp_train.run import Run, record_episodes
+from rmdp_train.run import Run
+from rmdp_train.users import UserTracker, reward_mode
 
 SOLVER = "random"
 
@@ -41,9 +42,12 @@ if __name__ == "__main__":
     rng, device = run.seed()
 
     # env setup: k policies x m copies, policy-major (copy c of policy j is sub-env j * m + c)
-    envs = rmdp_envs.make_vector_env(args.env_id, k, m, run.env_kwargs, num_workers=args.num_workers)
+    # critic rewards per user (or per bin of similar users when n > --critic-bins); users' returns per episode
+    bins = run.user_bins()
+    envs = rmdp_envs.make_vector_env(args.env_id, k, m, run.env_kwargs, num_workers=args.num_workers, rewards=reward_mode(bins))
+    users = UserTracker(envs.user_rewards, k, m, args.utility_ema, bins)
     obs_rms = RunningMeanStd((env.obs_dim,), enabled=args.norm_obs)
-    agent = MultiPolicyAgent(k, env.obs_dim, env.out_dim, n, args.hidden_size, args.shared_torso, env.discrete,
+    agent = MultiPolicyAgent(k, env.obs_dim, env.out_dim, users.outputs, args.hidden_size, args.shared_torso, env.discrete,
                              args.init_log_std).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=args.adam_eps, foreach=True)
     state = TrainState(modules={"actor": agent.actor, "critic": agent.critic}, optimizers={"optimizer": optimizer},
@@ -62,7 +66,7 @@ if __name__ == "__main__":
     obs_buf = torch.zeros((T, E, env.obs_dim), device=device)
     actions_buf = torch.zeros(act_shape, device=device)
     logprobs_buf = torch.zeros((T, E), device=device)
-    rewards_buf = torch.zeros((T, E, n), device=device)
+    rewards_buf = torch.zeros((T, E, users.outputs), device=device)
     ends_buf = torch.zeros((T, E), device=device)
     policy_of_env = torch.as_tensor(envs.policy_index, device=device)
 
@@ -92,12 +96,11 @@ if __name__ == "__main__":
             if not env.discrete:
                 env_action = np.clip(env_action, env.action_low, env.action_high)
             raw_obs, reward, terminations, truncations, infos = envs.step(env_action)
-            rewards_buf[step] = torch.as_tensor(reward, device=device)
+            rewards_buf[step] = torch.as_tensor(users.step(reward, terminations | truncations, state), device=device)
             ends_buf[step] = torch.as_tensor(terminations | truncations, device=device, dtype=torch.float32)
             if args.bootstrap_truncated:
                 for e in np.flatnonzero(truncations & ~terminations):
                     truncated_finals.append((step, e, obs_rms.normalize(infos["final_obs"][e])))
-            record_episodes(state, infos, m, args.utility_ema)
             obs_rms.update(raw_obs)
             next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
 
@@ -105,7 +108,7 @@ if __name__ == "__main__":
         # advantage of the users assigned to p
         advantages, returns = advantages_and_returns(agent.critic, obs_buf, next_obs, rewards_buf, ends_buf,
                                                      truncated_finals, policy_of_env, k, args.gamma, args.gae_lambda)
-        group_adv = group_mean(advantages, assignment_weights(state.assignment, k, device), policy_of_env)
+        group_adv = group_mean(advantages, users.pool_weights(assignment_weights(state.assignment, k, device)), policy_of_env)
         b_obs, b_actions, b_logprobs = per_policy(obs_buf, k), per_policy(actions_buf, k), per_policy(logprobs_buf, k)
         b_adv, b_returns = per_policy(group_adv, k), per_policy(returns, k)
 

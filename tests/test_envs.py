@@ -105,7 +105,7 @@ def test_speed_reward_with_targets_on_the_velocity():
     env.reset(seed=0)
     _, _, _, _, info = env.step(env.action_space.sample())
     v = info["x_velocity"]
-    reward_fn = rmdp_envs.core.TargetWindowReward(np.array([v, v + 0.1, v - 0.2, v + 0.2, v + 5]), 0.2, 0.1)
+    reward_fn = rmdp_envs.rewards.TargetWindowReward(np.array([v, v + 0.1, v - 0.2, v + 0.2, v + 5]), 0.2, 0.1)
     np.testing.assert_allclose(reward_fn(v), [0.1, 0.05, 0.0, 0.0, 0.0], atol=1e-7)
 
 

@@ -156,7 +156,8 @@ def test_killed_run_resumes(tmp_path):
     ["--env-kwargs", "{not json"],
     ["--env-kwargs", "[1, 2]"],
     ["--env-id", CHEETAH, "--env-kwargs", '{"no_such_kwarg": 1}'],
-    ["--env-id", CHEETAH, "--n-agents", "1000000"],  # ~300 GiB of per-user buffers: refused before allocating
+    ["--env-id", CHEETAH, "--n-agents", "1000000000"],  # ~1 TB of per-user arrays: refused before sampling the users
+    ["--critic-bins", "0"],
 ])
 def test_bad_flags_one_line_error(flags, tmp_path):
     proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)
@@ -165,6 +166,19 @@ def test_bad_flags_one_line_error(flags, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_many_users_pool_the_critic_into_bins(solver, tmp_path):
+    """20,000 users, critic pooled into 8 bins: every solver runs, and the E-step input is per user."""
+    n, k = 20_000, 3
+    run_solver(solver, tmp_path, "--env-id", CHEETAH, "--k", str(k), "--n-agents", str(n), "--critic-bins", "8",
+               "--num-envs", "1", "--num-steps", "64", "--total-timesteps", "1152", "--eval-episodes", "1")
+    result = read_result(only_run_dir(tmp_path))
+    assert np.asarray(result["utility"]).shape == (k, n) and len(result["assignment"]) == n
+    utility = np.asarray(result["utility"])
+    assert result["best_welfare"] == pytest.approx(utility.max(axis=0).mean())
+    assert np.ptp(utility, axis=1).max() > 0  # users differ: returns are per user, not per bin
 
 
 @pytest.mark.parametrize("solver", ["e2e", "cluster", "random"])

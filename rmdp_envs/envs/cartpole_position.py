@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
-from rmdp_envs.core import TargetWindowReward, make_reward_space, resolve_population
+from rmdp_envs.rewards import TargetWindowReward, WindowRewards
+from rmdp_envs.core import make_reward_space, resolve_population
 from rmdp_envs.population import Population
 
 
@@ -47,7 +48,15 @@ class CartPolePositionEnv(CartPoleEnv):
     def n_agents(self) -> int:
         return self.population.n
 
+    #: ``False`` skips building the reward vector (see :class:`rmdp_envs.envs.mujoco_speed.SpeedRewardMixin`)
+    reward_vector = True
+
+    def user_rewards(self) -> WindowRewards:
+        """Every user's reward as a function of ``info["x_position"]`` (:mod:`rmdp_envs.rewards`)."""
+        return WindowRewards(self._reward_fn, "x_position")
+
     def step(self, action):
         obs, _, terminated, truncated, _ = super().step(action)
         x = float(self.state[0])
-        return obs, self._reward_fn(x), terminated, truncated, {"x_position": x}
+        reward = self._reward_fn(x) if self.reward_vector else np.zeros(0, dtype=np.float32)
+        return obs, reward, terminated, truncated, {"x_position": x}

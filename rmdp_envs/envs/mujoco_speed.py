@@ -17,8 +17,9 @@ from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
-from rmdp_envs.bounds import tent_welfare_bound
-from rmdp_envs.core import TargetWindowReward, make_reward_space, resolve_population
+from rmdp_envs.bounds import MAX_TENT_USERS, TENT_BINS, binned_tent_welfare_bound, tent_welfare_bound
+from rmdp_envs.rewards import TargetWindowReward, WindowRewards
+from rmdp_envs.core import make_reward_space, resolve_population
 from rmdp_envs.population import Population
 
 #: Per-step reward of a user whose target is met exactly; 1000 steps give at most 100.
@@ -59,15 +60,33 @@ class SpeedRewardMixin:
     def welfare_upper_bound(self, k: int) -> dict:
         """The best-response welfare no k policies can exceed (:func:`rmdp_envs.bounds.tent_welfare_bound`)."""
         horizon = gym.spec(self.spec.id).max_episode_steps if self.spec is not None else 1000
-        total = tent_welfare_bound(self.targets, self.half_width, k)
-        return {"welfare": round(total * REWARD_SCALE * horizon / self.population.n, 6), "kind": "upper bound",
-                "derivation": f"{REWARD_SCALE} x {horizon} steps x (1/n) x max over k constant speeds of the users' summed "
-                              "tent rewards (exact DP over contiguous groups of sorted targets); a group's per-step reward "
-                              "never exceeds its best constant speed's, so no k policies exceed it"}
+        scale = REWARD_SCALE * horizon / self.population.n
+        derivation = (f"{REWARD_SCALE} x {horizon} steps x (1/n) x max over k constant speeds of the users' summed "
+                      "tent rewards (exact DP over contiguous groups of sorted targets); a group's per-step reward "
+                      "never exceeds its best constant speed's, so no k policies exceed it")
+        if self.population.n <= MAX_TENT_USERS:
+            total = tent_welfare_bound(self.targets, self.half_width, k)
+        else:
+            total, slack = binned_tent_welfare_bound(self.targets, self.half_width, k)
+            derivation += (f"; targets rounded to {TENT_BINS} bins, which adds at most {slack * scale:.4g} "
+                           "(each tent is 1/l-Lipschitz)")
+        return {"welfare": round(total * scale, 6), "kind": "upper bound", "derivation": derivation}
+
+    #: ``False`` skips building the ``(n,)`` reward vector (``step`` then returns an empty one): set by
+    #: the vector env for solvers and evaluation that read the users' rewards from :meth:`user_rewards`.
+    reward_vector = True
+
+    def user_rewards(self) -> WindowRewards:
+        """Every user's reward as a function of ``info["x_velocity"]`` (:mod:`rmdp_envs.rewards`)."""
+        return WindowRewards(self._reward_fn, "x_velocity")
 
     def step(self, action):
         obs, _, terminated, truncated, info = super().step(action)
-        return obs, self._reward_fn(info["x_velocity"]), terminated, truncated, info
+        reward = self._reward_fn(info["x_velocity"]) if self.reward_vector else _NO_REWARD_VECTOR
+        return obs, reward, terminated, truncated, info
+
+
+_NO_REWARD_VECTOR = np.zeros(0, dtype=np.float32)
 
 
 _DOC = """{name} where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rmdp_envs.core import TargetWindowReward, resolve_population
+from rmdp_envs.rewards import TargetWindowReward
+from rmdp_envs.core import resolve_population
 from rmdp_envs.population import Population
 from rmdp_envs.tabular import TabularRMDP
 

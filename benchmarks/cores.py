@@ -1,0 +1,141 @@
+"""Cores: the raw MuJoCo stepping rate of a machine next to what the EM solver reaches on it.
+
+Three measurements on HalfCheetah (the ``rmdp/HalfCheetahSpeed-v0`` dynamics), each over every
+process count in ``--processes``:
+
+* ``raw``: Gymnasium's ``HalfCheetah-v5``, random actions, one env per process, P processes at
+  once; steps/s summed over processes (resets included). This is the rate the solver is compared with.
+* ``rollout``: MuJoCo's own batched C stepping (``mujoco.rollout``, P threads, 5 substeps per
+  env step like the env's frame skip) on 1,024 copies: the physics ceiling without Python per copy.
+* ``solver``: ``solvers/em_ppo.py`` (n = 100, k = 5) with ``--num-workers P - 1`` env worker
+  processes beside the main one; transitions over the whole wall time (start-up, learning and
+  the final evaluation included).
+
+Writes ``{out}/cores_{cores}.json`` (cores = this machine's logical CPU count).
+
+    python benchmarks/cores.py                                # 1 and 2 processes (a 2-core machine)
+    python benchmarks/cores.py --processes 1 4 8 16 --num-envs 32 --timesteps 2000000
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from rmdp_envs.files import atomic_write_json  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+
+
+@dataclass
+class Args:
+    processes: list[int] = field(default_factory=lambda: [1, 2])
+    """process (or thread) counts to measure"""
+    raw_steps: int = 20_000
+    """env steps per process for the raw rate"""
+    timesteps: int = 1_000_000
+    """transitions of each solver run"""
+    num_envs: int = 8
+    """copies per policy in the solver runs (--num-envs)"""
+    solver: bool = True
+    """also run the solver (the slow part)"""
+    out: str = "benchmarks/results"
+    """folder for cores_{cores}.json"""
+
+
+def _raw_worker(steps: int, seed: int, queue) -> None:
+    import gymnasium as gym  # noqa: PLC0415
+
+    env = gym.make("HalfCheetah-v5", ctrl_cost_weight=0.0, disable_env_checker=True)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(steps)]
+    start = time.perf_counter()
+    for a in actions:
+        _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            env.reset()
+    queue.put(steps / (time.perf_counter() - start))
+
+
+def raw_rate(processes: int, steps: int) -> float:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_raw_worker, args=(steps, i, queue)) for i in range(processes)]
+    for p in procs:
+        p.start()
+    rates = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return float(sum(rates))
+
+
+def rollout_rate(threads: int, copies: int = 1024, steps: int = 20) -> float:
+    import gymnasium as gym  # noqa: PLC0415
+    import mujoco  # noqa: PLC0415
+    from mujoco import rollout  # noqa: PLC0415
+
+    env = gym.make("HalfCheetah-v5", disable_env_checker=True).unwrapped
+    model, frame_skip = env.model, env.frame_skip
+    datas = [mujoco.MjData(model) for _ in range(threads)]
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state = np.zeros((copies, mujoco.mj_stateSize(model, spec)))
+    mujoco.mj_getState(model, env.data, state[0], spec)
+    state[:] = state[0]
+    rng = np.random.default_rng(0)
+    with rollout.Rollout(nthread=threads) as runner:
+        runner.rollout(model, datas, state, rng.uniform(-1, 1, (copies, frame_skip, model.nu)))  # warm up the pool
+        start = time.perf_counter()
+        for _ in range(steps):
+            control = rng.uniform(-1, 1, (copies, frame_skip, model.nu))
+            out_state, _ = runner.rollout(model, datas, state, control)
+            state = out_state[:, -1]
+        return copies * steps / (time.perf_counter() - start)
+
+
+def solver_rate(workers: int, timesteps: int, num_envs: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="rmdp-cores-") as out:
+        cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5",
+               "--total-timesteps", str(timesteps), "--num-workers", str(workers), "--num-envs", str(num_envs),
+               "--output-dir", out]
+        start = time.time()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        wall = time.time() - start
+        if proc.returncode != 0:
+            return {"workers": workers, "error": proc.stderr.strip().splitlines()[-1:]}
+        result = json.loads(next(Path(out).glob("*/result.json")).read_text())
+        return {"workers": workers, "num_envs": num_envs, "transitions": result["transitions"], "wall_s": round(wall, 1),
+                "transitions_per_s": round(result["transitions"] / wall), "best_welfare": result["best_welfare"]}
+
+
+def main(args: Args) -> None:
+    cores = os.cpu_count()
+    rows = []
+    for p in args.processes:
+        row = {"processes": p, "raw": round(raw_rate(p, args.raw_steps)), "rollout": round(rollout_rate(p))}
+        if args.solver:
+            row["solver"] = solver_rate(p - 1, args.timesteps, args.num_envs)
+            if "transitions_per_s" in row["solver"]:
+                row["solver_to_raw"] = round(row["solver"]["transitions_per_s"] / row["raw"], 3)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    report = {"machine": hardware(), "cores": cores, "commit": git_commit(ROOT), "versions": library_versions(),
+              "env": "HalfCheetah-v5 dynamics; solver: em_ppo on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5", "rows": rows}
+    path = Path(args.out) / f"cores_{cores}.json"
+    atomic_write_json(path, report)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

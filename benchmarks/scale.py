@@ -1,0 +1,214 @@
+"""Scale: EM on HalfCheetahSpeed with 10^2 to 10^6 users (throughput, peak memory, welfare).
+
+Each case runs ``solvers/em_ppo.py`` as its own process (one at a time, so cases do not compete
+for the cores) and samples the resident memory of its whole process tree (solver and env
+workers) every 0.2 s from /proc. Transitions per second are the run's transitions over its
+whole wall time, start-up, learning and final evaluation included. Writes
+``{out}/scale.json``, ``{out}/scale.md`` and ``{out}/scale.png``.
+
+    python benchmarks/scale.py                     # every case of issue 11 (about 20 minutes on 2 cores)
+    python benchmarks/scale.py --cases throughput  # n = 100 vs 100,000 only
+
+Targets (issue 11): at k = 10, n = 100,000 runs at >= 50% of the transitions/s of n = 100 within
+4 GB; n = 10^6 completes 1M transitions within 12 GB; EM's welfare as a fraction of the k-policy
+bound W_k at n = 100,000 is within 10% of that at n = 100 (equal transitions); a request too large
+for memory fails at once with one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tyro
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+
+CHEETAH = "rmdp/HalfCheetahSpeed-v0"
+CASES = ("throughput", "million", "welfare", "refusal")
+
+
+@dataclass
+class Args:
+    cases: list[str] = field(default_factory=lambda: list(CASES))
+    """which cases: throughput (n = 100 vs 100,000), million (n = 10^6), welfare (fraction of W_k), refusal"""
+    k: int = 10
+    """policies"""
+    throughput_timesteps: int = 400_000
+    """transitions of each throughput run"""
+    million_timesteps: int = 1_000_000
+    """transitions of the n = 10^6 run"""
+    welfare_timesteps: int = 2_000_000
+    """transitions of each welfare run (n = 100 and n = 100,000)"""
+    seed: int = 0
+    """training seed of every run"""
+    num_workers: int = 1
+    """env worker processes per run (the solver's default on 2 cores)"""
+    out: str = "benchmarks/results"
+    """folder for scale.json / scale.md / scale.png"""
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def run_em(n: int, k: int, timesteps: int, seed: int, num_workers: int, extra: list[str] | None = None) -> dict:
+    """One EM run as a subprocess: wall time, peak tree RSS, result.json's welfare (or the error line)."""
+    with tempfile.TemporaryDirectory(prefix="rmdp-scale-") as out:
+        cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", CHEETAH, "--k", str(k),
+               "--n-agents", str(n), "--total-timesteps", str(timesteps), "--seed", str(seed),
+               "--num-workers", str(num_workers), "--output-dir", out, *(extra or [])]
+        start = time.time()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak = [0]
+
+        def sample():
+            while proc.poll() is None:
+                peak[0] = max(peak[0], tree_rss(proc.pid))
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, err = proc.communicate()
+        wall = time.time() - start
+        sampler.join()
+        row = {"n": n, "k": k, "timesteps": timesteps, "seed": seed, "num_workers": num_workers, "wall_s": round(wall, 2),
+               "peak_rss_gb": round(peak[0] / 1e9, 3), "returncode": proc.returncode}
+        if proc.returncode != 0:
+            row["stderr"] = err.strip().splitlines()[-3:]
+            return row
+        result = json.loads(next(Path(out).glob("*/result.json")).read_text())
+        row.update(transitions=result["transitions"], transitions_per_s=round(result["transitions"] / wall),
+                   welfare=result["welfare"], best_welfare=result["best_welfare"])
+        return row
+
+
+def k_bound(n: int, k: int) -> dict:
+    import rmdp_envs  # noqa: PLC0415
+
+    env = rmdp_envs.make(CHEETAH, n_agents=n)
+    return env.unwrapped.welfare_upper_bound(k)
+
+
+def main(args: Args) -> None:
+    unknown = set(args.cases) - set(CASES)
+    if unknown:
+        sys.exit(f"error: unknown cases {sorted(unknown)}; choose from {CASES}")
+    out = Path(args.out)
+    path = out / "scale.json"
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    report.update(machine=hardware(), commit=git_commit(ROOT), versions=library_versions(), env_id=CHEETAH)
+    if "throughput" in args.cases:
+        rows = [run_em(n, args.k, args.throughput_timesteps, args.seed, args.num_workers) for n in (100, 100_000)]
+        small, large = rows
+        ratio = large["transitions_per_s"] / small["transitions_per_s"] if large["returncode"] == 0 else None
+        report["throughput"] = {"rows": rows, "ratio_100k_to_100": ratio and round(ratio, 3),
+                                "target": "ratio >= 0.5, peak RSS at n = 100,000 <= 4 GB"}
+        print(json.dumps(report["throughput"], indent=1))
+    if "million" in args.cases:
+        row = run_em(1_000_000, args.k, args.million_timesteps, args.seed, args.num_workers)
+        report["million"] = {"row": row, "target": "completes, peak RSS <= 12 GB"}
+        print(json.dumps(report["million"], indent=1))
+    if "welfare" in args.cases:
+        rows = []
+        for n in (100, 100_000):
+            row = run_em(n, args.k, args.welfare_timesteps, args.seed, args.num_workers)
+            bound = k_bound(n, args.k)
+            row.update(w_k=bound["welfare"], w_k_derivation=bound["derivation"])
+            if row["returncode"] == 0:
+                row.update(fraction=round(row["best_welfare"] / bound["welfare"], 4),
+                           fraction_assignment=round(row["welfare"] / bound["welfare"], 4))
+            rows.append(row)
+            print(json.dumps(row, indent=1))
+        both = all("fraction" in r for r in rows)
+        report["welfare"] = {"rows": rows, "target": "fraction at n = 100,000 within 10% of the fraction at n = 100",
+                             "relative_difference": round(rows[1]["fraction"] / rows[0]["fraction"] - 1, 4) if both else None}
+    if "refusal" in args.cases:
+        row = run_em(10**9, args.k, 100_000, args.seed, args.num_workers)
+        report["refusal"] = {"row": row, "target": "exits at once with one error: line"}
+        print(json.dumps(report["refusal"], indent=1))
+    atomic_write_json(path, report)
+    atomic_write_text(out / "scale.md", markdown(report))
+    plot(report, out / "scale.png")
+    print(f"wrote {path}, {out / 'scale.md'}, {out / 'scale.png'}")
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Scale: EM on {report['env_id']}", "",
+             f"Machine: {report['machine']}; commit {str(report['commit'])[:10]}. "
+             "Transitions/s: whole run (start-up, learning, final evaluation) over wall time; memory: peak resident "
+             "set of the solver and its env worker together.", "",
+             "| case | n | k | transitions | wall s | transitions/s | peak RSS GB | welfare (best response) | fraction of W_k |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for case in ("throughput", "million", "welfare", "refusal"):
+        if case not in report:
+            continue
+        rows = report[case]["rows"] if "rows" in report[case] else [report[case]["row"]]
+        for r in rows:
+            lines.append(f"| {case} | {r['n']:,} | {r['k']} | {r.get('transitions', '-')} | {r['wall_s']} | "
+                         f"{r.get('transitions_per_s', '-')} | {r['peak_rss_gb']} | {r.get('best_welfare', '-')} | "
+                         f"{r.get('fraction', '-')} |" if r["returncode"] == 0 else
+                         f"| {case} | {r['n']:,} | {r['k']} | - | {r['wall_s']} | - | {r['peak_rss_gb']} | "
+                         f"exit {r['returncode']}: {' '.join(r.get('stderr', []))[:160]} | - |")
+    if "throughput" in report:
+        lines += ["", f"Throughput ratio n = 100,000 / n = 100: {report['throughput']['ratio_100k_to_100']} (target >= 0.5)."]
+    if "welfare" in report:
+        lines += [f"Welfare fraction, relative difference n = 100,000 vs 100: {report['welfare']['relative_difference']} "
+                  "(target within +-0.10)."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    rows = [r for case in ("throughput", "million") if case in report
+            for r in (report[case]["rows"] if "rows" in report[case] else [report[case]["row"]]) if r["returncode"] == 0]
+    if not rows:
+        return
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ns = [r["n"] for r in rows]
+    a.plot(ns, [r["transitions_per_s"] for r in rows], "o-")
+    a.set(xscale="log", xlabel="users n", ylabel="transitions / s (whole run)", title=f"EM, k = {rows[0]['k']}")
+    b.plot(ns, [r["peak_rss_gb"] for r in rows], "s-", color="C1")
+    b.axhline(4, ls=":", color="grey")
+    b.axhline(12, ls="--", color="grey")
+    b.set(xscale="log", xlabel="users n", ylabel="peak resident GB", title="memory (limits 4 / 12 GB dotted / dashed)")
+    fig.suptitle(f"{report['env_id']} on {report['machine']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

@@ -1,0 +1,141 @@
+"""The cheap reward descriptions (rmdp_envs.rewards) give what the environments' reward vectors give.
+
+Real environments, random actions: the statistic mode of the vector env must step the same
+dynamics, and the group rewards, rebuilt reward vectors and episode returns computed from the
+statistics must equal those computed from the ``(n,)`` reward vectors themselves.
+"""
+
+import numpy as np
+import pytest
+
+import rmdp_envs
+from rmdp_envs.population import Population
+from rmdp_envs.rewards import VectorRewards, WindowRewards, user_rewards_of
+from rmdp_train.users import UserTracker, user_bins
+
+K, M = 2, 2
+
+
+def shuffled_speed_population(n: int, seed: int = 0) -> dict:
+    """Unsorted targets, some outside the range and some equal: the prefix sums must not rely on order."""
+    rng = np.random.default_rng(seed)
+    targets = np.concatenate([rng.uniform(-0.5, 4.5, n - 4), [1.0, 1.0, 0.0, 4.0]])
+    return Population(params=rng.permutation(targets)[:, None], kind="custom", seed=seed).to_dict()
+
+
+CASES = [
+    ("rmdp/HalfCheetahSpeed-v0", dict(population=shuffled_speed_population(60)), WindowRewards),
+    ("rmdp/HopperSpeed-v0", dict(n_agents=40), WindowRewards),  # terminations: episodes of different lengths
+    ("rmdp/CartPolePosition-v0", dict(n_agents=50), WindowRewards),  # box-shaped rewards
+    ("rmdp/ResourceGathering-v0", {}, VectorRewards),
+]
+
+
+@pytest.mark.parametrize("env_id,kwargs,kind", CASES)
+def test_statistics_describe_the_reward_vectors(env_id, kwargs, kind):
+    env = rmdp_envs.make(env_id, **kwargs)
+    model = user_rewards_of(env)
+    assert isinstance(model, kind)
+    n = model.n
+    vec = rmdp_envs.make_vector_env(env_id, K, M, kwargs)
+    stat = rmdp_envs.make_vector_env(env_id, K, M, kwargs, rewards="statistic")
+    o1, _ = vec.reset(seed=4)
+    o2, _ = stat.reset(seed=4)
+    for env_ in (vec, stat):
+        env_.action_space.seed(4)
+    rng = np.random.default_rng(0)
+    weights = rng.random((K, n)) * (rng.random((K, n)) < 0.7)
+    weights /= weights.sum(1, keepdims=True)
+    grouped = model.grouped(weights)
+    bins = user_bins(env.unwrapped.population.params, 7)  # 7 bins of similar users
+    pooled = model.pooled(bins)
+    sizes = np.bincount(bins)
+    episodes = model.episode_returns(K * M)
+    sums = np.zeros((K * M, n))
+    finished_returns = []
+    for _ in range(300):
+        actions = vec.action_space.sample()
+        a1 = vec.step(actions)
+        a2 = stat.step(actions)
+        for i in (0, 2, 3):  # observations, terminations, truncations: the same dynamics
+            np.testing.assert_array_equal(a1[i], a2[i])
+        reward, stats = a1[1], a2[1]
+        assert stats.shape == (K * M, model.dim)
+        np.testing.assert_allclose(model.rewards(stats), reward, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(grouped(stats, vec.policy_index),
+                                   np.einsum("en,en->e", weights[vec.policy_index], reward), rtol=1e-6, atol=1e-7)
+        per_bin = np.stack([np.bincount(bins, weights=row, minlength=7) for row in reward.astype(np.float64)]) / sizes
+        np.testing.assert_allclose(pooled(stats), per_bin, rtol=1e-5, atol=1e-7)
+        episodes.add(stats)
+        sums += reward
+        done = a1[2] | a1[3]
+        for e in np.flatnonzero(done):
+            np.testing.assert_allclose(episodes.combine([e], [1.0]), sums[e], rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(a1[4]["episode"]["r"][e], sums[e], rtol=1e-5, atol=1e-5)
+            finished_returns.append(sums[e].copy())
+        episodes.clear(np.flatnonzero(done))
+        sums[done] = 0.0
+    np.testing.assert_allclose(episodes.returns(), sums, rtol=1e-6, atol=1e-6)
+    vec.close()
+    stat.close()
+
+
+def test_tracker_folds_episodes_like_one_at_a_time():
+    """Binned mode: the merged EMA over episodes ending together equals the per-user mode's one-by-one fold."""
+    kwargs = dict(population=shuffled_speed_population(30))
+    env = rmdp_envs.make_vector_env("rmdp/HalfCheetahSpeed-v0", K, M, kwargs, rewards="statistic")
+    model, n, ema = env.user_rewards, 30, 0.9
+    params = env.population.params
+
+    class State:
+        def __init__(self):
+            self.utility, self.seen = np.zeros((K, n)), np.zeros(K, dtype=bool)
+
+    per_user, binned = State(), State()
+    exact = UserTracker(model, K, M, ema, user_bins(params, 128))
+    pooled = UserTracker(model, K, M, ema, user_bins(params, 5))
+    assert exact.per_user and exact.outputs == n and not pooled.per_user and pooled.outputs == 5
+    rng = np.random.default_rng(1)
+    for step in range(40):
+        stats = rng.uniform(-1, 5, (K * M, 1))
+        finished = (rng.random(K * M) < 0.5) if step % 7 == 6 else np.zeros(K * M, dtype=bool)
+        vectors = model.rewards(stats)  # per-user mode reads the reward vectors
+        np.testing.assert_array_equal(exact.step(vectors, finished, per_user), vectors)
+        assert pooled.step(stats, finished, binned).shape == (K * M, 5)
+    assert per_user.seen.any()
+    np.testing.assert_allclose(binned.utility, per_user.utility, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(binned.seen, per_user.seen)
+    env.close()
+
+
+def test_user_bins_are_quantiles_of_the_first_parameter():
+    params = np.random.default_rng(0).permutation(np.arange(1000.0))[:, None]
+    bins = user_bins(params, 10)
+    assert np.bincount(bins).tolist() == [100] * 10
+    assert all(params[bins == b].max() < params[bins == b + 1].min() for b in range(9))
+    np.testing.assert_array_equal(user_bins(params[:10], 10), np.arange(10))
+
+
+def test_statistic_mode_skips_the_reward_vector_and_checks_its_mode():
+    env = rmdp_envs.make_vector_env("rmdp/HalfCheetahSpeed-v0", 1, 2, dict(n_agents=100_000), rewards="statistic")
+    env.reset(seed=0)
+    _, stats, *_ = env.step(env.action_space.sample())
+    assert stats.shape == (2, 1) and all(not e.unwrapped.reward_vector for e in env.envs)
+    env.close()
+    with pytest.raises(ValueError, match="rewards must be one of"):
+        rmdp_envs.make_vector_env("rmdp/HalfCheetahSpeed-v0", 1, 1, rewards="vectors")
+
+
+def test_evaluation_at_a_million_users_is_cheap():
+    """Evaluation builds returns per episode, not per step: 10^6 users, one short episode, seconds."""
+    import time
+    n = 1_000_000
+    start = time.time()
+    result = rmdp_envs.evaluate("rmdp/CartPolePosition-v0", lambda obs: np.zeros(len(obs), dtype=np.int64), k=2,
+                                episodes=1, env_kwargs=dict(n_agents=n))
+    assert result.returns.shape == (2, 1, n)
+    small = rmdp_envs.evaluate("rmdp/CartPolePosition-v0", lambda obs: np.zeros(len(obs), dtype=np.int64), k=2,
+                               episodes=1, env_kwargs=dict(n_agents=n))
+    np.testing.assert_array_equal(small.returns, result.returns)
+    assert result.returns.max() > 0
+    assert time.time() - start < 120
