@@ -1,4 +1,4 @@
-"""``python -m leaderboard {submit,render,verify,reproduce,sweep}``; ``--help`` on each for its flags.
+"""``python -m leaderboard {submit,render,verify,reproduce,unseen,sweep}``; ``--help`` on each for its flags.
 
 The board lives in ``leaderboard/`` unless ``--board-dir`` (or ``$RMDP_BOARD_DIR``) names another folder.
 """
@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--at-head", action="store_true",
                    help="retrain with the current code instead of the code of the commit the run records "
                         "(does a code change since then alter this row's numbers?)")
+    _board_arg(p)
+
+    p = sub.add_parser("unseen", help="score stored protocol-v2 runs for users never seen in training (a fresh population "
+                                      "draw) where that column is still missing, then re-render")
+    p.add_argument("--envs", nargs="+", help="only these env ids (default: every benchmark on the board)")
     _board_arg(p)
 
     p = sub.add_parser("sweep", help="run a grid of solver runs and submit the results")
@@ -93,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
         print("board verified" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
+
+    if args.command == "unseen":
+        from leaderboard.render import render  # noqa: PLC0415
+        from leaderboard.unseen import add_unseen  # noqa: PLC0415
+
+        print(f"{add_unseen(board, args.envs)} run(s) scored for unseen users")
+        render(board)
+        return 0
 
     if args.command == "reproduce":
         from leaderboard.reproduce import reproduce  # noqa: PLC0415

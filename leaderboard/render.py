@@ -24,6 +24,7 @@ import numpy as np
 
 from leaderboard.protocol import PROTOCOL
 from leaderboard.references import REFERENCE_FILE, ensure_references, k_bound
+from leaderboard.unseen import UNSEEN_POPULATION_SEED
 from leaderboard.stats import (CONFIDENCE, distinguishable, interval, iqm, mean, normalized,
                                probability_of_improvement)
 from leaderboard.storage import load_submissions
@@ -127,8 +128,19 @@ def add_statistics(board: dict[str, Any], ref: dict[str, Any]) -> None:
         row["best_iqm"] = interval(values["best_welfare"], iqm, 0.0, high)
         row["own"] = interval(values["welfare"], mean, 0.0, high)
         row["egal"] = interval(values["egalitarian_welfare"], mean, 0.0, high)
+        row["unseen"] = unseen_cell(row["runs"])
         row["normalized"] = normalized(row["best"][0], ref["random"]["welfare"], high)
         row["normalized_runs"] = [normalized(v, ref["random"]["welfare"], high) for v in values["best_welfare"]]
+
+
+def unseen_cell(runs: list[dict]):
+    """Welfare for the unseen users (:mod:`leaderboard.unseen`): an interval, "n/a" (fixed users) or None (not scored)."""
+    if any("unseen_welfare" not in r for r in runs):
+        return None
+    values = [r["unseen_welfare"] for r in runs]
+    if all(v is None for v in values):
+        return "n/a"
+    return interval([v for v in values if v is not None], mean, 0.0)  # no W_k known for the fresh draw
 
 
 def verdicts(board: dict[str, Any], digits: int) -> list[str]:
@@ -192,7 +204,7 @@ def _ci(stat: tuple[float, float | None, float | None], digits: int) -> str:
 
 
 HEADER = ["Solver", "k", f"Welfare (mean [{CONFIDENCE:.0%} CI])", f"IQM [{CONFIDENCE:.0%} CI]", "Normalized (of W_k)",
-          "Worst-off user", "Own assignment", "Seeds", "Timesteps", "Commit", "Config"]
+          "Worst-off user", "Own assignment", "Unseen users", "Seeds", "Timesteps", "Commit", "Config"]
 
 
 def table_rows(board: dict[str, Any], ref: dict[str, Any]) -> list[list[str]]:
@@ -203,7 +215,9 @@ def table_rows(board: dict[str, Any], ref: dict[str, Any]) -> list[list[str]]:
         seed_text = f"{len(seeds)} ({seeds[0]}-{seeds[-1]})" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 3 \
             else f"{len(seeds)} ({', '.join(map(str, seeds))})"
         out.append([row["label"], str(row["k"]), _ci(row["best"], d), _ci(row["best_iqm"], d), _fmt(row["normalized"], 3),
-                    _ci(row["egal"], d), _ci(row["own"], d), seed_text, f"{row['timesteps']:,}",
+                    _ci(row["egal"], d), _ci(row["own"], d),
+                    "—" if row["unseen"] is None else row["unseen"] if isinstance(row["unseen"], str) else _ci(row["unseen"], d),
+                    seed_text, f"{row['timesteps']:,}",
                     _short_commit(row["commit"], 10), row["config"]])
     return out
 
@@ -388,7 +402,10 @@ def _protocol_text() -> str:
             f"every number is measured on {p.episodes} held-out episodes (seeds {p.seed}-{p.seed + p.episodes - 1}), so no "
             "policy is chosen on the episodes that score it, and only final policies are scored. **Welfare** is the mean "
             "over users of the utility of the policy each user picked; **worst-off user** is the minimum of those "
-            "(egalitarian welfare); **own assignment** is the welfare under the solver's own assignment. Per row: mean and "
+            "(egalitarian welfare); **own assignment** is the welfare under the solver's own assignment; **unseen users** is "
+            f"the welfare of the same policies for a fresh draw of users from the benchmark's distribution (population seed "
+            f"{UNSEEN_POPULATION_SEED}, picked and scored as above; n/a where the task fixes its users, — where not yet "
+            "scored). Per row: mean and "
             f"interquartile mean (IQM) over training seeds with {CONFIDENCE:.0%} bootstrap intervals (scipy), clipped to "
             "[0, W_k]. **Normalized** = (W - W_random) / (W_k - W_random), where W_k is the most k policies can reach "
             f"(exact or a certified upper bound, per benchmark and k, with its derivation in [`{REFERENCE_FILE}`]({REFERENCE_FILE})). "

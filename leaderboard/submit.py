@@ -22,6 +22,7 @@ import numpy as np
 
 from leaderboard.protocol import PER_RUN_KEYS, PROTOCOL, SUBMISSION_FORMAT, Protocol
 from leaderboard.scoring import score
+from leaderboard.unseen import UNSEEN_POPULATION_SEED, score_unseen
 from leaderboard.storage import (PACKAGE_DIR, load_submissions, sha256_file, short_hash, write_submission)
 from rmdp_envs.files import POLICY_FILES, POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE, RESULT_FILE
 from rmdp_envs.results import RunResult
@@ -245,6 +246,7 @@ def verify_run(run: Run, protocol: Protocol = PROTOCOL) -> None:
     try:
         own = rmdp_envs.evaluate(env_id, policies, run.k, episodes, seed, env_kwargs)
         scored = score(env_id, env_kwargs, policies, run.k, protocol.to_dict(), run.result.assignment)
+        scored["unseen_welfare"] = score_unseen(env_id, env_kwargs, policies, run.k, protocol.to_dict())
     except Exception as e:  # noqa: BLE001
         raise SubmissionError(f"{run.run_dir}: re-evaluating the saved policies failed: {e}") from None
     tol = protocol.tolerance_for(env_id)
@@ -295,6 +297,7 @@ def build_submission(runs: list[Run], protocol: Protocol = PROTOCOL) -> dict[str
             "egalitarian_welfare": r.verified["egalitarian_welfare"],
             "assignment": [int(a) for a in r.result.assignment], "utility": r.verified["utility"],
             "deployed_assignment": r.verified["deployed_assignment"], "versions": r.result.versions,
+            "unseen_welfare": r.verified.get("unseen_welfare"),
             "claimed": {"welfare": float(r.result.welfare), "best_welfare": float(r.result.best_welfare),
                         "episodes": episodes, "seed": seed},
             "policies": {"path": f"policies/seed-{r.seed}-t{int(r.result.total_timesteps)}", "sha256": r.policy_sha},
@@ -306,7 +309,7 @@ def build_submission(runs: list[Run], protocol: Protocol = PROTOCOL) -> dict[str
         "benchmark": first.benchmark, "k": first.k,
         "solver": {"name": first.solver, "commit": first.commit, "hyperparameters": first.hyperparameters,
                    "config": first.config},
-        "runs": out_runs,
+        "runs": out_runs, "unseen_population_seed": UNSEEN_POPULATION_SEED,
     }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from leaderboard.protocol import PROTOCOL
 from leaderboard.scoring import score
+from leaderboard.unseen import score_unseen
 from leaderboard.storage import load_submissions, sha256_file, submissions_dir
 from leaderboard.submit import schema_errors
 
@@ -49,5 +50,10 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
                 value = scored[name]
                 if not tol.ok(run[name], value):
                     problems.append(f"{sub['id']} seed {run['seed']}: stored {name} {run[name]:.6g}, re-evaluation {value:.6g}")
+            if run.get("unseen_welfare") is not None:
+                value = score_unseen(b["env_id"], b["env_kwargs"], load_policies(folder), sub["k"], proto)
+                if value is None or not tol.ok(run["unseen_welfare"], value):
+                    problems.append(f"{sub['id']} seed {run['seed']}: stored unseen_welfare {run['unseen_welfare']:.6g}, "
+                                    f"re-evaluation {value}")
         log(f"checked {sub['id']}")
     return problems

@@ -420,3 +420,30 @@ def test_cli_sweep_help():
     assert out.returncode == 0
     for flag in ("--envs", "--solvers", "--k", "--seeds", "--backend", "--address", "--board-dir"):
         assert flag in out.stdout
+
+
+def test_unseen_users_column(tmp_path, board, runs):
+    """A fresh population draw for sampled users (Chain), "n/a" for fixed ones (ResourceGathering), and
+    verify re-checks it."""
+    from leaderboard.unseen import UNSEEN_POPULATION_SEED, unseen_env_kwargs
+
+    assert unseen_env_kwargs(RG, {}) is None  # the cells are the users: no fresh draw
+    assert unseen_env_kwargs("rmdp/Chain-v0", {}) == {"population_seed": UNSEEN_POPULATION_SEED}
+    assert unseen_env_kwargs("rmdp/Chain-v0", {"population_seed": UNSEEN_POPULATION_SEED}) is None
+    chain = [make_fixture_run(tmp_path / f"chain-s{s}", "rmdp/Chain-v0", k=2, seed=s) for s in (0, 1)]
+    submit(chain + runs, board, log=QUIET)
+    subs = {s["benchmark"]["env_id"]: s for s in load_submissions(board)}
+    chain_runs = subs["rmdp/Chain-v0"]["runs"]
+    assert all(isinstance(r["unseen_welfare"], float) and 0 <= r["unseen_welfare"] <= 1 for r in chain_runs)
+    assert any(r["unseen_welfare"] != r["best_welfare"] for r in chain_runs)  # other users, other welfare
+    assert all(r["unseen_welfare"] is None for r in subs[RG]["runs"])
+    assert subs[RG]["unseen_population_seed"] == UNSEEN_POPULATION_SEED
+    render(board)
+    text = (board / "README.md").read_text()
+    assert "| Unseen users |" in text and "| n/a |" in text
+    assert verify_board(board, log=QUIET) == []
+    sub_file = next((board / "submissions").glob("Chain*/submission.json"))
+    stored = json.loads(sub_file.read_text())
+    stored["runs"][0]["unseen_welfare"] += 0.2
+    sub_file.write_text(json.dumps(stored))
+    assert any("unseen_welfare" in p for p in verify_board(board, log=QUIET))
