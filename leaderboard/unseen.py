@@ -10,7 +10,6 @@ seed) or given explicitly (a ``population`` dict) have no fresh draw: "n/a".
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +22,40 @@ UNSEEN_POPULATION_SEED = 1_000_003
 
 def unseen_env_kwargs(env_id: str, env_kwargs: dict) -> dict | None:
     """The benchmark's env kwargs with a fresh population draw, or None where there is none."""
+    fresh = _fresh_draw(env_id, env_kwargs)
+    return None if fresh is None else fresh[0]
+
+
+def _fresh_draw(env_id: str, env_kwargs: dict) -> tuple[dict, int] | None:
+    """``(env kwargs of the fresh draw, its number of users)``, or None where the users are fixed or given."""
     import rmdp_envs  # noqa: PLC0415
 
     if isinstance(env_kwargs.get("population"), dict):
         return None  # an explicit population: no distribution to draw from
     env = rmdp_envs.make(env_id, **env_kwargs)
-    population = env.unwrapped.population
+    seed = env.unwrapped.population.seed
     env.close()
-    if population.seed is None or population.seed == UNSEEN_POPULATION_SEED:
+    if seed is None or seed == UNSEEN_POPULATION_SEED:
         return None
     fresh = {**env_kwargs, "population_seed": UNSEEN_POPULATION_SEED}
     try:
         probe = rmdp_envs.make(env_id, **fresh)
     except (TypeError, ValueError):
         return None  # the env takes no population seed
-    redrawn = probe.unwrapped.population.seed == UNSEEN_POPULATION_SEED
+    population = probe.unwrapped.population
     probe.close()
-    return fresh if redrawn else None
+    return (fresh, population.n) if population.seed == UNSEEN_POPULATION_SEED else None
 
 
 def score_unseen(env_id: str, env_kwargs: dict, policies, k: int, protocol: dict[str, Any]) -> float | None:
     """Welfare of ``k`` policies for the unseen population under ``protocol`` (v2), or None ("n/a")."""
     from leaderboard.scoring import score  # noqa: PLC0415
 
-    fresh = unseen_env_kwargs(env_id, env_kwargs)
-    if fresh is None or not protocol.get("assignment_episodes"):
+    fresh = _fresh_draw(env_id, env_kwargs) if protocol.get("assignment_episodes") else None
+    if fresh is None:
         return None
-    import rmdp_envs  # noqa: PLC0415
-
-    n = rmdp_envs.make(env_id, **fresh).unwrapped.population.n
-    return score(env_id, fresh, policies, k, protocol, [0] * n)["best_welfare"]
+    kwargs, n = fresh
+    return score(env_id, kwargs, policies, k, protocol, [0] * n)["best_welfare"]  # the users pick: no own assignment
 
 
 def add_unseen(board: Path, envs: list[str] | None = None, log=print) -> int:
@@ -73,9 +76,6 @@ def add_unseen(board: Path, envs: list[str] | None = None, log=print) -> int:
             run["unseen_welfare"] = score_unseen(b["env_id"], b["env_kwargs"], policies, sub["k"], sub["protocol"])
             added += 1
         sub["unseen_population_seed"] = UNSEEN_POPULATION_SEED
-        path = folder / SUBMISSION_FILE
-        stored = json.loads(path.read_text())
-        stored["runs"], stored["unseen_population_seed"] = sub["runs"], UNSEEN_POPULATION_SEED
-        atomic_write_json(path, stored)
+        atomic_write_json(folder / SUBMISSION_FILE, sub)  # load_submissions returned the stored file as it is
         log(f"{sub['id']}: unseen users scored for {len(todo)} run(s)")
     return added

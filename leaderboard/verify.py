@@ -45,13 +45,14 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
                 continue
             if not evaluate:
                 continue
-            scored = score(b["env_id"], b["env_kwargs"], load_policies(folder), sub["k"], proto, run["assignment"])
+            policies = load_policies(folder)
+            scored = score(b["env_id"], b["env_kwargs"], policies, sub["k"], proto, run["assignment"])
             for name in ("best_welfare", "welfare"):
                 value = scored[name]
                 if not tol.ok(run[name], value):
                     problems.append(f"{sub['id']} seed {run['seed']}: stored {name} {run[name]:.6g}, re-evaluation {value:.6g}")
             if run.get("unseen_welfare") is not None:
-                value = score_unseen(b["env_id"], b["env_kwargs"], load_policies(folder), sub["k"], proto)
+                value = score_unseen(b["env_id"], b["env_kwargs"], policies, sub["k"], proto)
                 if value is None or not tol.ok(run["unseen_welfare"], value):
                     problems.append(f"{sub['id']} seed {run['seed']}: stored unseen_welfare {run['unseen_welfare']:.6g}, "
                                     f"re-evaluation {value}")
