@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,12 @@ class Args:
     """copies per policy in the solver runs (--num-envs)"""
     solver: bool = True
     """also run the solver (the slow part)"""
+    main_share: Optional[float] = None
+    """--main-share of the solver runs (default: the solvers' own, rmdp_envs.vector.default_main_share)"""
+    tag: str = ""
+    """appended to the file name: cores_{cores}{tag}.json"""
     out: str = "benchmarks/results"
-    """folder for cores_{cores}.json"""
+    """folder for cores_{cores}{tag}.json"""
 
 
 def _raw_worker(steps: int, seed: int, queue) -> None:
@@ -104,35 +109,36 @@ def rollout_rate(threads: int, copies: int = 1024, steps: int = 20) -> float:
         return copies * steps / (time.perf_counter() - start)
 
 
-def solver_rate(workers: int, timesteps: int, num_envs: int) -> dict:
+def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="rmdp-cores-") as out:
         cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5",
                "--total-timesteps", str(timesteps), "--num-workers", str(workers), "--num-envs", str(num_envs),
-               "--output-dir", out]
+               "--output-dir", out] + ([] if main_share is None else ["--main-share", str(main_share)])
         start = time.time()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.time() - start
         if proc.returncode != 0:
             return {"workers": workers, "error": proc.stderr.strip().splitlines()[-1:]}
         result = json.loads(next(Path(out).glob("*/result.json")).read_text())
-        return {"workers": workers, "num_envs": num_envs, "transitions": result["transitions"], "wall_s": round(wall, 1),
+        return {"workers": workers, "num_envs": num_envs, "main_share": result["args"]["main_share"],
+                "transitions": result["transitions"], "wall_s": round(wall, 1),
                 "transitions_per_s": round(result["transitions"] / wall), "best_welfare": result["best_welfare"]}
 
 
 def main(args: Args) -> None:
-    cores = os.cpu_count()
+    cores = len(os.sched_getaffinity(0))  # the CPUs this process may use (taskset pins a share of a bigger host)
     rows = []
     for p in args.processes:
         row = {"processes": p, "raw": round(raw_rate(p, args.raw_steps)), "rollout": round(rollout_rate(p))}
         if args.solver:
-            row["solver"] = solver_rate(p - 1, args.timesteps, args.num_envs)
+            row["solver"] = solver_rate(p - 1, args.timesteps, args.num_envs, args.main_share)
             if "transitions_per_s" in row["solver"]:
                 row["solver_to_raw"] = round(row["solver"]["transitions_per_s"] / row["raw"], 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    report = {"machine": hardware(), "cores": cores, "commit": git_commit(ROOT), "versions": library_versions(),
+    report = {"machine": hardware(), "cores": cores, "host_cpus": os.cpu_count(), "cpus": sorted(os.sched_getaffinity(0)), "commit": git_commit(ROOT), "versions": library_versions(),
               "env": "HalfCheetah-v5 dynamics; solver: em_ppo on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5", "rows": rows}
-    path = Path(args.out) / f"cores_{cores}.json"
+    path = Path(args.out) / f"cores_{cores}{args.tag}.json"
     atomic_write_json(path, report)
     print(f"wrote {path}")
 

@@ -173,6 +173,34 @@ class RMDPVectorEnv(VectorEnv):
             env.close()
 
 
+def default_main_share(num_workers: int) -> float:
+    """The fraction of the copies the main process steps itself, beside ``num_workers`` worker processes.
+
+    The main process also runs the policies and the solver's bookkeeping every step. Measured
+    (``benchmarks/results/main_share/``, HalfCheetah, EM solver, the lent 16-core host): with one
+    worker an equal split is best (2 pinned cores: 8,386 transitions/s at 1/2, 7,442 at 1/4, 6,807
+    at 0), since the main process would otherwise wait for the worker; with 15 workers the main
+    process is the bottleneck and does best stepping nothing (22,677/s vs 20,327/s at an equal
+    1/16, same machine, same call). From ``MANY_WORKERS`` workers on, where an equal share would
+    be a fifth or less, it steps none; below that it keeps its equal share (not measured between).
+    """
+    return 0.0 if num_workers >= MANY_WORKERS else 1.0 / (num_workers + 1)
+
+
+#: From this many workers on the main process only runs the policies (:func:`default_main_share`).
+MANY_WORKERS = 4
+
+
+def _split_copies(num_envs: int, num_workers: int, main_share: float) -> list[slice]:
+    """Contiguous slices of the copies: the main process's first (possibly empty), then one per worker."""
+    if not 0.0 <= main_share < 1.0:
+        raise ValueError(f"main_share must lie in [0, 1), got {main_share}")
+    workers = max(1, min(num_workers, num_envs))
+    local = min(int(round(main_share * num_envs)), num_envs - workers)  # every worker keeps at least one copy
+    bounds = local + np.linspace(0, num_envs - local, workers + 1).round().astype(int)
+    return [slice(0, local)] + [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 class RMDPAsyncVectorEnv(VectorEnv):
     """:class:`RMDPVectorEnv` split into contiguous slices: one stepped here, the rest in workers.
 
@@ -185,11 +213,10 @@ class RMDPAsyncVectorEnv(VectorEnv):
 
     def __init__(self, env_id: str, env_kwargs: dict, k: int, m: int, num_workers: int,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, context: str = "forkserver",
-                 rewards: str = "vector"):
+                 rewards: str = "vector", main_share: float | None = None, layout_env: gym.Env | None = None):
         num_envs = k * m
-        parts = max(2, min(int(num_workers) + 1, num_envs))
-        bounds = np.linspace(0, num_envs, parts + 1).round().astype(int)
-        self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        self._slices = _split_copies(num_envs, int(num_workers), default_main_share(num_workers) if main_share is None
+                                     else main_share)
         mode = str(AutoresetMode(autoreset_mode).value)
         ctx = mp.get_context(context)
         self._pipes, self._procs = [], []
@@ -202,10 +229,14 @@ class RMDPAsyncVectorEnv(VectorEnv):
             self._pipes.append(parent)
             self._procs.append(proc)
         count = self._slices[0].stop
+        # this process's own share of the copies (none when the workers step them all)
         self._local = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=mode,
-                                    rewards=rewards)
+                                    rewards=rewards) if count else None
         self._receive_all(starting=True)  # workers report that their envs are built (or raise their error here)
-        _set_layout(self, self._local.envs[0], num_envs, k, self._local.autoreset_mode, rewards)
+        first = self._local.envs[0] if self._local is not None else (layout_env or make(env_id, **env_kwargs))
+        _set_layout(self, first, num_envs, k, AutoresetMode(mode), rewards)
+        if self._local is None and first is not layout_env:
+            first.close()
         self._done = np.zeros(num_envs, dtype=bool)
         self.closed = False
 
@@ -227,27 +258,28 @@ class RMDPAsyncVectorEnv(VectorEnv):
         seeds = _seeds_per_copy(seed, self.num_envs)
         for pipe, sl in zip(self._pipes, self._slices[1:]):
             pipe.send(("reset", (seeds[sl], options)))
-        local = self._local.reset(seed=seeds[self._slices[0]], options=options)
+        local = [] if self._local is None else [self._local.reset(seed=seeds[self._slices[0]], options=options)]
         self._done[:] = False
-        return np.concatenate([obs for obs, _ in [local] + self._receive_all()]), {}
+        return np.concatenate([obs for obs, _ in local + self._receive_all()]), {}
 
     def step(self, actions):
         actions = _check_batch_actions(actions, self.num_envs, self.single_action_space)
         for pipe, sl in zip(self._pipes, self._slices[1:]):
             pipe.send(("step", actions[sl]))
         try:
-            local = self._local.step(actions[self._slices[0]])
+            local = [] if self._local is None else [self._local.step(actions[self._slices[0]])]
         except Exception:
             self._receive_all()  # keep the workers in step with the protocol before raising
             raise
-        parts = [local] + self._receive_all()
+        parts = local + self._receive_all()
+        slices = self._slices if self._local is not None else self._slices[1:]
         obs = np.concatenate([p[0] for p in parts])
         rewards = np.concatenate([p[1] for p in parts])
         terminations = np.concatenate([p[2] for p in parts])
         truncations = np.concatenate([p[3] for p in parts])
         infos: dict[str, Any] = {}
         finished = np.zeros(self.num_envs, dtype=bool)
-        for (_, _, _, _, info), sl in zip(parts, self._slices):
+        for (_, _, _, _, info), sl in zip(parts, slices):
             if "_episode" not in info:
                 continue
             if not infos:
@@ -288,7 +320,8 @@ class RMDPAsyncVectorEnv(VectorEnv):
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.terminate()
-        self._local.close()
+        if self._local is not None:
+            self._local.close()
 
 
 def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str, rewards: str) -> None:
@@ -322,7 +355,8 @@ MAIN_GUARD_HINT = ("num_workers > 0 starts worker processes, which import your s
 
 def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwargs: dict | None = None,
                     autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
-                    num_workers: int = 0, rewards: str = "vector") -> RMDPVectorEnv | RMDPAsyncVectorEnv:
+                    num_workers: int = 0, rewards: str = "vector",
+                    main_share: float | None = None) -> RMDPVectorEnv | RMDPAsyncVectorEnv:
     """Build ``k * m`` copies of ``env_id`` (``m = copies_per_policy``) as one vector env.
 
     ``num_workers = 0`` steps every copy in this process (:class:`RMDPVectorEnv`); ``>= 1``
@@ -331,6 +365,8 @@ def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwa
     round trip between processes (MuJoCo, yes; ResourceGathering and CartPole, no). On 2 cores
     use 1. ``rewards``: ``"vector"`` (every user's reward, the environments' contract) or
     ``"statistic"`` (the cheap description of :mod:`rmdp_envs.rewards`, for large populations).
+    ``main_share``: with workers, the fraction of the copies this process steps itself (default
+    :func:`default_main_share`); which process steps a copy never changes its results.
     """
     _check_reward_mode(rewards)
     env_kwargs = dict(env_kwargs or {})
@@ -345,7 +381,10 @@ def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwa
     if int(num_workers) != num_workers or num_workers < 0:
         raise ValueError(f"num_workers must be an integer >= 0, got {num_workers}")
     if num_workers:
-        probe.close()
-        return RMDPAsyncVectorEnv(env_id, env_kwargs, k, m, num_workers, autoreset_mode, rewards=rewards)
+        try:
+            return RMDPAsyncVectorEnv(env_id, env_kwargs, k, m, num_workers, autoreset_mode, rewards=rewards,
+                                      main_share=main_share, layout_env=probe)
+        finally:
+            probe.close()
     fns = [lambda: probe] + [lambda: make(env_id, **env_kwargs) for _ in range(k * m - 1)]
     return RMDPVectorEnv(fns, k=k, autoreset_mode=autoreset_mode, rewards=rewards)

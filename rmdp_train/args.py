@@ -72,6 +72,9 @@ class PPOArgs:
     """environment copies per policy (k * num_envs copies step together)"""
     num_workers: Optional[int] = None
     """worker processes that step a share of the copies (rmdp_envs.make_vector_env; default: 1 for MuJoCo, 0 otherwise)"""
+    main_share: Optional[float] = None
+    """with workers, the fraction of the copies the main process steps beside running the policies (default:
+    rmdp_envs.vector.default_main_share: an equal share up to 3 workers, none from 4 on); results do not depend on it"""
     num_steps: Optional[int] = None
     """steps per copy in each rollout"""
     learning_rate: Optional[float] = None

@@ -77,6 +77,9 @@ class Run:
                           torch_threads=args.torch_threads, critic_bins=args.critic_bins, **(positive or {})),
             non_negative=dict(eval_every=args.eval_every, num_workers=args.num_workers,
                               interrupt_after=args.interrupt_after, **(non_negative or {})))
+        if args.main_share is not None and not 0 <= args.main_share < 1:
+            probe.close()
+            fail(f"--main-share must lie in [0, 1), got {args.main_share}")
         self.env = EnvInfo.of(probe)
         probe.close()
         m = args.num_envs

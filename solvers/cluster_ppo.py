@@ -71,6 +71,7 @@ def make_learner(run: Run, K: int, device: torch.device):
     # env setup: K policies x (k * m / K) copies, policy-major
     bins = run.user_bins()
     envs = rmdp_envs.make_vector_env(args.env_id, K, args.k * args.num_envs // K, run.env_kwargs, num_workers=args.num_workers,
+                                     main_share=args.main_share,
                                      rewards=reward_mode(bins))
     # critic rewards per user (or per bin of similar users when n > --critic-bins); users' returns per episode
     users = UserTracker(envs.user_rewards, K, args.k * args.num_envs // K, args.utility_ema, bins)

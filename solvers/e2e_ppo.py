@@ -56,7 +56,8 @@ if __name__ == "__main__":
     # env setup: k policies x m copies, policy-major (copy c of policy j is sub-env j * m + c)
     # critic rewards per user (or per bin of similar users when n > --critic-bins); users' returns per episode
     bins = run.user_bins()
-    envs = rmdp_envs.make_vector_env(args.env_id, k, m, run.env_kwargs, num_workers=args.num_workers, rewards=reward_mode(bins))
+    envs = rmdp_envs.make_vector_env(args.env_id, k, m, run.env_kwargs, num_workers=args.num_workers,
+                                     main_share=args.main_share, rewards=reward_mode(bins))
     users = UserTracker(envs.user_rewards, k, m, args.utility_ema, bins)
     obs_rms = RunningMeanStd((env.obs_dim,), enabled=args.norm_obs)
     agent = MultiPolicyAgent(k, env.obs_dim, env.out_dim, users.outputs, args.hidden_size, args.shared_torso, env.discrete,

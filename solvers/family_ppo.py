@@ -101,7 +101,8 @@ if __name__ == "__main__":
 
     # env setup: one policy (the family) on all k * m copies; copy e serves user users[e] this episode
     E = k * m
-    envs = rmdp_envs.make_vector_env(args.env_id, 1, E, run.env_kwargs, num_workers=args.num_workers)
+    envs = rmdp_envs.make_vector_env(args.env_id, 1, E, run.env_kwargs, num_workers=args.num_workers,
+                                     main_share=args.main_share)
     obs_rms = RunningMeanStd((env.obs_dim,), enabled=args.norm_obs)
     agent = MultiPolicyAgent(1, env.obs_dim + d, env.out_dim, 1, args.hidden_size, False, env.discrete,
                              args.init_log_std).to(device)

@@ -158,6 +158,7 @@ def test_killed_run_resumes(tmp_path):
     ["--env-id", CHEETAH, "--env-kwargs", '{"no_such_kwarg": 1}'],
     ["--env-id", CHEETAH, "--n-agents", "1000000000"],  # ~1 TB of per-user arrays: refused before sampling the users
     ["--critic-bins", "0"],
+    ["--main-share", "1.5"],
 ])
 def test_bad_flags_one_line_error(flags, tmp_path):
     proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)

@@ -107,10 +107,11 @@ def test_vector_env_rejects_wrong_action_shape_and_mixed_populations():
 
 @pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled"])
 def test_worker_process_vector_env_matches_in_process(autoreset_mode):
-    """One or two worker processes give exactly the in-process results, episode ends included."""
-    def trace(num_workers):
+    """Worker processes give exactly the in-process results, episode ends included, whatever share of the
+    copies the main process steps itself (none, the default, half)."""
+    def trace(num_workers, main_share=None):
         env = make_vector_env("rmdp/HopperSpeed-v0", k=2, copies_per_policy=3, env_kwargs={"n_agents": 6},
-                              autoreset_mode=autoreset_mode, num_workers=num_workers)
+                              autoreset_mode=autoreset_mode, num_workers=num_workers, main_share=main_share)
         out = [env.reset(seed=7)[0]]
         rng = np.random.default_rng(0)
         for _ in range(120):
@@ -123,11 +124,23 @@ def test_worker_process_vector_env_matches_in_process(autoreset_mode):
         out.append(env.all_done)
         env.close()
         return out
-    a, b, c = trace(0), trace(1), trace(2)
-    assert len(a) == len(b) and len(a) > 4 * 120  # Hopper falls: episodes end inside the window
-    for x, y, z in zip(a, b, c):
-        np.testing.assert_array_equal(x, y)
-        np.testing.assert_array_equal(x, z)
+    a = trace(0)
+    assert len(a) > 4 * 120  # Hopper falls: episodes end inside the window
+    for other in (trace(1), trace(2), trace(1, main_share=0.0), trace(2, main_share=0.5)):
+        assert len(other) == len(a)
+        for x, y in zip(a, other):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_main_share_splits_the_copies():
+    from rmdp_envs.vector import _split_copies
+    assert _split_copies(40, 1, 0.25) == [slice(0, 10), slice(10, 40)]
+    assert _split_copies(40, 3, 0.0) == [slice(0, 0), slice(0, 13), slice(13, 27), slice(27, 40)]
+    assert _split_copies(3, 5, 0.5) == [slice(0, 0), slice(0, 1), slice(1, 2), slice(2, 3)]  # a worker per copy at most
+    with pytest.raises(ValueError, match="main_share"):
+        _split_copies(8, 1, 1.0)
+    from rmdp_envs.vector import default_main_share
+    assert default_main_share(1) == 0.5 and default_main_share(15) == 0.0  # as measured, benchmarks/results/main_share
 
 
 def test_worker_errors_surface_in_the_parent():

@@ -1,0 +1,37 @@
+#!/bin/bash
+# The 2-core measurement of benchmarks/cores.py on a bigger host: one cores.py per --main-share, each
+# pinned (taskset) to its own two physical cores, all at once. Used on the lent 16-core host, where a
+# 2-core slice is measured without a 2-core machine; the files say which CPUs each run had.
+#
+#   bash benchmarks/cores_pinned.sh OUT_DIR TIMESTEPS SHARE [SHARE ...]
+#   -> OUT_DIR/cores_2_pinned_share{SHARE}.json
+set -euo pipefail
+out=$1; timesteps=$2; shift 2
+# first logical CPU of each physical core (hyper-thread siblings left idle), in pairs
+mapfile -t cpus < <(python3 - <<'PY'
+import glob, os
+seen, firsts = set(), []
+for path in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/topology/core_id"), key=lambda p: int(p.split("cpu")[2].split("/")[0])):
+    cpu = int(path.split("cpu")[2].split("/")[0])
+    key = (open(path.replace("core_id", "physical_package_id")).read().strip(), open(path).read().strip())
+    if key not in seen and cpu in os.sched_getaffinity(0):
+        seen.add(key); firsts.append(cpu)
+print("\n".join(f"{a},{b}" for a, b in zip(firsts[0::2], firsts[1::2])))
+PY
+)
+if (( ${#cpus[@]} < $# )); then echo "error: ${#cpus[@]} pairs of physical cores for $# shares" >&2; exit 2; fi
+i=0; pids=()
+for share in "$@"; do
+  taskset -c "${cpus[$i]}" python3 benchmarks/cores.py --processes 2 --timesteps "$timesteps" --main-share "$share" \
+    --tag "_pinned_share$share" --out "$out" > "$out/pinned_share$share.log" 2>&1 &
+  pids+=($!); i=$((i + 1))
+done
+# optional: a cProfile of the main process of one EM run on a spare pair (PROFILE_TIMESTEPS=..., PROFILE_SHARE=...)
+if [[ -n "${PROFILE_TIMESTEPS:-}" ]] && (( ${#cpus[@]} > $# )); then
+  ( taskset -c "${cpus[$i]}" python3 -m cProfile -o "$out/profile_2.prof" solvers/em_ppo.py --env-id rmdp/HalfCheetahSpeed-v0 \
+      --k 5 --total-timesteps "$PROFILE_TIMESTEPS" --main-share "${PROFILE_SHARE:-0.25}" --output-dir /tmp/rmdp-profile > /dev/null 2>&1
+    python3 -c "import pstats, sys; pstats.Stats(sys.argv[1]).sort_stats('tottime').print_stats(35)" "$out/profile_2.prof" \
+      > "$out/profile_2.txt" ) &
+  pids+=($!)
+fi
+for pid in "${pids[@]}"; do wait "$pid"; done
