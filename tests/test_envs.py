@@ -70,6 +70,24 @@ def test_make_prints_no_warnings(env_id):
     assert proc.stderr == ""
 
 
+def test_only_the_settotalmass_deprecation_is_silenced():
+    """MuJoCo >= 3.16 warns about Gymnasium's half_cheetah.xml on every compile; other warnings still pass."""
+    import mujoco
+    from rmdp_envs.envs.mujoco_speed import _without_settotalmass_warning
+    seen = []
+    mujoco.set_mju_user_warning(seen.append)
+    try:
+        with _without_settotalmass_warning():
+            handler = mujoco.get_mju_user_warning()
+            handler("compiler attribute 'settotalmass' is deprecated and will be removed in a future release")
+            handler("Nan, Inf or huge value in QACC at DOF 0")
+            gym.make("rmdp/HalfCheetahSpeed-v0").close()
+        assert seen == ["Nan, Inf or huge value in QACC at DOF 0"]
+        assert mujoco.get_mju_user_warning() == seen.append  # the caller's handler is back
+    finally:
+        mujoco.set_mju_user_warning(None)
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_env_pickles(env_id):
     env = gym.make(env_id, **SMALL[env_id])

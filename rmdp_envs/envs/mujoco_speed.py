@@ -7,9 +7,12 @@ switched off as in the paper).
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 from gymnasium.utils import EzPickle
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
@@ -113,13 +116,39 @@ _DOC = """{name} where each of n users wants its own forward velocity (Ivanov & 
     """
 
 
+#: MuJoCo >= 3.16 deprecates the ``settotalmass`` compiler attribute of Gymnasium's half_cheetah.xml and
+#: says so on every compile; the compiled model is the same, and the XML is Gymnasium's, not ours to edit.
+_SETTOTALMASS = "compiler attribute 'settotalmass' is deprecated"
+
+
+@contextmanager
+def _without_settotalmass_warning() -> Iterator[None]:
+    """Drop MuJoCo's ``settotalmass`` deprecation while a model compiles; pass every other MuJoCo warning on."""
+    previous = mujoco.get_mju_user_warning()
+
+    def handler(message: str) -> None:
+        if _SETTOTALMASS in message:
+            return
+        if previous is not None:
+            previous(message)
+        else:  # what MuJoCo's own handler prints
+            print(f"WARNING: {message}", file=sys.stderr)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
 def _speed_env(base: type, name: str, target_range: tuple[float, float], fixed: dict[str, Any], extra: str) -> type:
     """Build the r-MDP subclass of one Gymnasium MuJoCo env (one class per robot, same recipe)."""
 
     def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
                  population_seed: int | None = 0, target_range: tuple[float, float] | None = None, **kwargs):
         self._init_population(n_agents, population, population_seed, target_range)
-        base.__init__(self, **{**fixed, **kwargs})
+        with _without_settotalmass_warning():
+            base.__init__(self, **{**fixed, **kwargs})
         # Record our own arguments (the base recorded its own), so pickling rebuilds this class.
         EzPickle.__init__(self, n_agents, population, population_seed, target_range, **kwargs)
 
