@@ -139,3 +139,21 @@ def test_evaluation_at_a_million_users_is_cheap():
     np.testing.assert_array_equal(small.returns, result.returns)
     assert result.returns.max() > 0
     assert time.time() - start < 120
+
+
+@pytest.mark.parametrize("shape", ["triangle", "box"])
+@pytest.mark.parametrize("presorted", [True, False])
+def test_window_rewards_of_many_speeds_are_bit_for_bit_one_at_a_time(shape, presorted):
+    """``TargetWindowReward.many`` (the per-user critic's rewards each step) equals stacking ``__call__``,
+    window edges included, so it changes no solver's numbers."""
+    from rmdp_envs.rewards import TargetWindowReward
+    rng = np.random.default_rng(3)
+    targets = rng.uniform(0, 4, 300)
+    targets = np.sort(targets) if presorted else targets
+    window = TargetWindowReward(targets, 0.2, 0.1, shape)
+    xs = np.concatenate([rng.uniform(-1, 5, 100), targets[:10] + 0.2, targets[:10] - 0.2, targets[:10], [-9.0, 9.0]])
+    one_at_a_time = np.stack([window(x) for x in xs])
+    assert one_at_a_time.any()
+    np.testing.assert_array_equal(window.many(xs), one_at_a_time)
+    assert window.many(xs).tobytes() == one_at_a_time.tobytes()
+    assert window.many(np.array([-9.0])).shape == (1, 300) and not window.many(np.array([-9.0])).any()
