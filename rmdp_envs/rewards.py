@@ -123,6 +123,10 @@ class UserRewards:
     def statistic(self, reward: np.ndarray, info: dict) -> np.ndarray:
         raise NotImplementedError
 
+    def key_is(self, key: str) -> bool:
+        """Whether the statistic is ``info[key]`` alone (a vector env may then read it without the info dict)."""
+        return False
+
     def rewards(self, stats: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -174,6 +178,9 @@ class WindowRewards(UserRewards):
 
     def statistic(self, reward, info):
         return np.array([info[self.key]], dtype=np.float64)
+
+    def key_is(self, key):
+        return self.key == key
 
     def rewards(self, stats):
         return self.window.many(stats)

@@ -100,6 +100,9 @@ class RMDPVectorEnv(VectorEnv):
             for env in self.envs:
                 env.unwrapped.reward_vector = False  # the statistic alone describes the rewards: skip the O(n) vector
         self._reward_width = self.user_rewards.dim if self._statistic else self.n_users
+        # statistic mode on the speed tasks: step the dynamics alone (SpeedRewardMixin.step_velocity), with
+        # the time limit counted here; None where a copy has wrappers that could change what step returns
+        self._fast = _velocity_steppers(self.envs) if self._statistic and self.user_rewards.key_is("x_velocity") else None
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
         # float32 halves the per-step cost at large n; no per-user sums at all in statistic mode
         self._returns = None if self._statistic else np.zeros((self.num_envs, self.n_users), dtype=np.float32)
@@ -130,8 +133,13 @@ class RMDPVectorEnv(VectorEnv):
             if self._done[i]:
                 rewards[i] = 0.0
                 continue
-            obs, reward, terminations[i], truncations[i], info = env.step(actions[i])
-            rewards[i] = self.user_rewards.statistic(reward, info) if self._statistic else reward
+            if self._fast is not None:
+                base, limit = self._fast[i]
+                obs, rewards[i, 0], terminations[i] = base.step_velocity(actions[i])
+                truncations[i] = self._lengths[i] + 1 >= limit  # Gymnasium's TimeLimit, which this skips
+            else:
+                obs, reward, terminations[i], truncations[i], info = env.step(actions[i])
+                rewards[i] = self.user_rewards.statistic(reward, info) if self._statistic else reward
             if terminations[i] or truncations[i]:
                 finished[i] = True
                 if self.autoreset_mode is AutoresetMode.SAME_STEP:
@@ -171,6 +179,28 @@ class RMDPVectorEnv(VectorEnv):
     def close_extras(self, **kwargs):
         for env in self.envs:
             env.close()
+
+
+def _velocity_steppers(envs: Sequence[gym.Env]) -> list[tuple[gym.Env, int]] | None:
+    """Each copy's unwrapped env and time limit, where every copy can be stepped by ``step_velocity``.
+
+    Only ``TimeLimit`` and ``OrderEnforcing`` may wrap a copy (what ``gymnasium.make`` adds to the
+    r-MDPs): neither changes observations, rewards or terminations, and the vector env counts the
+    time limit itself. Any other wrapper, or an env without ``step_velocity``, keeps Gymnasium's step.
+    """
+    steppers = []
+    for env in envs:
+        limit, layer = None, env
+        while isinstance(layer, gym.Wrapper):
+            if isinstance(layer, gym.wrappers.TimeLimit):
+                limit = layer._max_episode_steps
+            elif not isinstance(layer, gym.wrappers.OrderEnforcing):
+                return None
+            layer = layer.env
+        if limit is None or not hasattr(layer, "step_velocity"):
+            return None
+        steppers.append((layer, int(limit)))
+    return steppers
 
 
 def default_main_share(num_workers: int) -> float:

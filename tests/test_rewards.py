@@ -157,3 +157,41 @@ def test_window_rewards_of_many_speeds_are_bit_for_bit_one_at_a_time(shape, pres
     np.testing.assert_array_equal(window.many(xs), one_at_a_time)
     assert window.many(xs).tobytes() == one_at_a_time.tobytes()
     assert window.many(np.array([-9.0])).shape == (1, 300) and not window.many(np.array([-9.0])).any()
+
+
+@pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled"])
+@pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0",
+                                    "rmdp/AntSpeed-v0"])
+def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autoreset_mode):
+    """The statistic mode steps the speed tasks' dynamics alone (``step_velocity``, the time limit counted by
+    the vector env): the same observations, velocities (to the bit), terminations, truncations and resets as
+    copies made by ``gymnasium.make`` and stepped with ``env.step``, for the same seeds and actions."""
+    import gymnasium as gym
+    kwargs = {"n_agents": 5, "max_episode_steps": 60}  # a short time limit: truncations inside the test
+    stat = rmdp_envs.make_vector_env(env_id, 2, 2, kwargs, rewards="statistic", autoreset_mode=autoreset_mode)
+    assert stat._fast is not None  # the velocity stepping is what is under test
+    refs = [gym.make(env_id, **kwargs) for _ in range(4)]
+    obs, _ = stat.reset(seed=11)
+    np.testing.assert_array_equal(obs, np.stack([ref.reset(seed=11 + i)[0] for i, ref in enumerate(refs)]))
+    rng = np.random.default_rng(0)
+    done, ends = np.zeros(4, dtype=bool), 0
+    for _ in range(150):
+        actions = rng.uniform(-1, 1, (4,) + stat.single_action_space.shape)
+        obs, stats, term, trunc, infos = stat.step(actions)
+        for i, ref in enumerate(refs):
+            if done[i]:  # Disabled: a finished copy stays frozen
+                assert stats[i, 0] == 0.0 and not term[i] and not trunc[i]
+                continue
+            ref_obs, _, ref_term, ref_trunc, info = ref.step(actions[i])
+            assert stats[i, 0] == info["x_velocity"]
+            assert (term[i], trunc[i]) == (ref_term, ref_trunc)
+            if ref_term or ref_trunc:
+                ends += 1
+                if autoreset_mode == "SameStep":
+                    np.testing.assert_array_equal(infos["final_obs"][i], ref_obs)
+                    ref_obs, _ = ref.reset()
+                else:
+                    done[i] = True
+            np.testing.assert_array_equal(obs[i], ref_obs)
+    assert ends >= 4
+    stat.close()
