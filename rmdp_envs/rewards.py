@@ -61,18 +61,23 @@ class TargetWindowReward:
         lo = bisect_right(self._sorted_list, x - self.half_width)
         hi = bisect_left(self._sorted_list, x + self.half_width)
         if hi > lo:
-            if self.shape == "triangle":
-                values = self._scaled_targets[lo:hi] - x / self.half_width
-                np.abs(values, out=values)
-                np.subtract(1.0, values, out=values)
-                values *= self.scale
-            else:
-                values = self.scale
+            values = self._values(self._scaled_targets[lo:hi], x)
             if self._presorted:
                 reward[lo:hi] = values
             else:
                 reward[self.order[lo:hi]] = values
         return reward
+
+    def _values(self, scaled_targets: np.ndarray, x):
+        """The rewards of targets inside the window (``scaled_targets = t / half_width``), one float64 recipe
+        for :meth:`__call__` and :meth:`many` (``x`` a float, or a column of them)."""
+        if self.shape == "box":
+            return np.full(np.broadcast_shapes(np.shape(scaled_targets), np.shape(x)), self.scale)
+        values = scaled_targets - x / self.half_width
+        np.abs(values, out=values)
+        np.subtract(1.0, values, out=values)
+        values *= self.scale
+        return values
 
     def many(self, xs: np.ndarray) -> np.ndarray:
         """``(E,) -> (E, n)``: the rewards of every ``x`` at once, bit for bit ``__call__``'s.
@@ -89,14 +94,7 @@ class TargetWindowReward:
             return reward
         window = t[lo:hi]
         inside = (window > xs - self.half_width) & (window < xs + self.half_width)  # bisect's window, per x
-        if self.shape == "triangle":
-            values = window / self.half_width - xs / self.half_width
-            np.abs(values, out=values)
-            np.subtract(1.0, values, out=values)
-            values *= self.scale
-        else:
-            values = np.full(inside.shape, self.scale)
-        block = np.where(inside, values, 0.0).astype(np.float32)
+        block = np.where(inside, self._values(window / self.half_width, xs), 0.0).astype(np.float32)
         if self._presorted:
             reward[:, lo:hi] = block
         else:
@@ -122,10 +120,6 @@ class UserRewards:
 
     def statistic(self, reward: np.ndarray, info: dict) -> np.ndarray:
         raise NotImplementedError
-
-    def key_is(self, key: str) -> bool:
-        """Whether the statistic is ``info[key]`` alone (a vector env may then read it without the info dict)."""
-        return False
 
     def rewards(self, stats: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -178,9 +172,6 @@ class WindowRewards(UserRewards):
 
     def statistic(self, reward, info):
         return np.array([info[self.key]], dtype=np.float64)
-
-    def key_is(self, key):
-        return self.key == key
 
     def rewards(self, stats):
         return self.window.many(stats)

@@ -102,7 +102,8 @@ class RMDPVectorEnv(VectorEnv):
         self._reward_width = self.user_rewards.dim if self._statistic else self.n_users
         # statistic mode on the speed tasks: step the dynamics alone (SpeedRewardMixin.step_velocity), with
         # the time limit counted here; None where a copy has wrappers that could change what step returns
-        self._fast = _velocity_steppers(self.envs) if self._statistic and self.user_rewards.key_is("x_velocity") else None
+        by_velocity = self._statistic and getattr(self.user_rewards, "key", None) == "x_velocity"
+        self._fast = _velocity_steppers(self.envs) if by_velocity else None
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
         # float32 halves the per-step cost at large n; no per-user sums at all in statistic mode
         self._returns = None if self._statistic else np.zeros((self.num_envs, self.n_users), dtype=np.float32)
@@ -259,6 +260,8 @@ class RMDPAsyncVectorEnv(VectorEnv):
             self._pipes.append(parent)
             self._procs.append(proc)
         count = self._slices[0].stop
+        # the slices that answer a step: this process's (when it steps any), then the workers'
+        self._answering = self._slices if count else self._slices[1:]
         # this process's own share of the copies (none when the workers step them all)
         self._local = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=mode,
                                     rewards=rewards) if count else None
@@ -302,14 +305,13 @@ class RMDPAsyncVectorEnv(VectorEnv):
             self._receive_all()  # keep the workers in step with the protocol before raising
             raise
         parts = local + self._receive_all()
-        slices = self._slices if self._local is not None else self._slices[1:]
         obs = np.concatenate([p[0] for p in parts])
         rewards = np.concatenate([p[1] for p in parts])
         terminations = np.concatenate([p[2] for p in parts])
         truncations = np.concatenate([p[3] for p in parts])
         infos: dict[str, Any] = {}
         finished = np.zeros(self.num_envs, dtype=bool)
-        for (_, _, _, _, info), sl in zip(parts, slices):
+        for (_, _, _, _, info), sl in zip(parts, self._answering):
             if "_episode" not in info:
                 continue
             if not infos:

@@ -15,13 +15,9 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from leaderboard.render import _ci  # noqa: E402  (the board's own "point [lo, hi]" format)
 from leaderboard.stats import distinguishable, interval, probability_of_improvement  # noqa: E402
 from leaderboard.storage import board_dir, load_submissions  # noqa: E402
-
-
-def _ci(stat) -> str:
-    point, lo, hi = stat
-    return f"{point:.2f}" if lo is None else f"{point:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def pairwise(a: str, b: str, board: Path, version: str = "v2") -> str:
@@ -49,7 +45,7 @@ def pairwise(a: str, b: str, board: Path, version: str = "v2") -> str:
         verdict = ("yes" if poi[1] > 0.5 else "no") if distinguishable(poi) else "not distinguishable"
         env_id, bench, k, steps = key
         lines.append(f"| {env_id} ({bench}) | {k} | {steps:,} | {len(seeds)} ({seeds[0]}-{seeds[-1]}) | "
-                     f"{_ci(interval(x))} | {_ci(interval(y))} | {_ci(poi)} | {verdict} | "
+                     f"{_ci(interval(x, low=0.0), 2)} | {_ci(interval(y, low=0.0), 2)} | {_ci(poi, 2)} | {verdict} | "
                      f"{commits[key][a]} / {commits[key][b]} |")
     return "\n".join(lines) + "\n"
 
