@@ -13,12 +13,19 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)" || $(BIN)/pip install --quiet "torch>=2.4"
 
+# An existing .venv with MuJoCo 3 (one wheel) upgraded to MuJoCo 4 (mujoco + mujoco-core + mujoco-studio)
+# loses files to the old wheel's uninstall; reinstalling the three repairs it (MuJoCo's own advice).
+REPAIR_MUJOCO = $(BIN)/python -c "import mujoco" 2>/dev/null || \
+	$(BIN)/pip install --quiet --force-reinstall --no-deps -c constraints.txt mujoco mujoco-core mujoco-studio
+
 # constraints.txt pins what changes results (scikit-learn, numpy, MuJoCo, ...): same numbers on every install
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[leaderboard]"
+	$(REPAIR_MUJOCO)
 
 dev: $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(REPAIR_MUJOCO)
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -25,7 +25,7 @@ RAW = {
     "rmdp/HalfCheetahSpeed-v0": ("HalfCheetah-v5", {"ctrl_cost_weight": 0.0}),
     "rmdp/HopperSpeed-v0": ("Hopper-v5", {"ctrl_cost_weight": 0.0}),
     "rmdp/Walker2dSpeed-v0": ("Walker2d-v5", {"ctrl_cost_weight": 0.0}),
-    "rmdp/AntSpeed-v0": ("Ant-v5", {"ctrl_cost_weight": 0.0, "contact_cost_weight": 0.0, "healthy_z_range": (0.4, 1.0)}),
+    "rmdp/AntSpeed-v1": ("Ant-v5", {"ctrl_cost_weight": 0.0, "contact_cost_weight": 0.0, "healthy_z_range": (0.4, 1.0)}),
     "rmdp/CartPolePosition-v0": ("CartPole-v1", {}),
     "rmdp/ResourceGathering-v0": (None, {}),
 }

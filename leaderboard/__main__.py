@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--envs", nargs="+", help="only these env ids (default: every benchmark on the board)")
     p.add_argument("--no-evaluate", action="store_true",
                    help="check schema and policy hashes only; skip re-evaluating the policies")
+    p.add_argument("--workers", type=int, default=1,
+                   help="re-evaluate this many runs at once, one process and one thread each (default 1)")
+    p.add_argument("--report", metavar="JSON",
+                   help="also write every run's stored and re-evaluated numbers to this file "
+                        "(e.g. to record how far a MuJoCo upgrade moves the board)")
 
     p = sub.add_parser("reproduce", help="retrain a stored run from its recorded configuration and compare the welfare")
     p.add_argument("submission_dir", metavar="SUBMISSION_DIR", help="a folder submissions/<id>/ holding submission.json")
@@ -93,7 +98,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "verify":
         from leaderboard.verify import verify_board  # noqa: PLC0415
-        problems = verify_board(board, evaluate=not args.no_evaluate, envs=args.envs)
+        if args.workers < 1:
+            print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
+            return 2
+        report = [] if args.report else None
+        problems = verify_board(board, evaluate=not args.no_evaluate, envs=args.envs, workers=args.workers,
+                                report=report)
+        if args.report:
+            from rmdp_envs.files import atomic_write_json  # noqa: PLC0415
+            from rmdp_envs.results import hardware, library_versions  # noqa: PLC0415
+            atomic_write_json(args.report, {"machine": hardware(), "versions": library_versions(), "problems": problems, "runs": report})
         for line in problems:
             print(line, file=sys.stderr)
         print("board verified" if not problems else f"{len(problems)} problem(s)")

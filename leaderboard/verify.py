@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from leaderboard.protocol import PROTOCOL
@@ -11,14 +13,16 @@ from leaderboard.storage import load_submissions, sha256_file, submissions_dir
 from leaderboard.submit import schema_errors
 
 
-def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] | None = None) -> list[str]:
+def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] | None = None,
+                 workers: int = 1, report: list[dict] | None = None) -> list[str]:
     """Problems found (empty: every stored number is reproduced from the stored policies).
 
     ``evaluate=False`` checks only the schema and the policy files' hashes (seconds, not minutes:
     what CI can afford on every commit); ``envs`` restricts the check to those env ids.
+    ``workers`` > 1 re-evaluates that many runs at once in separate processes (one thread each): a
+    MuJoCo board holds hundreds of runs at about half a minute each. ``report``, when given, receives
+    one dict per re-evaluated run: its stored and re-evaluated numbers (e.g. after a MuJoCo upgrade).
     """
-    from rmdp_envs import load_policies  # noqa: PLC0415
-
     problems = []
     subs = load_submissions(board)
     if envs is not None:
@@ -26,35 +30,77 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
         if unknown:
             return [f"no submissions for {', '.join(unknown)}"]
         subs = [sub for sub in subs if sub["benchmark"]["env_id"] in envs]
+    jobs = []
     for sub in subs:
-        where = submissions_dir(board) / sub["id"]
         errors = schema_errors(sub)
         if errors:
             problems.append(f"{sub['id']}: schema violation " + "; ".join(errors))
             continue
         if sub["protocol"]["version"] != PROTOCOL.version:
             log(f"{sub['id']}: protocol {sub['protocol']['version']} (current {PROTOCOL.version}); evaluated with its own")
-        b, proto = sub["benchmark"], sub["protocol"]
-        tol = PROTOCOL.tolerance_for(b["env_id"])
         for run in sub["runs"]:
-            folder = where / run["policies"]["path"]
+            folder = submissions_dir(board) / sub["id"] / run["policies"]["path"]
             bad = [name for name, digest in run["policies"]["sha256"].items()
                    if not (folder / name).is_file() or sha256_file(folder / name) != digest]
             if bad:
                 problems.append(f"{sub['id']} seed {run['seed']}: policy files missing or changed: {', '.join(bad)}")
-                continue
-            if not evaluate:
-                continue
-            policies = load_policies(folder)
-            scored = score(b["env_id"], b["env_kwargs"], policies, sub["k"], proto, run["assignment"])
-            for name in ("best_welfare", "welfare"):
-                value = scored[name]
-                if not tol.ok(run[name], value):
-                    problems.append(f"{sub['id']} seed {run['seed']}: stored {name} {run[name]:.6g}, re-evaluation {value:.6g}")
-            if run.get("unseen_welfare") is not None:
-                value = score_unseen(b["env_id"], b["env_kwargs"], policies, sub["k"], proto)
-                if value is None or not tol.ok(run["unseen_welfare"], value):
-                    problems.append(f"{sub['id']} seed {run['seed']}: stored unseen_welfare {run['unseen_welfare']:.6g}, "
-                                    f"re-evaluation {value}")
-        log(f"checked {sub['id']}")
+            elif evaluate:
+                jobs.append((sub, run, folder))
+        if not evaluate:
+            log(f"checked {sub['id']}")
+    if not jobs:
+        return problems
+    if workers <= 1:
+        outcomes = map(_rescore, jobs)
+        pool = None
+    else:  # spawn: torch and MuJoCo state are not forked; one thread per process
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread)
+        outcomes = pool.map(_rescore, jobs)
+    try:
+        for (sub, run, _), rescored in zip(jobs, outcomes):
+            tol = PROTOCOL.tolerance_for(sub["benchmark"]["env_id"])
+            for name in ("best_welfare", "welfare", "unseen_welfare"):
+                if name == "unseen_welfare" and run.get(name) is None:
+                    continue
+                value = rescored[name]
+                if value is None or not tol.ok(run[name], value):
+                    shown = "None" if value is None else f"{value:.6g}"
+                    problems.append(f"{sub['id']} seed {run['seed']}: stored {name} {run[name]:.6g}, "
+                                    f"re-evaluation {shown}")
+            if report is not None:
+                report.append({"id": sub["id"], "env_id": sub["benchmark"]["env_id"], "solver": sub["solver"]["name"],
+                               "k": sub["k"], "seed": run["seed"],
+                               **{f"stored_{name}": run.get(name) for name in rescored},
+                               **{f"reevaluated_{name}": value for name, value in rescored.items()}})
+            log(f"checked {sub['id']} seed {run['seed']}")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return problems
+
+
+def _one_thread() -> None:
+    """Each verifying process keeps to one core: numpy's BLAS and torch would otherwise each take all."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    try:
+        import torch  # noqa: PLC0415
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def _rescore(job: tuple[dict, dict, Path]) -> dict:
+    """One stored run re-evaluated under the protocol it was scored with."""
+    from rmdp_envs import load_policies  # noqa: PLC0415
+
+    sub, run, folder = job
+    b, proto = sub["benchmark"], sub["protocol"]
+    policies = load_policies(folder)
+    scored = score(b["env_id"], b["env_kwargs"], policies, sub["k"], proto, run["assignment"])
+    unseen = (score_unseen(b["env_id"], b["env_kwargs"], policies, sub["k"], proto)
+              if run.get("unseen_welfare") is not None else None)
+    return {"best_welfare": scored["best_welfare"], "welfare": scored["welfare"], "unseen_welfare": unseen}

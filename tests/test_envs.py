@@ -128,7 +128,7 @@ def test_speed_reward_with_targets_on_the_velocity():
 
 
 @pytest.mark.parametrize("env_id,base_id", [("rmdp/HalfCheetahSpeed-v0", "HalfCheetah-v5"), ("rmdp/HopperSpeed-v0", "Hopper-v5"),
-                                             ("rmdp/Walker2dSpeed-v0", "Walker2d-v5"), ("rmdp/AntSpeed-v0", "Ant-v5"),
+                                             ("rmdp/Walker2dSpeed-v0", "Walker2d-v5"), ("rmdp/AntSpeed-v1", "Ant-v5"),
                                              ("rmdp/CartPolePosition-v0", "CartPole-v1")])
 def test_dynamics_are_gymnasiums(env_id, base_id):
     kwargs = {"ctrl_cost_weight": 0.0} if "Speed" in env_id else {}
@@ -162,16 +162,22 @@ def test_cartpole_position_reward_formula():
             env.reset()
 
 
+def test_retired_ant_version_names_the_current_one():
+    """MuJoCo 4 changed Ant's contact dynamics, so AntSpeed is -v1; asking for -v0 says which id to use."""
+    with pytest.raises(gym.error.DeprecatedEnv, match="rmdp/AntSpeed-v1"):
+        gym.make("rmdp/AntSpeed-v0")
+
+
 def test_speed_env_defaults_follow_the_paper():
     for env_id, target_range in [("rmdp/HalfCheetahSpeed-v0", (0, 4)), ("rmdp/HopperSpeed-v0", (0, 2.5)),
-                                 ("rmdp/Walker2dSpeed-v0", (0, 2.5)), ("rmdp/AntSpeed-v0", (0, 3))]:
+                                 ("rmdp/Walker2dSpeed-v0", (0, 2.5)), ("rmdp/AntSpeed-v1", (0, 3))]:
         env = gym.make(env_id)
         pop = env.unwrapped.population
         assert pop.n == 100 and pop.kind == "uniform" and pop.seed == 0
         assert env.unwrapped.target_range == target_range
         assert target_range[0] <= pop.params.min() and pop.params.max() <= target_range[1]
         assert env.spec.max_episode_steps == 1000
-    ant = gym.make("rmdp/AntSpeed-v0").unwrapped
+    ant = gym.make("rmdp/AntSpeed-v1").unwrapped
     assert ant._ctrl_cost_weight == 0 and ant._contact_cost_weight == 0 and ant._healthy_z_range == (0.4, 1.0)
 
 

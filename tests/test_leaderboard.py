@@ -384,6 +384,11 @@ def test_sweep_2x2_local(tmp_path, board):
     subs = load_submissions(board)
     assert sorted((s["k"], len(s["runs"])) for s in subs) == [(1, 2), (2, 2)]
     assert verify_board(board, log=QUIET) == []
+    report = []  # two processes re-evaluate the four runs to the same numbers the board stores
+    assert verify_board(board, log=QUIET, workers=2, report=report) == []
+    assert sorted((r["k"], r["seed"]) for r in report) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    for r in report:
+        assert (r["reevaluated_best_welfare"], r["reevaluated_welfare"]) == (r["stored_best_welfare"], r["stored_welfare"])
 
 
 def test_a_swept_run_reproduces_and_a_changed_one_does_not(tmp_path, board):

@@ -161,7 +161,7 @@ def test_window_rewards_of_many_speeds_are_bit_for_bit_one_at_a_time(shape, pres
 
 @pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled"])
 @pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0",
-                                    "rmdp/AntSpeed-v0"])
+                                    "rmdp/AntSpeed-v1"])
 def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autoreset_mode):
     """The statistic mode steps the speed tasks' dynamics alone (``step_velocity``, the time limit counted by
     the vector env): the same observations, velocities (to the bit), terminations, truncations and resets as
