@@ -41,9 +41,11 @@ def per_user_bins(bins: np.ndarray) -> bool:
     return bool(np.array_equal(bins, np.arange(len(bins))))
 
 
-def reward_mode(bins: np.ndarray) -> str:
-    """The vector env's ``rewards=`` mode a :class:`UserTracker` with these bins reads."""
-    return "vector" if per_user_bins(bins) else "statistic"
+#: The vector env's ``rewards=`` mode a :class:`UserTracker` reads: each step's reward statistic, from
+#: which it rebuilds the reward vectors itself where the critic has one output per user
+#: (``UserRewards.rewards``, bit for bit the env's). The env then builds no O(n) vector per copy, and
+#: on the speed tasks steps the dynamics without Gymnasium's per-copy ``step`` (``step_velocity``).
+TRACKER_REWARDS = "statistic"
 
 
 class UserTracker:
@@ -52,9 +54,9 @@ class UserTracker:
     ``step(rewards, finished, state)`` returns the rewards the critic learns, ``(k * m, outputs)``
     float32 (every user's reward, or each bin's mean), and folds the users' returns of the episodes
     that ``finished`` into ``state.utility[p, i]`` (an EMA per policy and user; a policy's first
-    episode sets its row). Its input is what a vector env in mode :attr:`reward_mode` returns: the
-    reward vectors while there is one output per user (built in the env workers, as the
-    environments always do), the reward statistics (:mod:`rmdp_envs.rewards`) once users are pooled.
+    episode sets its row). Its input is what a vector env in mode :data:`TRACKER_REWARDS` returns: the
+    reward statistics (:mod:`rmdp_envs.rewards`); while there is one output per user it rebuilds the
+    reward vectors from them (``user_rewards.rewards``), once users are pooled it never builds them.
     """
 
     def __init__(self, user_rewards: UserRewards, k: int, m: int, ema: float, bins: np.ndarray):
@@ -69,13 +71,9 @@ class UserTracker:
             self._pool = user_rewards.pooled(self.bins)
             self._episodes = user_rewards.episode_returns(k * m)
 
-    @property
-    def reward_mode(self) -> str:
-        return reward_mode(self.bins)
-
     def step(self, stats: np.ndarray, finished: np.ndarray, state) -> np.ndarray:
         if self.per_user:
-            rewards = np.asarray(stats, dtype=np.float32)  # the reward vectors themselves
+            rewards = self.user_rewards.rewards(stats)  # (E, n) float32, the vectors the env would have returned
             np.add(self._sums, rewards, out=self._sums)
             for e in np.flatnonzero(finished):
                 self._fold(state, self.policy[e], self._sums[e])

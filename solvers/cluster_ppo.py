@@ -31,7 +31,7 @@ from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean, minibatch_order,
                             normalize_per_policy, per_policy, schedules, take, value_loss)
 from rmdp_train.run import Run
-from rmdp_train.users import UserTracker, reward_mode
+from rmdp_train.users import TRACKER_REWARDS, UserTracker
 
 SOLVER = "cluster"
 
@@ -72,7 +72,7 @@ def make_learner(run: Run, K: int, device: torch.device):
     bins = run.user_bins()
     envs = rmdp_envs.make_vector_env(args.env_id, K, args.k * args.num_envs // K, run.env_kwargs, num_workers=args.num_workers,
                                      main_share=args.main_share,
-                                     rewards=reward_mode(bins))
+                                     rewards=TRACKER_REWARDS)
     # critic rewards per user (or per bin of similar users when n > --critic-bins); users' returns per episode
     users = UserTracker(envs.user_rewards, K, args.k * args.num_envs // K, args.utility_ema, bins)
     agent = MultiPolicyAgent(K, env.obs_dim, env.out_dim, users.outputs, args.hidden_size, args.shared_torso, env.discrete,

@@ -26,7 +26,7 @@ from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean, minibatch_order,
                             normalize_per_policy, per_policy, schedules, take, value_loss)
 from rmdp_train.run import Run
-from rmdp_train.users import UserTracker, reward_mode
+from rmdp_train.users import TRACKER_REWARDS, UserTracker
 
 SOLVER = "em"
 
@@ -54,7 +54,7 @@ if __name__ == "__main__":
     # critic rewards per user (or per bin of similar users when n > --critic-bins); users' returns per episode
     bins = run.user_bins()
     envs = rmdp_envs.make_vector_env(args.env_id, k, m, run.env_kwargs, num_workers=args.num_workers,
-                                     main_share=args.main_share, rewards=reward_mode(bins))
+                                     main_share=args.main_share, rewards=TRACKER_REWARDS)
     users = UserTracker(envs.user_rewards, k, m, args.utility_ema, bins)
     obs_rms = RunningMeanStd((env.obs_dim,), enabled=args.norm_obs)
     agent = MultiPolicyAgent(k, env.obs_dim, env.out_dim, users.outputs, args.hidden_size, args.shared_torso, env.discrete,

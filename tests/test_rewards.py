@@ -99,8 +99,8 @@ def test_tracker_folds_episodes_like_one_at_a_time():
     for step in range(40):
         stats = rng.uniform(-1, 5, (K * M, 1))
         finished = (rng.random(K * M) < 0.5) if step % 7 == 6 else np.zeros(K * M, dtype=bool)
-        vectors = model.rewards(stats)  # per-user mode reads the reward vectors
-        np.testing.assert_array_equal(exact.step(vectors, finished, per_user), vectors)
+        vectors = model.rewards(stats)  # per-user mode rebuilds the reward vectors from the statistics
+        np.testing.assert_array_equal(exact.step(stats, finished, per_user), vectors)
         assert pooled.step(stats, finished, binned).shape == (K * M, 5)
     assert per_user.seen.any()
     np.testing.assert_allclose(binned.utility, per_user.utility, rtol=1e-5, atol=1e-5)
