@@ -8,13 +8,15 @@ process count in ``--processes``:
 * ``rollout``: MuJoCo's own batched C stepping (``mujoco.rollout``, P threads, 5 substeps per
   env step like the env's frame skip) on 1,024 copies: the physics ceiling without Python per copy.
 * ``solver``: ``solvers/em_ppo.py`` (n = 100, k = 5) with ``--num-workers P - 1`` env worker
-  processes beside the main one; transitions over the whole wall time (start-up, learning and
+  processes beside the main one (``--rollout workers``: ``P`` workers that also run the policies,
+  the main process only learning); transitions over the whole wall time (start-up, learning and
   the final evaluation included).
 
 Writes ``{out}/cores_{cores}.json`` (cores = this machine's logical CPU count).
 
     python benchmarks/cores.py                                # 1 and 2 processes (a 2-core machine)
     python benchmarks/cores.py --processes 1 4 8 16 --num-envs 32 --timesteps 2000000
+    python benchmarks/cores.py --rollout workers --tag _workers
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class Args:
     """also run the solver (the slow part)"""
     main_share: Optional[float] = None
     """--main-share of the solver runs (default: the solvers' own, rmdp_envs.vector.default_main_share)"""
+    rollout: str = "main"
+    """--rollout of the solver runs: "main" (P - 1 env workers beside the main process) or "workers" (P workers that
+    run the policies too; the main process only learns)"""
+    update_threads: Optional[int] = None
+    """--update-threads of the solver runs (default: the solvers' own, 2)"""
     tag: str = ""
     """appended to the file name: cores_{cores}{tag}.json"""
     out: str = "benchmarks/results"
@@ -109,18 +116,21 @@ def rollout_rate(threads: int, copies: int = 1024, steps: int = 20) -> float:
         return copies * steps / (time.perf_counter() - start)
 
 
-def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None) -> dict:
+def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None, rollout: str = "main",
+                update_threads: int | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="rmdp-cores-") as out:
         cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5",
                "--total-timesteps", str(timesteps), "--num-workers", str(workers), "--num-envs", str(num_envs),
-               "--output-dir", out] + ([] if main_share is None else ["--main-share", str(main_share)])
+               "--rollout", rollout, "--output-dir", out] + ([] if main_share is None else ["--main-share", str(main_share)])
+        cmd += [] if update_threads is None else ["--update-threads", str(update_threads)]
         start = time.time()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.time() - start
         if proc.returncode != 0:
             return {"workers": workers, "error": proc.stderr.strip().splitlines()[-1:]}
         result = json.loads(next(Path(out).glob("*/result.json")).read_text())
-        return {"workers": workers, "num_envs": num_envs, "main_share": result["args"]["main_share"],
+        return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],
+                "num_envs": num_envs, "main_share": result["args"]["main_share"],
                 "transitions": result["transitions"], "wall_s": round(wall, 1),
                 "transitions_per_s": round(result["transitions"] / wall), "best_welfare": result["best_welfare"]}
 
@@ -131,7 +141,9 @@ def main(args: Args) -> None:
     for p in args.processes:
         row = {"processes": p, "raw": round(raw_rate(p, args.raw_steps)), "rollout": round(rollout_rate(p))}
         if args.solver:
-            row["solver"] = solver_rate(p - 1, args.timesteps, args.num_envs, args.main_share)
+            workers = p if args.rollout == "workers" else p - 1  # "workers": the main process waits while they collect
+            row["solver"] = solver_rate(workers, args.timesteps, args.num_envs, args.main_share, args.rollout,
+                                        args.update_threads)
             if "transitions_per_s" in row["solver"]:
                 row["solver_to_raw"] = round(row["solver"]["transitions_per_s"] / row["raw"], 3)
         rows.append(row)

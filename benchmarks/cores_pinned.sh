@@ -7,18 +7,8 @@
 #   -> OUT_DIR/cores_2_pinned_share{SHARE}.json
 set -euo pipefail
 out=$1; timesteps=$2; shift 2
-# first logical CPU of each physical core (hyper-thread siblings left idle), in pairs
-mapfile -t cpus < <(python3 - <<'PY'
-import glob, os
-seen, firsts = set(), []
-for path in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/topology/core_id"), key=lambda p: int(p.split("cpu")[2].split("/")[0])):
-    cpu = int(path.split("cpu")[2].split("/")[0])
-    key = (open(path.replace("core_id", "physical_package_id")).read().strip(), open(path).read().strip())
-    if key not in seen and cpu in os.sched_getaffinity(0):
-        seen.add(key); firsts.append(cpu)
-print("\n".join(f"{a},{b}" for a, b in zip(firsts[0::2], firsts[1::2])))
-PY
-)
+# pairs of physical cores (benchmarks/core_pairs.py)
+mapfile -t cpus < <(python3 benchmarks/core_pairs.py)
 if (( ${#cpus[@]} < $# )); then echo "error: ${#cpus[@]} pairs of physical cores for $# shares" >&2; exit 2; fi
 i=0; pids=()
 for share in "$@"; do

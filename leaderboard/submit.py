@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from leaderboard.protocol import PER_RUN_KEYS, PROTOCOL, SUBMISSION_FORMAT, Protocol
+from leaderboard.protocol import PROTOCOL, SUBMISSION_FORMAT, Protocol, recorded_hyperparameters
 from leaderboard.scoring import score
 from leaderboard.unseen import UNSEEN_POPULATION_SEED, score_unseen
 from leaderboard.storage import (PACKAGE_DIR, load_submissions, sha256_file, short_hash, write_submission)
@@ -210,7 +210,7 @@ def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
     if result.finished is False:
         raise SubmissionError(f"{run_dir}: run not finished ({RESULT_FILE} says finished: false; "
                               "it is an intermediate evaluation)")
-    hyper = {key: value for key, value in sorted(result.args.items()) if key not in PER_RUN_KEYS}
+    hyper = recorded_hyperparameters(result.args)
     return Run(run_dir=run_dir, result=result, benchmark=benchmark_of(env_id, result.env_kwargs, population),
                k=k, n=n, solver=result.solver, commit=result.commit, hyperparameters=hyper,
                config=short_hash(hyper, 8), policy_sha={name: sha256_file(run_dir / name) for name in POLICY_FILES},

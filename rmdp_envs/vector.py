@@ -222,7 +222,7 @@ def default_main_share(num_workers: int) -> float:
 MANY_WORKERS = 4
 
 
-def _split_copies(num_envs: int, num_workers: int, main_share: float) -> list[slice]:
+def split_copies(num_envs: int, num_workers: int, main_share: float) -> list[slice]:
     """Contiguous slices of the copies: the main process's first (possibly empty), then one per worker."""
     if not 0.0 <= main_share < 1.0:
         raise ValueError(f"main_share must lie in [0, 1), got {main_share}")
@@ -246,7 +246,7 @@ class RMDPAsyncVectorEnv(VectorEnv):
                  autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, context: str = "forkserver",
                  rewards: str = "vector", main_share: float | None = None, layout_env: gym.Env | None = None):
         num_envs = k * m
-        self._slices = _split_copies(num_envs, int(num_workers), default_main_share(num_workers) if main_share is None
+        self._slices = split_copies(num_envs, int(num_workers), default_main_share(num_workers) if main_share is None
                                      else main_share)
         mode = str(AutoresetMode(autoreset_mode).value)
         ctx = mp.get_context(context)
@@ -274,18 +274,7 @@ class RMDPAsyncVectorEnv(VectorEnv):
         self.closed = False
 
     def _receive_all(self, starting: bool = False) -> list:
-        results = []
-        for pipe in self._pipes:
-            try:
-                ok, payload = pipe.recv()
-            except EOFError:
-                ok, payload = False, "a worker process died" + (
-                    f" while starting. {MAIN_GUARD_HINT}" if starting else "")
-            if not ok:
-                self.close()
-                raise RuntimeError(f"vector env worker failed: {payload}")
-            results.append(payload)
-        return results
+        return receive_all(self._pipes, self.close, starting, "vector env worker")
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
         seeds = _seeds_per_copy(seed, self.num_envs)
@@ -343,24 +332,52 @@ class RMDPAsyncVectorEnv(VectorEnv):
         return self._done.copy()
 
     def close_extras(self, **kwargs):
-        for pipe in self._pipes:
-            try:
-                pipe.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
-        for proc in self._procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
+        close_workers(self._pipes, self._procs)
         if self._local is not None:
             self._local.close()
 
 
-def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str, rewards: str) -> None:
-    """Runs one slice of copies in-process and answers the parent's commands."""
+def receive_all(pipes: list, close: Callable[[], None], starting: bool, what: str) -> list:
+    """Each worker's ``(ok, payload)`` answer, in order; on a failure or a dead worker, ``close()`` and raise.
+
+    ``starting``: the workers are reporting that they started; one that died then most likely
+    re-imported an unguarded script (:data:`MAIN_GUARD_HINT`).
+    """
+    results = []
+    for pipe in pipes:
+        try:
+            ok, payload = pipe.recv()
+        except EOFError:
+            ok, payload = False, "a worker process died" + (f" while starting. {MAIN_GUARD_HINT}" if starting else "")
+        if not ok:
+            close()
+            raise RuntimeError(f"{what} failed: {payload}")
+        results.append(payload)
+    return results
+
+
+def close_workers(pipes: list, procs: list) -> None:
+    """Ask every worker to close, then wait for it (terminating one that does not exit within 5 s)."""
+    for pipe in pipes:
+        try:
+            pipe.send(("close", None))
+        except (BrokenPipeError, OSError):
+            pass
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.terminate()
+
+
+def serve_commands(pipe, build: Callable[[], Any], commands: dict[str, Callable[[Any, Any], Any]],
+                   close: Callable[[Any], None], on_error: Callable[[], None] | None = None) -> None:
+    """A worker process's loop: build its object, report ``(True, None)`` or the error, then answer each
+    ``(command, data)`` with ``(True, commands[command](obj, data))`` or ``(False, error)`` until ``close``.
+
+    ``on_error`` runs before an error is reported (e.g. to release workers waiting for this one).
+    """
     try:
-        env = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=autoreset_mode,
-                            rewards=rewards)
+        obj = build()
         pipe.send((True, None))
     except Exception as exc:  # reported to the parent, which raises it
         pipe.send((False, f"{type(exc).__name__}: {exc}"))
@@ -368,16 +385,23 @@ def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str
     while True:
         command, data = pipe.recv()
         try:
-            if command == "step":
-                pipe.send((True, env.step(data)))
-            elif command == "reset":
-                seeds, options = data
-                pipe.send((True, env.reset(seed=seeds, options=options)))
-            else:
-                env.close()
+            if command not in commands:
+                close(obj)
                 return
+            pipe.send((True, commands[command](obj, data)))
         except Exception as exc:
+            if on_error is not None:
+                on_error()
             pipe.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str, rewards: str) -> None:
+    """Runs one slice of copies in-process and answers the parent's commands."""
+    serve_commands(pipe, lambda: RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1,
+                                               autoreset_mode=autoreset_mode, rewards=rewards),
+                   {"step": lambda env, actions: env.step(actions),
+                    "reset": lambda env, data: env.reset(seed=data[0], options=data[1])},
+                   close=lambda env: env.close())
 
 
 #: What a script that starts worker processes needs (they import the script again, as ``__mp_main__``).

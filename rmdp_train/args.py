@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import tyro
 
@@ -32,8 +32,9 @@ class PPOArgs:
     """if toggled, the networks run on CUDA when available (environments always run on the CPU)"""
     torch_threads: int = 1
     """torch intra-op threads while rolling out; the 64-unit networks gain little from more, and the other core steps envs"""
-    update_threads: int = 2
-    """torch intra-op threads during the PPO update, when no environment is stepping"""
+    update_threads: Optional[int] = None
+    """torch intra-op threads during the PPO update, when no environment is stepping (default: 2; with --rollout
+    workers, the cores this process may use, at most 8: the workers wait during the update)"""
     save_model: bool = False
     """whether to save the k policies (policies.safetensors + policies.json) in the run directory"""
     output_dir: str = "runs"
@@ -75,6 +76,11 @@ class PPOArgs:
     main_share: Optional[float] = None
     """with workers, the fraction of the copies the main process steps beside running the policies (default:
     rmdp_envs.vector.default_main_share: an equal share up to 3 workers, none from 4 on); results do not depend on it"""
+    rollout: Literal["main", "workers"] = "main"
+    """where the policies run while collecting: "main" (this process, one batched forward pass per step, beside the
+    env workers) or "workers" (each of the --num-workers processes runs the policies on its own copies for the whole
+    rollout, this process only learns: scales with cores; observations normalized with the rollout's starting
+    statistics, action noise drawn per copy, so its numbers differ from "main" but not with --num-workers)"""
     num_steps: Optional[int] = None
     """steps per copy in each rollout"""
     learning_rate: Optional[float] = None

@@ -36,8 +36,9 @@ class GroupedLinear(nn.Module):
         self.weight = nn.Parameter(weight.transpose(1, 2).contiguous())  # (k, in, out)
         self.bias = nn.Parameter(torch.full((k, out_features), float(bias)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+    def forward(self, x: torch.Tensor, policies: slice = slice(None)) -> torch.Tensor:
+        """``x``: ``(k', B, in)`` for the ``k'`` policies that ``policies`` selects (all by default)."""
+        return torch.baddbmm(self.bias[policies].unsqueeze(1), x, self.weight[policies])
 
 
 def _linear(in_features: int, out_features: int, std: float = math.sqrt(2)) -> nn.Linear:
@@ -66,11 +67,12 @@ class MultiPolicyActor(nn.Module):
         self.head = GroupedLinear(k, sizes[-1], out_dim, std=0.01)
         self.log_std = nn.Parameter(torch.full((k, out_dim), float(init_log_std)), requires_grad=not discrete)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, policies: slice = slice(None)) -> torch.Tensor:
+        """``policies``: run only these policies on ``(k', B, obs_dim)`` (a rollout worker's share)."""
         h = obs
         for layer in self.torso:
-            h = torch.tanh(layer(h))
-        return self.head(h)
+            h = torch.tanh(layer(h, policies) if isinstance(layer, GroupedLinear) else layer(h))
+        return self.head(h, policies)
 
     def architecture(self) -> dict[str, Any]:
         return {"type": "multi_policy_mlp", "k": self.k, "obs_dim": self.obs_dim, "out_dim": self.out_dim,

@@ -9,6 +9,7 @@ live policies through the same code path as saved ones, and writes :class:`rmdp_
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -57,16 +58,35 @@ class EnvInfo:
                    action_high=None if discrete else env.action_space.high, reward_dim=user_rewards_of(env).dim)
 
 
+def default_update_threads(rollout: str) -> int:
+    """``--update-threads`` left unset: 2, or with ``--rollout workers`` the usable cores up to 8.
+
+    With ``--rollout main`` the update has always run on 2 threads (kept: thread counts can change
+    the last bits of an update). With ``--rollout workers`` every worker waits during the update;
+    measured on the lent 16-core host with the first version of that mode (same update code;
+    ``benchmarks/results/rollout_workers/frozen_statistics/``): 8 threads 34,760 transitions/s
+    against 28,710 with 2, one call; more than 8 not measured.
+    """
+    if rollout != "workers":
+        return 2
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
+
 class Run:
     """One solver run: flags checked, folder created, seeds set (see the module docstring).
 
     ``positive`` / ``non_negative`` name the solver's own flags that must be > 0 / >= 0, on top of
-    the shared ones.
+    the shared ones; ``rollouts`` the ``--rollout`` modes the solver implements.
     """
 
-    def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None):
+    def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None,
+                 rollouts: tuple[str, ...] = ("main", "workers")):
         self.args, self.solver = args, solver
+        if args.rollout not in rollouts:
+            fail(f"--rollout {args.rollout}: the {solver} solver supports {' and '.join(rollouts)} only")
         self.env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)
+        if args.update_threads is None:
+            args.update_threads = default_update_threads(args.rollout)
         if args.n_agents:  # before the probe env samples n users: the least any environment needs (dim 1)
             self._check_memory(args.n_agents, 1)
         probe = check_run_args(
@@ -74,13 +94,20 @@ class Run:
             positive=dict(num_envs=args.num_envs, num_steps=args.num_steps, num_minibatches=args.num_minibatches,
                           update_epochs=args.update_epochs, learning_rate=args.learning_rate,
                           eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-                          torch_threads=args.torch_threads, critic_bins=args.critic_bins, **(positive or {})),
+                          torch_threads=args.torch_threads, update_threads=args.update_threads, critic_bins=args.critic_bins, **(positive or {})),
             non_negative=dict(eval_every=args.eval_every, num_workers=args.num_workers,
                               interrupt_after=args.interrupt_after, **(non_negative or {})))
         if args.main_share is not None and not 0 <= args.main_share < 1:
             probe.close()
             fail(f"--main-share must lie in [0, 1), got {args.main_share}")
+        if args.rollout == "workers" and args.num_workers < 1:
+            probe.close()
+            fail(f"--rollout workers runs the policies in the env workers: it needs --num-workers >= 1, got {args.num_workers}")
+        if args.rollout == "workers" and args.main_share is not None:
+            probe.close()
+            fail("--main-share applies to --rollout main only: with --rollout workers the workers step every copy")
         self.env = EnvInfo.of(probe)
+        self.user_rewards = user_rewards_of(probe)  # what a UserTracker reads (the vector envs' own description)
         probe.close()
         m = args.num_envs
         if args.num_steps * m % args.num_minibatches:

@@ -85,6 +85,26 @@ class UserTracker:
             self._fold_together(state, finished)
         return rewards
 
+    def steps(self, stats: np.ndarray, finished: np.ndarray, state) -> np.ndarray:
+        """:meth:`step` over a whole rollout, ``stats`` ``(T, E, dim)`` and ``finished`` ``(T, E)``: the same
+        rewards ``(T, E, outputs)`` and the same folds in step order, the rewards built in one numpy pass."""
+        T, E = finished.shape
+        flat = stats.reshape(T * E, -1)
+        if self.per_user:
+            rewards = self.user_rewards.rewards(flat).reshape(T, E, -1)
+            for t in range(T):
+                np.add(self._sums, rewards[t], out=self._sums)
+                for e in np.flatnonzero(finished[t]):
+                    self._fold(state, self.policy[e], self._sums[e])
+                self._sums[finished[t]] = 0.0
+            return rewards
+        rewards = self._pool(flat).reshape(T, E, -1)
+        for t in range(T):
+            self._episodes.add(stats[t])
+            if finished[t].any():
+                self._fold_together(state, finished[t])
+        return rewards
+
     def _fold(self, state, p: int, returns: np.ndarray) -> None:
         ema = self.ema
         state.utility[p] = ema * state.utility[p] + (1 - ema) * returns if state.seen[p] else returns

@@ -22,7 +22,6 @@ from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-import rmdp_envs
 from rmdp_train.args import PPOArgs, parse_args
 from rmdp_train.checkpoint import TrainState, load_checkpoint
 from rmdp_train.cli import fail
@@ -31,7 +30,8 @@ from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean, minibatch_order,
                             normalize_per_policy, per_policy, schedules, take, value_loss)
 from rmdp_train.run import Run
-from rmdp_train.users import TRACKER_REWARDS, UserTracker
+from rmdp_train.rollout import make_sampler
+from rmdp_train.users import UserTracker
 
 SOLVER = "cluster"
 
@@ -65,20 +65,17 @@ def cluster_users(features: np.ndarray, k: int, seed: int) -> np.ndarray:
     return labels
 
 
-def make_learner(run: Run, K: int, device: torch.device):
-    """Envs, user tracker, agent and optimizer of K policies on the k * m copies (K = 1 while pretraining)."""
+def make_learner(run: Run, K: int, obs_rms: RunningMeanStd, device: torch.device):
+    """Sampler (the env copies), user tracker, agent and optimizer of K policies on the k * m copies (K = 1 while pretraining)."""
     args, env = run.args, run.env
-    # env setup: K policies x (k * m / K) copies, policy-major
-    bins = run.user_bins()
-    envs = rmdp_envs.make_vector_env(args.env_id, K, args.k * args.num_envs // K, run.env_kwargs, num_workers=args.num_workers,
-                                     main_share=args.main_share,
-                                     rewards=TRACKER_REWARDS)
-    # critic rewards per user (or per bin of similar users when n > --critic-bins); users' returns per episode
-    users = UserTracker(envs.user_rewards, K, args.k * args.num_envs // K, args.utility_ema, bins)
+    # K policies x (k * m / K) copies, policy-major; critic rewards per user (or per bin of similar users when
+    # n > --critic-bins); users' returns per episode
+    copies = args.k * args.num_envs // K
+    users = UserTracker(run.user_rewards, K, copies, args.utility_ema, run.user_bins())
     agent = MultiPolicyAgent(K, env.obs_dim, env.out_dim, users.outputs, args.hidden_size, args.shared_torso, env.discrete,
                              args.init_log_std).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=args.adam_eps, foreach=True)
-    return envs, users, agent, optimizer
+    return make_sampler(args, run, K, copies, users, obs_rms, agent.actor, device), users, agent, optimizer
 
 
 if __name__ == "__main__":
@@ -98,7 +95,7 @@ if __name__ == "__main__":
     # phase 1: one policy on all k * m copies; phase 2: k policies x m copies each
     phase = load_checkpoint(run.dir)[1]["extra"]["phase"] if run.resumed else 1
     K, copies = (1, k * m) if phase == 1 else (k, m)
-    envs, users, agent, optimizer = make_learner(run, K, device)
+    sampler, users, agent, optimizer = make_learner(run, K, obs_rms, device)
     state = TrainState(modules={"actor": agent.actor, "critic": agent.critic}, optimizers={"optimizer": optimizer},
                        obs_rms=obs_rms, rng=rng, next_eval=args.eval_every, extra={"phase": 1},
                        assignment=np.zeros(n, dtype=np.int64),  # every user on the single pretrained policy
@@ -109,21 +106,13 @@ if __name__ == "__main__":
         print(f"resumed {run.dir} at iteration {state.iteration}, {state.global_step} transitions")
     writer = run.open_writer(state.global_step)
 
-    # ALGO Logic: Storage setup
+    # the buffers of each rollout live in the sampler (rmdp_train.rollout)
     T, E = args.num_steps, k * m
-    act_shape = (T, E) if env.discrete else (T, E, env.act_dim)
-    obs_buf = torch.zeros((T, E, env.obs_dim), device=device)
-    actions_buf = torch.zeros(act_shape, device=device)
-    logprobs_buf = torch.zeros((T, E), device=device)
-    rewards_buf = torch.zeros((T, E, users.outputs), device=device)
-    ends_buf = torch.zeros((T, E), device=device)
-    policy_of_env = torch.as_tensor(envs.policy_index, device=device)
+    policy_of_env = torch.as_tensor(sampler.policy_index, device=device)
 
     state.start_clock()
     start_step = state.global_step
-    raw_obs, _ = envs.reset(seed=args.seed + 7919 * state.iteration)  # a resumed run starts fresh episodes
-    obs_rms.update(raw_obs)
-    next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
+    sampler.reset(seed=args.seed + 7919 * state.iteration)  # a resumed run starts fresh episodes
     progress = tqdm(total=args.num_iterations * args.batch_size, initial=state.global_step, unit="step",
                     mininterval=1.0, dynamic_ncols=True)
     iterations_this_process = 0
@@ -134,33 +123,15 @@ if __name__ == "__main__":
                         schedules(args, state.iteration, pretrain_iterations + 1, args.num_iterations - pretrain_iterations))
         optimizer.param_groups[0]["lr"] = lr
 
-        # rollout: one batched forward pass of all k policies per step
-        truncated_finals = []  # (step, copy, normalized final obs) of time-limit truncations
-        for step in range(T):
-            state.global_step += E
-            obs_buf[step] = next_obs
-            with torch.no_grad():
-                action, logprob = agent.get_action(next_obs.view(K, copies, env.obs_dim))
-            actions_buf[step] = action.reshape(act_shape[1:])
-            logprobs_buf[step] = logprob.reshape(E)
-            env_action = action.reshape(act_shape[1:]).cpu().numpy()
-            if not env.discrete:
-                env_action = np.clip(env_action, env.action_low, env.action_high)
-            raw_obs, reward, terminations, truncations, infos = envs.step(env_action)
-            rewards_buf[step] = torch.as_tensor(users.step(reward, terminations | truncations, state), device=device)
-            ends_buf[step] = torch.as_tensor(terminations | truncations, device=device, dtype=torch.float32)
-            if args.bootstrap_truncated:
-                for e in np.flatnonzero(truncations & ~terminations):
-                    truncated_finals.append((step, e, obs_rms.normalize(infos["final_obs"][e])))
-            obs_rms.update(raw_obs)
-            next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
+        # rollout: every copy steps T times under its policy (rmdp_train.rollout)
+        ro = sampler.collect(agent, state)
 
         # every user's advantages under each copy's policy; the advantage of policy p is the mean
         # advantage of the users assigned to p
-        advantages, returns = advantages_and_returns(agent.critic, obs_buf, next_obs, rewards_buf, ends_buf,
-                                                     truncated_finals, policy_of_env, K, args.gamma, args.gae_lambda)
+        advantages, returns = advantages_and_returns(agent.critic, ro.obs, ro.next_obs, ro.rewards, ro.ends,
+                                                     ro.truncated_finals, policy_of_env, K, args.gamma, args.gae_lambda)
         group_adv = group_mean(advantages, users.pool_weights(assignment_weights(state.assignment, K, device)), policy_of_env)
-        b_obs, b_actions, b_logprobs = per_policy(obs_buf, K), per_policy(actions_buf, K), per_policy(logprobs_buf, K)
+        b_obs, b_actions, b_logprobs = per_policy(ro.obs, K), per_policy(ro.actions, K), per_policy(ro.logprobs, K)
         b_adv, b_returns = per_policy(group_adv, K), per_policy(returns, K)
 
         # PPO on every policy at once, minibatches grouped per policy
@@ -195,18 +166,16 @@ if __name__ == "__main__":
         # end of pretraining: cluster the users on the per-step rewards of this rollout, start k policies
         flips = 0
         if phase == 1 and state.iteration == pretrain_iterations:
-            features = rewards_buf.reshape(T * E, users.outputs).T.cpu().numpy()  # (users or bins, transitions)
+            features = ro.rewards.reshape(T * E, users.outputs).T.cpu().numpy()  # (users or bins, transitions)
             state.assignment = users.bin_labels_to_users(cluster_users(features, k, args.seed))
             flips = int((state.assignment != 0).sum())
             phase, K, copies = 2, k, m
-            envs.close()
-            envs, users, agent, optimizer = make_learner(run, K, device)
+            sampler.close()
+            sampler, users, agent, optimizer = make_learner(run, K, obs_rms, device)
             state.modules, state.optimizers = {"actor": agent.actor, "critic": agent.critic}, {"optimizer": optimizer}
             state.utility, state.seen, state.extra["phase"] = np.zeros((K, n)), np.zeros(K, dtype=bool), phase
-            policy_of_env = torch.as_tensor(envs.policy_index, device=device)
-            raw_obs, _ = envs.reset(seed=args.seed + 7919 * state.iteration)
-            obs_rms.update(raw_obs)
-            next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
+            policy_of_env = torch.as_tensor(sampler.policy_index, device=device)
+            sampler.reset(seed=args.seed + 7919 * state.iteration)
             progress.write(f"iteration {state.iteration}: clustered the users into groups of sizes "
                            f"{np.bincount(state.assignment, minlength=k).tolist()}")
 
@@ -237,5 +206,5 @@ if __name__ == "__main__":
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist())
     print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
           f"{state.global_step} transitions in {state.elapsed():.1f}s")
-    envs.close()
+    sampler.close()
     writer.close()

@@ -79,7 +79,8 @@ def conditioned(raw: np.ndarray, served: np.ndarray, obs_rms: RunningMeanStd, z:
 
 if __name__ == "__main__":
     args = parse_args(Args, __file__)
-    run = Run(args, SOLVER, positive=dict(max_candidates=args.max_candidates))
+    run = Run(args, SOLVER, positive=dict(max_candidates=args.max_candidates),
+              rollouts=("main",))  # its copies serve users drawn per episode: not the workers' rollout
     k, m, n, env = args.k, args.num_envs, run.env.n, run.env
     params = np.asarray(run.env.population["params"], dtype=np.float64).reshape(n, -1)
     z = normalized_params(params)  # (n, d)

@@ -24,7 +24,8 @@ from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean, minibatch_order,
                             normalize_per_policy, per_policy, schedules, take, value_loss)
 from rmdp_train.run import Run
-from rmdp_train.users import TRACKER_REWARDS, UserTracker
+from rmdp_train.rollout import make_sampler
+from rmdp_train.users import UserTracker
 
 SOLVER = "random"
 
@@ -44,9 +45,7 @@ if __name__ == "__main__":
     # env setup: k policies x m copies, policy-major (copy c of policy j is sub-env j * m + c)
     # critic rewards per user (or per bin of similar users when n > --critic-bins); users' returns per episode
     bins = run.user_bins()
-    envs = rmdp_envs.make_vector_env(args.env_id, k, m, run.env_kwargs, num_workers=args.num_workers,
-                                     main_share=args.main_share, rewards=TRACKER_REWARDS)
-    users = UserTracker(envs.user_rewards, k, m, args.utility_ema, bins)
+    users = UserTracker(run.user_rewards, k, m, args.utility_ema, bins)
     obs_rms = RunningMeanStd((env.obs_dim,), enabled=args.norm_obs)
     agent = MultiPolicyAgent(k, env.obs_dim, env.out_dim, users.outputs, args.hidden_size, args.shared_torso, env.discrete,
                              args.init_log_std).to(device)
@@ -61,21 +60,14 @@ if __name__ == "__main__":
         print(f"resumed {run.dir} at iteration {state.iteration}, {state.global_step} transitions")
     writer = run.open_writer(state.global_step)
 
-    # ALGO Logic: Storage setup
+    # the env copies and where the policies run on them (--rollout); its buffers hold each rollout
+    sampler = make_sampler(args, run, k, m, users, obs_rms, agent.actor, device)
     T, E = args.num_steps, k * m
-    act_shape = (T, E) if env.discrete else (T, E, env.act_dim)
-    obs_buf = torch.zeros((T, E, env.obs_dim), device=device)
-    actions_buf = torch.zeros(act_shape, device=device)
-    logprobs_buf = torch.zeros((T, E), device=device)
-    rewards_buf = torch.zeros((T, E, users.outputs), device=device)
-    ends_buf = torch.zeros((T, E), device=device)
-    policy_of_env = torch.as_tensor(envs.policy_index, device=device)
+    policy_of_env = torch.as_tensor(sampler.policy_index, device=device)
 
     state.start_clock()
     start_step = state.global_step
-    raw_obs, _ = envs.reset(seed=args.seed + 7919 * state.iteration)  # a resumed run starts fresh episodes
-    obs_rms.update(raw_obs)
-    next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
+    sampler.reset(seed=args.seed + 7919 * state.iteration)  # a resumed run starts fresh episodes
     progress = tqdm(total=args.num_iterations * args.batch_size, initial=state.global_step, unit="step",
                     mininterval=1.0, dynamic_ncols=True)
     iterations_this_process = 0
@@ -84,33 +76,15 @@ if __name__ == "__main__":
         lr, ent_coef = schedules(args, state.iteration)
         optimizer.param_groups[0]["lr"] = lr
 
-        # rollout: one batched forward pass of all k policies per step
-        truncated_finals = []  # (step, copy, normalized final obs) of time-limit truncations
-        for step in range(T):
-            state.global_step += E
-            obs_buf[step] = next_obs
-            with torch.no_grad():
-                action, logprob = agent.get_action(next_obs.view(k, m, env.obs_dim))
-            actions_buf[step] = action.reshape(act_shape[1:])
-            logprobs_buf[step] = logprob.reshape(E)
-            env_action = action.reshape(act_shape[1:]).cpu().numpy()
-            if not env.discrete:
-                env_action = np.clip(env_action, env.action_low, env.action_high)
-            raw_obs, reward, terminations, truncations, infos = envs.step(env_action)
-            rewards_buf[step] = torch.as_tensor(users.step(reward, terminations | truncations, state), device=device)
-            ends_buf[step] = torch.as_tensor(terminations | truncations, device=device, dtype=torch.float32)
-            if args.bootstrap_truncated:
-                for e in np.flatnonzero(truncations & ~terminations):
-                    truncated_finals.append((step, e, obs_rms.normalize(infos["final_obs"][e])))
-            obs_rms.update(raw_obs)
-            next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=device)
+        # rollout: every copy steps T times under its policy (rmdp_train.rollout)
+        ro = sampler.collect(agent, state)
 
         # every user's advantages under each copy's policy; the advantage of policy p is the mean
         # advantage of the users assigned to p
-        advantages, returns = advantages_and_returns(agent.critic, obs_buf, next_obs, rewards_buf, ends_buf,
-                                                     truncated_finals, policy_of_env, k, args.gamma, args.gae_lambda)
+        advantages, returns = advantages_and_returns(agent.critic, ro.obs, ro.next_obs, ro.rewards, ro.ends,
+                                                     ro.truncated_finals, policy_of_env, k, args.gamma, args.gae_lambda)
         group_adv = group_mean(advantages, users.pool_weights(assignment_weights(state.assignment, k, device)), policy_of_env)
-        b_obs, b_actions, b_logprobs = per_policy(obs_buf, k), per_policy(actions_buf, k), per_policy(logprobs_buf, k)
+        b_obs, b_actions, b_logprobs = per_policy(ro.obs, k), per_policy(ro.actions, k), per_policy(ro.logprobs, k)
         b_adv, b_returns = per_policy(group_adv, k), per_policy(returns, k)
 
         # PPO on every policy at once, minibatches grouped per policy
@@ -166,5 +140,5 @@ if __name__ == "__main__":
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist())
     print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
           f"{state.global_step} transitions in {state.elapsed():.1f}s")
-    envs.close()
+    sampler.close()
     writer.close()

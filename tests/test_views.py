@@ -133,12 +133,12 @@ def test_worker_process_vector_env_matches_in_process(autoreset_mode):
 
 
 def test_main_share_splits_the_copies():
-    from rmdp_envs.vector import _split_copies
-    assert _split_copies(40, 1, 0.25) == [slice(0, 10), slice(10, 40)]
-    assert _split_copies(40, 3, 0.0) == [slice(0, 0), slice(0, 13), slice(13, 27), slice(27, 40)]
-    assert _split_copies(3, 5, 0.5) == [slice(0, 0), slice(0, 1), slice(1, 2), slice(2, 3)]  # a worker per copy at most
+    from rmdp_envs.vector import split_copies
+    assert split_copies(40, 1, 0.25) == [slice(0, 10), slice(10, 40)]
+    assert split_copies(40, 3, 0.0) == [slice(0, 0), slice(0, 13), slice(13, 27), slice(27, 40)]
+    assert split_copies(3, 5, 0.5) == [slice(0, 0), slice(0, 1), slice(1, 2), slice(2, 3)]  # a worker per copy at most
     with pytest.raises(ValueError, match="main_share"):
-        _split_copies(8, 1, 1.0)
+        split_copies(8, 1, 1.0)
     from rmdp_envs.vector import default_main_share
     assert default_main_share(1) == 0.5 and default_main_share(15) == 0.0  # as measured, benchmarks/results/main_share
 

@@ -1,0 +1,123 @@
+"""``--rollout workers``: the policies run in the env workers (rmdp_train.rollout).
+
+It must train exactly what ``--rollout main`` trains (same numbers, any number of workers), refuse
+flag combinations it cannot honour with one line, and the pieces it is built from must agree with
+the main-process path (the users' side of a whole rollout at once, a subset of policies' forward pass).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import rmdp_envs
+from rmdp_envs.rewards import user_rewards_of
+from rmdp_train.policies import MultiPolicyActor
+from rmdp_train.users import UserTracker, user_bins
+from test_solvers import CHEETAH, RG, SMALL, check_result, only_run_dir, read_result, run_solver
+
+
+def _weights(run_dir) -> dict:
+    from safetensors.numpy import load_file
+    return load_file(str(run_dir / "policies.safetensors"))
+
+
+@pytest.mark.parametrize("solver,env_id,runs", [
+    ("em", CHEETAH, [("main", 1), ("workers", 1), ("workers", 3)]),
+    ("cluster", RG, [("main", 0), ("workers", 2)]),  # discrete actions; a new sampler for phase 2
+    ("e2e", RG, [("main", 0), ("workers", 3)]),
+])
+def test_rollout_workers_gives_the_numbers_of_main(solver, env_id, runs, tmp_path):
+    """Same seed and flags: --rollout workers trains exactly what --rollout main does, with any number of workers."""
+    outcomes = []
+    for rollout, workers in runs:
+        out = tmp_path / f"{rollout}{workers}"
+        run_solver(solver, out, "--env-id", env_id, "--k", "3", *SMALL[env_id], "--rollout", rollout,
+                   "--num-workers", str(workers), "--save-model", "--seed", "4")
+        run_dir = only_run_dir(out)
+        outcomes.append((read_result(run_dir), _weights(run_dir)))
+    (first, w1) = outcomes[0]
+    check_result(first, solver, env_id, 3, first["n_agents"])
+    for result, weights in outcomes[1:]:
+        assert result["utility"] == first["utility"] and result["welfare"] == first["welfare"]
+        assert weights.keys() == w1.keys() and all(np.array_equal(weights[key], w1[key]) for key in w1)
+
+
+def test_rollout_workers_resumes_after_interruption(tmp_path):
+    flags = ["--env-id", RG, "--k", "5", *SMALL[RG], "--checkpoint-every", "2", "--rollout", "workers", "--num-workers", "1"]
+    proc = run_solver("em", tmp_path, *flags, "--interrupt-after", "3")
+    assert "interrupted after iteration 4" in proc.stdout
+    run_dir = only_run_dir(tmp_path)
+    proc = run_solver("em", tmp_path, "--resume", str(run_dir))
+    assert "at iteration 4" in proc.stdout
+    result = read_result(run_dir)
+    check_result(result, "em", RG, 5, 25)
+    assert result["transitions"] == 3200
+
+
+@pytest.mark.parametrize("flags", [
+    ["--rollout", "workers", "--num-workers", "0"],
+    ["--rollout", "workers", "--num-workers", "1", "--main-share", "0.5"],
+])
+def test_rollout_workers_bad_flags_one_line_error(flags, tmp_path):
+    proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--rollout workers" in lines[0], proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_family_refuses_rollout_workers(tmp_path):
+    proc = run_solver("family", tmp_path, "--rollout", "workers", "--num-workers", "1", check=False, timeout=60)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--rollout workers" in lines[0], proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("n,max_bins", [(12, 128), (300, 8)])  # one output per user; users pooled into bins
+def test_user_tracker_steps_equals_step_by_step(n, max_bins):
+    env = rmdp_envs.make(CHEETAH, n_agents=n)
+    user_rewards = user_rewards_of(env)
+    bins = user_bins(np.asarray(env.unwrapped.population.to_dict()["params"]), max_bins)
+    k, m, T = 2, 3, 40
+    rng = np.random.default_rng(0)
+    stats = rng.uniform(-1, 4, (T, k * m, user_rewards.dim))
+    finished = rng.random((T, k * m)) < 0.1
+
+    class State:
+        def __init__(self):
+            self.utility, self.seen = np.zeros((k, n)), np.zeros(k, dtype=bool)
+
+    one, many = State(), State()
+    a, b = UserTracker(user_rewards, k, m, 0.9, bins), UserTracker(user_rewards, k, m, 0.9, bins)
+    step_by_step = np.stack([a.step(stats[t], finished[t], one) for t in range(T)])
+    at_once = b.steps(stats, finished, many)
+    assert np.array_equal(step_by_step, at_once)
+    assert np.array_equal(one.utility, many.utility) and np.array_equal(one.seen, many.seen)
+
+
+@pytest.mark.parametrize("shared_torso", [False, True])
+def test_forward_of_a_subset_of_policies_matches_the_full_pass(shared_torso):
+    torch.manual_seed(0)
+    actor = MultiPolicyActor(5, 7, 3, (16, 16), shared_torso=shared_torso)
+    x = torch.randn(5, 4, 7)
+    with torch.no_grad():
+        full, part = actor(x)[1:3], actor(x[1:3], slice(1, 3))
+    torch.testing.assert_close(part, full)
+
+
+def test_submissions_record_rollout_only_when_it_changes_the_method():
+    from leaderboard.protocol import recorded_hyperparameters
+    from leaderboard.reproduce import PROCESS_FLAGS, process_flags
+
+    base = {"seed": 3, "learning_rate": 3e-4, "num_workers": 2}
+    assert recorded_hyperparameters({**base, "rollout": "main"}) == {"learning_rate": 3e-4}
+    assert recorded_hyperparameters({**base, "rollout": "workers"}) == {"learning_rate": 3e-4, "rollout": "workers"}
+    assert process_flags({"rollout": "main"}) == PROCESS_FLAGS
+    flags = process_flags({"rollout": "workers"})
+    assert flags[flags.index("--num-workers") + 1] == "1"
+    json.dumps(flags)
