@@ -121,3 +121,35 @@ def test_submissions_record_rollout_only_when_it_changes_the_method():
     flags = process_flags({"rollout": "workers"})
     assert flags[flags.index("--num-workers") + 1] == "1"
     json.dumps(flags)
+
+
+def _wait_at_barrier(barrier, index, queue):
+    import threading
+    try:
+        barrier.wait(index)
+        queue.put("passed")
+    except threading.BrokenBarrierError:
+        queue.put("broken")
+
+
+def test_step_barrier_meets_and_abort_wakes_the_waiters():
+    """The per-step barrier lets workers through together, and a failing worker's abort() frees the others at once."""
+    import multiprocessing as mp
+    import time
+    from rmdp_train.rollout import StepBarrier
+
+    ctx = mp.get_context("forkserver")
+    barrier, queue = StepBarrier(ctx, 3), ctx.Queue()
+    procs = [ctx.Process(target=_wait_at_barrier, args=(barrier, i, queue)) for i in (1, 2)]
+    for p in procs:
+        p.start()
+    barrier.wait(0)  # the leader: returns once both others arrived
+    assert sorted(queue.get(timeout=30) for _ in procs) == ["passed", "passed"]
+    for p in procs:
+        p.join(timeout=30)
+    waiter = ctx.Process(target=_wait_at_barrier, args=(barrier, 1, queue))
+    waiter.start()
+    start = time.time()
+    barrier.abort()  # as a worker that failed mid-rollout
+    assert queue.get(timeout=30) == "broken" and time.time() - start < 30
+    waiter.join(timeout=30)
