@@ -249,16 +249,8 @@ class RMDPAsyncVectorEnv(VectorEnv):
         self._slices = split_copies(num_envs, int(num_workers), default_main_share(num_workers) if main_share is None
                                      else main_share)
         mode = str(AutoresetMode(autoreset_mode).value)
-        ctx = mp.get_context(context)
-        self._pipes, self._procs = [], []
-        for sl in self._slices[1:]:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs, sl.stop - sl.start, mode, rewards),
-                               daemon=True)
-            proc.start()
-            child.close()
-            self._pipes.append(parent)
-            self._procs.append(proc)
+        self._pipes, self._procs = start_workers(
+            mp.get_context(context), _worker, [(env_id, env_kwargs, sl.stop - sl.start, mode, rewards) for sl in self._slices[1:]])
         count = self._slices[0].stop
         # the slices that answer a step: this process's (when it steps any), then the workers'
         self._answering = self._slices if count else self._slices[1:]
@@ -335,6 +327,26 @@ class RMDPAsyncVectorEnv(VectorEnv):
         close_workers(self._pipes, self._procs)
         if self._local is not None:
             self._local.close()
+
+
+def refuse_unguarded_start() -> None:
+    """Raise :data:`MAIN_GUARD_HINT` in a worker bootstrapping itself: it is importing a script whose
+    code starts workers outside an ``if __name__ == "__main__":`` guard."""
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise RuntimeError(MAIN_GUARD_HINT)
+
+
+def start_workers(ctx, target: Callable, worker_args: Sequence[tuple]) -> tuple[list, list]:
+    """One daemon process per entry of ``worker_args``, running ``target(pipe, *args)``: their pipes and processes."""
+    pipes, procs = [], []
+    for args in worker_args:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=target, args=(child, *args), daemon=True)
+        proc.start()
+        child.close()
+        pipes.append(parent)
+        procs.append(proc)
+    return pipes, procs
 
 
 def receive_all(pipes: list, close: Callable[[], None], starting: bool, what: str) -> list:
@@ -426,9 +438,8 @@ def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwa
     """
     _check_reward_mode(rewards)
     env_kwargs = dict(env_kwargs or {})
-    if num_workers and getattr(mp.current_process(), "_inheriting", False):
-        # a worker bootstrapping itself is importing an unguarded script: stop with the fix
-        raise RuntimeError(MAIN_GUARD_HINT)
+    if num_workers:
+        refuse_unguarded_start()
     probe = make(env_id, **env_kwargs)  # validates the id and kwargs once, with a clear error
     check_k(k, probe.unwrapped.population.n)
     m = copies_per_policy

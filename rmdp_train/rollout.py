@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from rmdp_envs.registration import make
-from rmdp_envs.vector import (MAIN_GUARD_HINT, RMDPVectorEnv, close_workers, make_vector_env, receive_all, serve_commands,
-                               split_copies)
+from rmdp_envs.vector import (RMDPVectorEnv, close_workers, make_vector_env, receive_all, refuse_unguarded_start,
+                               serve_commands, split_copies, start_workers)
 from rmdp_train.networks import gaussian_log_prob
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import _build
@@ -131,27 +131,18 @@ class WorkerSampler:
         self.bootstrap_truncated = args.bootstrap_truncated
         self.policy_index = np.repeat(np.arange(K), copies)  # each copy's policy
         self.buf = _Buffers(self.T, self.E, env.obs_dim, env.act_dim, env.discrete, users.outputs, device)
-        if getattr(mp.current_process(), "_inheriting", False):
-            raise RuntimeError(MAIN_GUARD_HINT)
+        refuse_unguarded_start()
         self._slices = split_copies(self.E, int(args.num_workers), 0.0)[1:]
         spec = dict(env_id=args.env_id, env_kwargs=run.env_kwargs, K=K, copies=copies, T=self.T,
-                    architecture=actor.architecture(), discrete=env.discrete, act_dim=env.act_dim,
-                    action_low=env.action_low, action_high=env.action_high, obs_clip=obs_rms.clip,
+                    architecture=actor.architecture(), discrete=env.discrete, action_low=env.action_low, action_high=env.action_high, obs_clip=obs_rms.clip,
                     obs_epsilon=obs_rms.epsilon, norm_obs=obs_rms.enabled)
         ctx = mp.get_context(context)
         # every step's raw observations of all copies, for the statistics (two, alternating by step parity:
         # one barrier per step then keeps a fast worker from overwriting a step others still read)
         shared = [ctx.RawArray("d", self.E * env.obs_dim) for _ in range(2)]
         barrier = StepBarrier(ctx, len(self._slices))
-        self._pipes, self._procs = [], []
-        for index, sl in enumerate(self._slices):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_rollout_worker, args=(child, spec, sl.start, sl.stop, shared, barrier, index),
-                               daemon=True)
-            proc.start()
-            child.close()
-            self._pipes.append(parent)
-            self._procs.append(proc)
+        self._pipes, self._procs = start_workers(
+            ctx, _rollout_worker, [(spec, sl.start, sl.stop, shared, barrier, index) for index, sl in enumerate(self._slices)])
         self._receive_all(starting=True)
 
     def _receive_all(self, starting: bool = False) -> list:
@@ -218,7 +209,6 @@ class _RolloutWorker:
         # each copy's place in the grouped input (policies first..last-1, m rows each)
         self.group, self.row = torch.as_tensor(policy - self.first), torch.as_tensor(self.copies % m)
         self.discrete = spec["discrete"]
-        self.width = self.actor.out_dim if self.discrete else spec["act_dim"]
         self.rms = RunningMeanStd((self.actor.obs_dim,), clip=spec["obs_clip"], epsilon=spec["obs_epsilon"],
                                   enabled=spec["norm_obs"])
         self.raw_obs = None
@@ -240,7 +230,7 @@ class _RolloutWorker:
 
     @torch.no_grad()
     def collect(self, weights: dict, statistics: dict, noise: np.ndarray) -> dict:
-        """``T`` steps of these copies with the given weights and action noise ``(T, copies, width)``, from the
+        """``T`` steps of these copies with the given weights and action noise ``(T, copies, out_dim)``, from the
         given observation statistics."""
         self.actor.load_state_dict({name: torch.from_numpy(w) for name, w in weights.items()})
         self.rms.load_state_dict(statistics)
@@ -248,7 +238,7 @@ class _RolloutWorker:
         group, row, policies = self.group, self.row, slice(self.first, self.last)
         noise = torch.from_numpy(noise)
         out = {"obs": np.empty((T, count, obs_dim), dtype=np.float32),
-               "actions": np.empty((T, count) if discrete else (T, count, self.width), dtype=np.float32),
+               "actions": np.empty((T, count) if discrete else (T, count, self.actor.out_dim), dtype=np.float32),
                "logprobs": np.empty((T, count), dtype=np.float32), "stats": None,
                "terminations": np.empty((T, count), dtype=bool), "truncations": np.empty((T, count), dtype=bool),
                "finals": []}

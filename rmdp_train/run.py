@@ -30,6 +30,7 @@ from rmdp_train.checkpoint import TrainState
 from rmdp_train.cli import check_run_args, env_kwargs_from, fail
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import MultiPolicyActor, PolicySet, policy_spec, save_policies
+from rmdp_train.rollout import ROLLOUT_MODES
 from rmdp_train.users import user_bins
 
 
@@ -80,7 +81,7 @@ class Run:
     """
 
     def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None,
-                 rollouts: tuple[str, ...] = ("main", "workers")):
+                 rollouts: tuple[str, ...] = ROLLOUT_MODES):
         self.args, self.solver = args, solver
         if args.rollout not in rollouts:
             fail(f"--rollout {args.rollout}: the {solver} solver supports {' and '.join(rollouts)} only")

@@ -72,25 +72,14 @@ class UserTracker:
             self._episodes = user_rewards.episode_returns(k * m)
 
     def step(self, stats: np.ndarray, finished: np.ndarray, state) -> np.ndarray:
-        if self.per_user:
-            rewards = self.user_rewards.rewards(stats)  # (E, n) float32, the vectors the env would have returned
-            np.add(self._sums, rewards, out=self._sums)
-            for e in np.flatnonzero(finished):
-                self._fold(state, self.policy[e], self._sums[e])
-            self._sums[finished] = 0.0
-            return rewards
-        rewards = self._pool(stats)
-        self._episodes.add(stats)
-        if finished.any():
-            self._fold_together(state, finished)
-        return rewards
+        return self.steps(stats[None], finished[None], state)[0]
 
     def steps(self, stats: np.ndarray, finished: np.ndarray, state) -> np.ndarray:
         """:meth:`step` over a whole rollout, ``stats`` ``(T, E, dim)`` and ``finished`` ``(T, E)``: the same
         rewards ``(T, E, outputs)`` and the same folds in step order, the rewards built in one numpy pass."""
         T, E = finished.shape
         flat = stats.reshape(T * E, -1)
-        if self.per_user:
+        if self.per_user:  # (E, n) float32 per step: the vectors the env would have returned
             rewards = self.user_rewards.rewards(flat).reshape(T, E, -1)
             for t in range(T):
                 np.add(self._sums, rewards[t], out=self._sums)
