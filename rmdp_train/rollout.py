@@ -26,7 +26,9 @@ chosen by ``--rollout``:
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -275,6 +277,10 @@ class _RolloutWorker:
 BARRIER_TIMEOUT_S = 300.0
 
 
+#: How long a worker polls the barrier's semaphore before it sleeps on it (:class:`StepBarrier`).
+BARRIER_SPIN_S = 0.002
+
+
 class StepBarrier:
     """A barrier for worker processes that meet once per env step, on semaphores.
 
@@ -284,15 +290,35 @@ class StepBarrier:
     ``go`` token (one per worker, so a fast worker cannot take a slow one's). Semaphores also order
     the memory writes before them, which the shared observation arrays rely on. ``abort()`` wakes
     everyone with :class:`threading.BrokenBarrierError`, as a failing worker must.
+
+    A waiter first polls its semaphore (non-blocking, yielding the core between polls) for up to
+    ``spin_s`` seconds and only then sleeps on it: in a rollout the barrier is met every step,
+    some 800 us of work apart, and a sleeping worker's wake-up cost the two workers of the 2-core
+    machine 15 of their 55 us per transition (HalfCheetah, 20 copies each); polling, 4.
+    ``spin_s`` defaults to ``BARRIER_SPIN_S`` where every party has a core of its own, else 0
+    (a poller would take the core of the worker it waits for).
     """
 
-    def __init__(self, ctx, parties: int):
+    def __init__(self, ctx, parties: int, spin_s: float | None = None):
         self.parties = parties
         self.arrived = ctx.Semaphore(0)
         self.go = [ctx.Semaphore(0) for _ in range(parties)]
         self.broken = ctx.RawValue("b", 0)
+        if spin_s is None:
+            spin_s = BARRIER_SPIN_S if parties <= len(os.sched_getaffinity(0)) else 0.0
+        self.spin_s = float(spin_s)
 
     def _acquire(self, semaphore) -> None:
+        if self.spin_s > 0.0:
+            deadline = time.perf_counter() + self.spin_s
+            while not semaphore.acquire(False):
+                if time.perf_counter() > deadline:
+                    break
+                os.sched_yield()
+            else:
+                if self.broken.value:
+                    raise threading.BrokenBarrierError("another rollout worker failed or stopped answering")
+                return
         if not semaphore.acquire(timeout=BARRIER_TIMEOUT_S) or self.broken.value:
             raise threading.BrokenBarrierError("another rollout worker failed or stopped answering")
 

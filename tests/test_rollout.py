@@ -132,14 +132,15 @@ def _wait_at_barrier(barrier, index, queue):
         queue.put("broken")
 
 
-def test_step_barrier_meets_and_abort_wakes_the_waiters():
+@pytest.mark.parametrize("spin_s", [0.0, 5.0])  # sleeping waiters; polling ones (a budget longer than the test)
+def test_step_barrier_meets_and_abort_wakes_the_waiters(spin_s):
     """The per-step barrier lets workers through together, and a failing worker's abort() frees the others at once."""
     import multiprocessing as mp
     import time
     from rmdp_train.rollout import StepBarrier
 
     ctx = mp.get_context("forkserver")
-    barrier, queue = StepBarrier(ctx, 3), ctx.Queue()
+    barrier, queue = StepBarrier(ctx, 3, spin_s=spin_s), ctx.Queue()
     procs = [ctx.Process(target=_wait_at_barrier, args=(barrier, i, queue)) for i in (1, 2)]
     for p in procs:
         p.start()
