@@ -208,8 +208,9 @@ class _RolloutWorker:
         self.copies = np.arange(start, stop)
         policy = self.copies // m
         self.first, self.last = int(policy.min()), int(policy.max()) + 1  # the policies these copies follow
-        # each copy's place in the grouped input (policies first..last-1, m rows each)
-        self.group, self.row = torch.as_tensor(policy - self.first), torch.as_tensor(self.copies % m)
+        # the grouped input holds policies first..last-1, m rows each; these copies are one contiguous run of its rows
+        self.group = torch.as_tensor(policy - self.first)
+        self.offset = start - self.first * m
         self.discrete = spec["discrete"]
         self.rms = RunningMeanStd((self.actor.obs_dim,), clip=spec["obs_clip"], epsilon=spec["obs_epsilon"],
                                   enabled=spec["norm_obs"])
@@ -237,7 +238,7 @@ class _RolloutWorker:
         self.actor.load_state_dict({name: torch.from_numpy(w) for name, w in weights.items()})
         self.rms.load_state_dict(statistics)
         T, count, obs_dim, discrete, spec = self.T, len(self.copies), self.actor.obs_dim, self.discrete, self.spec
-        group, row, policies = self.group, self.row, slice(self.first, self.last)
+        policies, rows = slice(self.first, self.last), slice(self.offset, self.offset + count)
         noise = torch.from_numpy(noise)
         out = {"obs": np.empty((T, count, obs_dim), dtype=np.float32),
                "actions": np.empty((T, count) if discrete else (T, count, self.actor.out_dim), dtype=np.float32),
@@ -245,29 +246,35 @@ class _RolloutWorker:
                "terminations": np.empty((T, count), dtype=bool), "truncations": np.empty((T, count), dtype=bool),
                "finals": []}
         grouped = torch.zeros((self.last - self.first, spec["copies"], obs_dim))
-        log_std = None if discrete else self.actor.log_std[group + self.first]
+        grouped_rows = grouped.view(-1, obs_dim)[rows]  # these copies' rows of the policies' input
+        heads = torch.empty((T, count, self.actor.out_dim))  # each copy's own policy's output, every step
+        if not discrete:
+            log_std = self.actor.log_std[self.group + self.first]
+            std = log_std.exp()
         raw_obs, stats = self.raw_obs, []
         for t in range(T):
             obs = self.rms.normalize(raw_obs)
             out["obs"][t] = obs
-            grouped[group, row] = torch.from_numpy(obs)
-            head = self.actor(grouped, policies)[group, row]  # (count, out_dim): each copy's own policy
+            grouped_rows.copy_(torch.from_numpy(obs))
+            head = heads[t] = self.actor(grouped, policies).view(-1, self.actor.out_dim)[rows]
             if discrete:
                 logp_all = torch.log_softmax(head, dim=-1)
                 gumbel = -torch.log(-torch.log(noise[t].clamp(1e-20, 1.0)))  # as MultiPolicyAgent.get_action
                 action = (logp_all + gumbel).argmax(dim=-1)
-                logprob = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+                out["logprobs"][t] = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1).numpy()
                 env_action = action.numpy()
             else:
-                action = head + log_std.exp() * noise[t]
-                logprob = gaussian_log_prob(head, log_std, action)
+                action = head + std * noise[t]
                 env_action = np.clip(action.numpy(), spec["action_low"], spec["action_high"])
-            out["actions"][t], out["logprobs"][t] = action.numpy(), logprob.numpy()
+            out["actions"][t] = action.numpy()
             raw_obs, reward, out["terminations"][t], out["truncations"][t], infos = self.envs.step(env_action)
             stats.append(reward)
-            for c in np.flatnonzero(out["truncations"][t] & ~out["terminations"][t]):  # before this step's update, as main
-                out["finals"].append((t, int(c), self.rms.normalize(infos["final_obs"][c])))
+            if "final_obs" in infos:  # before this step's update, as main
+                for c in np.flatnonzero(out["truncations"][t] & ~out["terminations"][t]):
+                    out["finals"].append((t, int(c), self.rms.normalize(infos["final_obs"][c])))
             self._update_statistics(t, raw_obs)
+        if not discrete:  # the whole rollout's log-probabilities at once: elementwise, the same numbers as step by step
+            out["logprobs"][:] = gaussian_log_prob(heads, log_std, torch.from_numpy(out["actions"])).numpy()
         self.raw_obs = raw_obs
         out["stats"], out["next_obs"], out["obs_rms"] = np.stack(stats), self.rms.normalize(raw_obs), self.rms.state_dict()
         return out

@@ -25,17 +25,22 @@ def _weights(run_dir) -> dict:
     return load_file(str(run_dir / "policies.safetensors"))
 
 
-@pytest.mark.parametrize("solver,env_id,runs", [
-    ("em", CHEETAH, [("main", 1), ("workers", 1), ("workers", 3)]),
-    ("cluster", RG, [("main", 0), ("workers", 2)]),  # discrete actions; a new sampler for phase 2
-    ("e2e", RG, [("main", 0), ("workers", 3)]),
+# episodes of 40 steps: time-limit truncations (their bootstrapped final observations) inside every rollout
+TRUNCATING = ["--env-kwargs", '{"max_episode_steps": 40}']
+
+
+@pytest.mark.parametrize("solver,env_id,extra,runs", [
+    ("em", CHEETAH, [], [("main", 1), ("workers", 1), ("workers", 3)]),
+    ("em", CHEETAH, TRUNCATING, [("main", 1), ("workers", 2)]),
+    ("cluster", RG, [], [("main", 0), ("workers", 2)]),  # discrete actions; a new sampler for phase 2
+    ("e2e", RG, [], [("main", 0), ("workers", 3)]),
 ])
-def test_rollout_workers_gives_the_numbers_of_main(solver, env_id, runs, tmp_path):
+def test_rollout_workers_gives_the_numbers_of_main(solver, env_id, extra, runs, tmp_path):
     """Same seed and flags: --rollout workers trains exactly what --rollout main does, with any number of workers."""
     outcomes = []
     for rollout, workers in runs:
         out = tmp_path / f"{rollout}{workers}"
-        run_solver(solver, out, "--env-id", env_id, "--k", "3", *SMALL[env_id], "--rollout", rollout,
+        run_solver(solver, out, "--env-id", env_id, "--k", "3", *SMALL[env_id], *extra, "--rollout", rollout,
                    "--num-workers", str(workers), "--save-model", "--seed", "4")
         run_dir = only_run_dir(out)
         outcomes.append((read_result(run_dir), _weights(run_dir)))
