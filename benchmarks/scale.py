@@ -8,6 +8,7 @@ whole wall time, start-up, learning and final evaluation included. Writes
 
     python benchmarks/scale.py                     # every case of issue 11 (about 20 minutes on 2 cores)
     python benchmarks/scale.py --cases throughput  # n = 100 vs 100,000 only
+    python benchmarks/scale.py --cases grid        # the welfare case at n = 100 with evenly spaced targets
 
 Targets (issue 11): at k = 10, n = 100,000 runs at >= 50% of the transitions/s of n = 100 within
 4 GB; n = 10^6 completes 1M transitions within 12 GB; EM's welfare as a fraction of the k-policy
@@ -36,13 +37,14 @@ from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
 
 CHEETAH = "rmdp/HalfCheetahSpeed-v0"
-CASES = ("throughput", "million", "welfare", "refusal")
+CASES = ("throughput", "million", "welfare", "grid", "refusal")
 
 
 @dataclass
 class Args:
     cases: list[str] = field(default_factory=lambda: list(CASES))
-    """which cases: throughput (n = 100 vs 100,000), million (n = 10^6), welfare (fraction of W_k), refusal"""
+    """which cases: throughput (n = 100 vs 100,000), million (n = 10^6), welfare (fraction of W_k), grid (the welfare
+    case at n = 100 with evenly spaced targets: a small population without a random draw's clumps), refusal"""
     k: int = 10
     """policies"""
     throughput_timesteps: int = 400_000
@@ -115,11 +117,20 @@ def run_em(n: int, k: int, timesteps: int, seed: int, num_workers: int, extra: l
         return row
 
 
-def k_bound(n: int, k: int) -> dict:
+def k_bound(n: int, k: int, population: str = "uniform") -> dict:
     import rmdp_envs  # noqa: PLC0415
 
-    env = rmdp_envs.make(CHEETAH, n_agents=n)
+    env = rmdp_envs.make(CHEETAH, n_agents=n, population=population)
     return env.unwrapped.welfare_upper_bound(k)
+
+
+def with_fraction(row: dict, bound: dict) -> dict:
+    """``row`` with W_k and the welfare (best response; and the assignment's) as fractions of it."""
+    row.update(w_k=bound["welfare"], w_k_derivation=bound["derivation"])
+    if row["returncode"] == 0:
+        row.update(fraction=round(row["best_welfare"] / bound["welfare"], 4),
+                   fraction_assignment=round(row["welfare"] / bound["welfare"], 4))
+    return row
 
 
 def main(args: Args) -> None:
@@ -129,7 +140,11 @@ def main(args: Args) -> None:
     out = Path(args.out)
     path = out / "scale.json"
     report = json.loads(path.read_text()) if path.is_file() else {}
-    report.update(machine=hardware(), commit=git_commit(ROOT), versions=library_versions(), env_id=CHEETAH)
+    for case in CASES:  # cases kept from an earlier run keep that run's provenance
+        if case in report:
+            report[case].setdefault("provenance", {key: report.get(key) for key in ("machine", "commit", "versions")})
+    provenance = dict(machine=hardware(), commit=git_commit(ROOT), versions=library_versions())
+    report.update(provenance, env_id=CHEETAH)
     if "throughput" in args.cases:
         rows = [run_em(n, args.k, args.throughput_timesteps, args.seed, args.num_workers) for n in (100, 100_000)]
         small, large = rows
@@ -147,12 +162,8 @@ def main(args: Args) -> None:
                 and r.get("timesteps") == args.welfare_timesteps}
         for seed in args.welfare_seeds:
             for n in (100, 100_000):
-                row = run_em(n, args.k, args.welfare_timesteps, seed, args.num_workers)
-                row.update(w_k=bounds[n]["welfare"], w_k_derivation=bounds[n]["derivation"])
-                if row["returncode"] == 0:
-                    row.update(fraction=round(row["best_welfare"] / bounds[n]["welfare"], 4),
-                               fraction_assignment=round(row["welfare"] / bounds[n]["welfare"], 4))
-                kept[(n, seed)] = row
+                kept[(n, seed)] = row = with_fraction(run_em(n, args.k, args.welfare_timesteps, seed, args.num_workers),
+                                                      bounds[n])
                 print(json.dumps(row), flush=True)
         rows = [kept[key] for key in sorted(kept)]
         means = {n: float(np.mean([r["fraction"] for r in rows if r["n"] == n and "fraction" in r])) for n in (100, 100_000)}
@@ -160,10 +171,24 @@ def main(args: Args) -> None:
         report["welfare"] = {"rows": rows, "seeds": seeds, "mean_fraction": {str(n): round(v, 4) for n, v in means.items()},
                              "relative_difference": round(means[100_000] / means[100] - 1, 4),
                              "target": "mean fraction at n = 100,000 within 10% of the mean fraction at n = 100"}
+    if "grid" in args.cases:
+        bound = k_bound(100, args.k, "grid")
+        rows = [with_fraction(run_em(100, args.k, args.welfare_timesteps, seed, args.num_workers, ["--population", "grid"]),
+                              bound) for seed in args.welfare_seeds]
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        mean = float(np.mean([r["fraction"] for r in rows if "fraction" in r]))
+        large = report.get("welfare", {}).get("mean_fraction", {}).get("100000")
+        report["grid"] = {"rows": rows, "population": "grid", "seeds": list(args.welfare_seeds), "mean_fraction": round(mean, 4),
+                          "relative_difference_100k_uniform": None if large is None else round(large / mean - 1, 4),
+                          "question": "is the welfare case's gap the yardstick (a random draw of 100 targets clumps, "
+                                      "raising W_k) or the learning? n = 100 evenly spaced targets, the same runs otherwise"}
     if "refusal" in args.cases:
         row = run_em(10**9, args.k, 100_000, args.seed, args.num_workers)
         report["refusal"] = {"row": row, "target": "exits at once with one error: line"}
         print(json.dumps(report["refusal"], indent=1))
+    for case in args.cases:
+        report[case]["provenance"] = provenance
     atomic_write_json(path, report)
     atomic_write_text(out / "scale.md", markdown(report))
     plot(report, out / "scale.png")
@@ -172,12 +197,13 @@ def main(args: Args) -> None:
 
 def markdown(report: dict) -> str:
     lines = [f"# Scale: EM on {report['env_id']}", "",
-             f"Machine: {report['machine']}; commit {str(report['commit'])[:10]}. "
+             f"Machine: {report['machine']}; commit {str(report['commit'])[:10]} (each case's own in scale.json, "
+             "`provenance`). "
              "Transitions/s: whole run (start-up, learning, final evaluation) over wall time; memory: peak resident "
              "set of the solver and its env worker together.", "",
              "| case | n | k | transitions | wall s | transitions/s | peak RSS GB | welfare (best response) | fraction of W_k |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for case in ("throughput", "million", "welfare", "refusal"):
+    for case in ("throughput", "million", "welfare", "grid", "refusal"):
         if case not in report:
             continue
         rows = report[case]["rows"] if "rows" in report[case] else [report[case]["row"]]
@@ -194,6 +220,11 @@ def markdown(report: dict) -> str:
         lines += [f"Welfare as a fraction of W_k (best response, final evaluation), mean over seeds {w['seeds']}: "
                   f"n = 100: {w['mean_fraction']['100']}, n = 100,000: {w['mean_fraction']['100000']}; relative "
                   f"difference {w['relative_difference']} (target within +-0.10)."]
+    if "grid" in report:
+        g = report["grid"]
+        lines += [f"Grid control (case grid: n = 100 evenly spaced targets, seeds {g['seeds']}): mean fraction "
+                  f"{g['mean_fraction']}; n = 100,000 uniform against it: relative difference "
+                  f"{g['relative_difference_100k_uniform']}."]
     return "\n".join(lines) + "\n"
 
 
