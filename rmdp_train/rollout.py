@@ -248,6 +248,7 @@ class _RolloutWorker:
         grouped = torch.zeros((self.last - self.first, spec["copies"], obs_dim))
         grouped_rows = grouped.view(-1, obs_dim)[rows]  # these copies' rows of the policies' input
         heads = torch.empty((T, count, self.actor.out_dim))  # each copy's own policy's output, every step
+        layers = self.actor.layers(policies)  # these policies' weights, sliced once for the whole rollout
         if not discrete:
             log_std = self.actor.log_std[self.group + self.first]
             std = log_std.exp()
@@ -256,7 +257,7 @@ class _RolloutWorker:
             obs = self.rms.normalize(raw_obs)
             out["obs"][t] = obs
             grouped_rows.copy_(torch.from_numpy(obs))
-            head = heads[t] = self.actor(grouped, policies).view(-1, self.actor.out_dim)[rows]
+            head = heads[t] = self.actor.apply_layers(layers, grouped).view(-1, self.actor.out_dim)[rows]
             if discrete:
                 logp_all = torch.log_softmax(head, dim=-1)
                 gumbel = -torch.log(-torch.log(noise[t].clamp(1e-20, 1.0)))  # as MultiPolicyAgent.get_action
