@@ -60,6 +60,9 @@ class Args:
     run the policies too; the main process only learns)"""
     update_threads: Optional[int] = None
     """--update-threads of the solver runs (default: the solvers' own, 2)"""
+    repeats: int = 1
+    """measurements of each process count, one after the other (a shared host's rate moves between minutes:
+    the summary gives each count's median)"""
     tag: str = ""
     """appended to the file name: cores_{cores}{tag}.json"""
     out: str = "benchmarks/results"
@@ -137,9 +140,11 @@ def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float |
 
 def main(args: Args) -> None:
     cores = len(os.sched_getaffinity(0))  # the CPUs this process may use (taskset pins a share of a bigger host)
+    if args.repeats < 1:
+        sys.exit(f"error: --repeats must be at least 1, got {args.repeats}")
     rows = []
-    for p in args.processes:
-        row = {"processes": p, "raw": round(raw_rate(p, args.raw_steps)), "rollout": round(rollout_rate(p))}
+    for p, repeat in [(p, r) for p in args.processes for r in range(args.repeats)]:
+        row = {"processes": p, "repeat": repeat, "raw": round(raw_rate(p, args.raw_steps)), "rollout": round(rollout_rate(p))}
         if args.solver:
             workers = p if args.rollout == "workers" else p - 1  # "workers": the main process waits while they collect
             row["solver"] = solver_rate(workers, args.timesteps, args.num_envs, args.main_share, args.rollout,
@@ -148,7 +153,15 @@ def main(args: Args) -> None:
                 row["solver_to_raw"] = round(row["solver"]["transitions_per_s"] / row["raw"], 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    report = {"machine": hardware(), "cores": cores, "host_cpus": os.cpu_count(), "cpus": sorted(os.sched_getaffinity(0)), "commit": git_commit(ROOT), "versions": library_versions(),
+    summary = {}
+    for p in args.processes:
+        mine = [r for r in rows if r["processes"] == p]
+        summary[str(p)] = {"raw_median": float(np.median([r["raw"] for r in mine]))}
+        rates = [r["solver"]["transitions_per_s"] for r in mine if "transitions_per_s" in r.get("solver", {})]
+        if rates:
+            summary[str(p)].update(solver_median=float(np.median(rates)), solver_min=min(rates), solver_max=max(rates),
+                                   solver_to_raw_median=float(np.median([r["solver_to_raw"] for r in mine if "solver_to_raw" in r])))
+    report = {"machine": hardware(), "cores": cores, "summary": summary, "host_cpus": os.cpu_count(), "cpus": sorted(os.sched_getaffinity(0)), "commit": git_commit(ROOT), "versions": library_versions(),
               "env": "HalfCheetah-v5 dynamics; solver: em_ppo on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5", "rows": rows}
     path = Path(args.out) / f"cores_{cores}{args.tag}.json"
     atomic_write_json(path, report)
