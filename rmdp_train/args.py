@@ -78,9 +78,10 @@ class PPOArgs:
     rmdp_envs.vector.default_main_share: an equal share up to 3 workers, none from 4 on); results do not depend on it"""
     rollout: Literal["main", "workers"] = "main"
     """where the policies run while collecting: "main" (this process, one batched forward pass per step, beside the
-    env workers) or "workers" (each of the --num-workers processes runs the policies on its own copies for the whole
-    rollout, this process only learns: scales with cores; observations normalized with the rollout's starting
-    statistics, action noise drawn per copy, so its numbers differ from "main" but not with --num-workers)"""
+    env workers) or "workers" (each of the --num-workers processes runs the policies on its own copies for a whole
+    rollout and this process only learns; the same numbers as "main", bit for bit, with any --num-workers; on P
+    cores pass --num-workers P: EM on HalfCheetahSpeed 28,105 transitions/s on 2 cores against 20,387 with
+    "main", README "Cores")"""
     num_steps: Optional[int] = None
     """steps per copy in each rollout"""
     learning_rate: Optional[float] = None
