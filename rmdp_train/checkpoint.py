@@ -114,9 +114,24 @@ class TrainState:
     """seconds spent by earlier processes of this run (a resumed run adds its own)"""
     started: float = field(default_factory=time.time)
     """when this process started its clock (:meth:`start_clock`)"""
+    phase_seconds: dict = field(default_factory=dict)
+    """wall seconds by phase ("rollout", "learning", "evaluation"; the family's "selection"), over all processes of
+    the run (:meth:`lap`)"""
+    _mark: float = field(default_factory=time.time)
 
     def start_clock(self) -> None:
-        self.started = time.time()
+        self.started = self._mark = time.time()
+
+    def lap(self, phase: str, until: float | None = None) -> None:
+        """Charge the wall time since the last lap (or :meth:`start_clock`) up to ``until`` (default: now) to ``phase``.
+
+        The samplers charge "learning" when a rollout starts and "rollout" when it ends, and
+        :meth:`rmdp_train.run.Run.record_eval` charges "evaluation": ``result.json``'s ``phase_seconds``
+        then says where a run's time went without a profiler (start-up is outside the clock).
+        """
+        end = time.time() if until is None else until
+        self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + max(0.0, end - self._mark)
+        self._mark = max(self._mark, end)
 
     def elapsed(self) -> float:
         """Wall-clock seconds of the whole run so far, over all its processes."""
@@ -139,7 +154,8 @@ class TrainState:
         return save_checkpoint(run_dir, tensors, {
             "optimizers": meta, "obs_rms_count": self.obs_rms.count, "numpy_rng": self.rng.bit_generator.state,
             "global_step": self.global_step, "iteration": self.iteration, "wall_time_s": self.elapsed(),
-            "next_eval": self.next_eval, "eval_history": self.eval_history, "extra": self.extra})
+            "next_eval": self.next_eval, "eval_history": self.eval_history, "extra": self.extra,
+            "phase_seconds": self.phase_seconds})
 
     def load(self, run_dir: str | Path) -> None:
         tensors, state = load_checkpoint(run_dir)
@@ -159,3 +175,4 @@ class TrainState:
         self.seen = tensors["state/seen"].numpy().astype(bool)
         self.global_step, self.iteration, self.wall_time_s = state["global_step"], state["iteration"], state["wall_time_s"]
         self.next_eval, self.eval_history, self.extra = state["next_eval"], state["eval_history"], state["extra"]
+        self.phase_seconds = dict(state.get("phase_seconds", {}))  # checkpoints written before phases were kept have none

@@ -89,6 +89,7 @@ class MainProcessSampler:
         self.next_obs = torch.as_tensor(self.obs_rms.normalize(raw_obs), device=self.device)
 
     def collect(self, agent, state) -> Rollout:
+        state.lap("learning")  # everything since the last rollout: the update, the E-step, logging
         buf, env, obs_rms, E = self.buf, self.env, self.obs_rms, self.E
         truncated_finals = []
         next_obs = self.next_obs
@@ -111,6 +112,7 @@ class MainProcessSampler:
             obs_rms.update(raw_obs)
             next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=self.device)
         self.next_obs = next_obs
+        state.lap("rollout")
         return Rollout(buf.obs, buf.actions, buf.logprobs, buf.rewards, buf.ends, truncated_finals, next_obs)
 
     def close(self) -> None:
@@ -158,6 +160,7 @@ class WorkerSampler:
         self.obs_rms.update(raw_obs)
 
     def collect(self, agent, state) -> Rollout:
+        state.lap("learning")  # everything since the last rollout: the update, the E-step, logging
         buf, obs_rms, T, E = self.buf, self.obs_rms, self.T, self.E
         weights = {name: t.detach().cpu().numpy().copy() for name, t in agent.actor.state_dict().items()}
         # the noise main would draw, step by step: the Gaussian's, or the uniforms behind the Gumbel trick
@@ -189,6 +192,7 @@ class WorkerSampler:
             for t, e in zip(*np.nonzero(truncations & ~terminations)):
                 truncated_finals.append((int(t), int(e), finals[(t, e)]))
         next_obs = torch.as_tensor(np.concatenate([p["next_obs"] for p in parts]), device=self.device)
+        state.lap("rollout")
         return Rollout(buf.obs, buf.actions, buf.logprobs, buf.rewards, buf.ends, truncated_finals, next_obs)
 
     def close(self) -> None:

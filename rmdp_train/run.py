@@ -183,7 +183,9 @@ class Run:
                 "best_assignment": result.best_assignment}
 
     def record_eval(self, ev: dict[str, Any], state: TrainState, eval_start: float) -> dict[str, Any]:
-        """Log an evaluation to TensorBoard and the run's history."""
+        """Log an evaluation to TensorBoard and the run's history (and charge its time to the "evaluation" phase)."""
+        state.lap("learning", until=eval_start)
+        state.lap("evaluation")
         state.eval_history.append({"global_step": state.global_step, "wall_time_s": state.elapsed(),
                                    "eval_s": time.time() - eval_start, "welfare": ev["welfare"],
                                    "best_welfare": ev["best_welfare"]})
@@ -211,7 +213,7 @@ class Run:
             best_assignment=ev["best_assignment"], eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
             finished=finished, eval_history=state.eval_history, hardware=hardware(), torch_threads=args.torch_threads,
             run_name=self.name, rmdp_version=rmdp_envs.__version__, args=vars(args), versions=library_versions(),
-            extra=extra)
+            extra={"phase_seconds": {phase: round(s, 3) for phase, s in state.phase_seconds.items()}, **extra})
         result.write(self.dir)
         return result
 

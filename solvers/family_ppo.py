@@ -142,6 +142,7 @@ if __name__ == "__main__":
         optimizer.param_groups[0]["lr"] = lr
 
         # rollout: every copy serves its own user; a new user is drawn when its episode ends
+        state.lap("learning")  # the time since the last rollout (result.json's phase_seconds)
         truncated_finals = []
         for step in range(T):
             state.global_step += E
@@ -169,6 +170,7 @@ if __name__ == "__main__":
             obs_rms.update(raw_obs)
             next_obs = conditioned(raw_obs, users, obs_rms, zt)
         state.extra["users"] = users.tolist()
+        state.lap("rollout")
 
         advantages, returns = advantages_and_returns(agent.critic, obs_buf, next_obs, rewards_buf, ends_buf,
                                                      truncated_finals, policy_of_env, 1, args.gamma, args.gae_lambda)
@@ -215,6 +217,7 @@ if __name__ == "__main__":
     envs.close()
 
     # selection: the family at every candidate condition, one rollout batch gives every user's utility
+    sel_start = time.time()
     candidates = ConditionedActor(agent.actor, zt[cand].cpu())
     sel = rmdp_envs.evaluate(args.env_id, run.policy_set(candidates, obs_rms), len(cand), selection_episodes,
                              args.selection_seed, run.env_kwargs)
@@ -224,6 +227,8 @@ if __name__ == "__main__":
     state.assignment = sel.utility[chosen].argmax(axis=0)  # each user to its best chosen member
     print(f"selected members {cand[chosen].tolist()} of {len(cand)} candidates by {method}: "
           f"welfare {sel.utility[chosen].max(axis=0).mean():.4f} on the selection rollouts")
+    state.lap("learning", until=sel_start)
+    state.lap("selection")
 
     eval_start = time.time()
     ev = run.record_eval(run.evaluate(members, obs_rms, state.assignment, device), state, eval_start)

@@ -69,6 +69,9 @@ def check_result(result: dict, solver: str, env_id: str, k: int, n: int) -> None
     assert result["welfare"] == pytest.approx(utility[assignment, np.arange(n)].mean())
     assert result["transitions"] >= result["total_timesteps"] and result["finished"] is True
     assert result["wall_time_s"] > 0
+    phases = result["phase_seconds"]  # where the run's time went: the laps cover its clock, never more
+    assert {"rollout", "learning", "evaluation"} <= set(phases) and min(phases.values()) >= 0
+    assert sum(phases.values()) <= result["wall_time_s"] + 0.01
 
 
 @pytest.mark.parametrize("env_id", [RG, CHEETAH])
@@ -80,6 +83,7 @@ def test_solver_end_to_end_and_reload(solver, env_id, tmp_path):
     result = read_result(run_dir)
     n = 25 if env_id == RG else 10
     check_result(result, solver, env_id, 5, n)
+    assert sum(result["phase_seconds"].values()) >= 0.95 * result["wall_time_s"] - 0.05  # one process: all of it
     assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / "checkpoint.safetensors").is_file()
     policies = load_policies(run_dir)
     again = rmdp_envs.evaluate(env_id, policies, 5, result["eval_episodes"], result["eval_seed"], result["env_kwargs"])
