@@ -120,12 +120,16 @@ def rollout_rate(threads: int, copies: int = 1024, steps: int = 20) -> float:
 
 
 def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None, rollout: str = "main",
-                update_threads: int | None = None) -> dict:
+                update_threads: int | None = None, extra: list[str] | None = None) -> dict:
+    """One EM run (n = 100, k = 5) as a subprocess: its transitions over the whole wall time, its phases and welfare.
+
+    ``extra``: further solver flags (``benchmarks/update_cost.py`` varies the update with them).
+    """
     with tempfile.TemporaryDirectory(prefix="rmdp-cores-") as out:
         cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5",
                "--total-timesteps", str(timesteps), "--num-workers", str(workers), "--num-envs", str(num_envs),
                "--rollout", rollout, "--output-dir", out] + ([] if main_share is None else ["--main-share", str(main_share)])
-        cmd += [] if update_threads is None else ["--update-threads", str(update_threads)]
+        cmd += ([] if update_threads is None else ["--update-threads", str(update_threads)]) + list(extra or [])
         start = time.time()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.time() - start
@@ -135,7 +139,8 @@ def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float |
         return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],
                 "num_envs": num_envs, "main_share": result["args"]["main_share"],
                 "transitions": result["transitions"], "wall_s": round(wall, 1), "phase_seconds": result.get("phase_seconds"),
-                "transitions_per_s": round(result["transitions"] / wall), "best_welfare": result["best_welfare"]}
+                "transitions_per_s": round(result["transitions"] / wall), "best_welfare": result["best_welfare"],
+                "welfare": result["welfare"], "seed": result["seed"]}
 
 
 def main(args: Args) -> None:

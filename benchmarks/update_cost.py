@@ -1,0 +1,112 @@
+"""What a cheaper PPO update buys and costs: EM's throughput and final welfare under a few update budgets.
+
+On two cores the on-policy update is about 30% of a 2M-transition EM run (README "Cores",
+``result.json``'s ``phase_seconds``), and the rest of the way to 60% of the raw stepping rate goes
+through it. Fewer minibatches or epochs make it cheaper but change the learner, so each setting is
+run on the same seeds as the default and compared seed by seed (paired: same seed, same rollout
+noise until the policies part). EM on ``rmdp/HalfCheetahSpeed-v0``, n = 100, k = 5,
+``--rollout workers`` with one worker per core; one run at a time.
+
+    python benchmarks/update_cost.py                                   # default, 2 and 1 minibatches, seeds 0-2
+    python benchmarks/update_cost.py --settings 5x4 2x4 --seeds 0 1 2 3 4
+
+Writes ``{out}/update_cost.json`` and ``update_cost.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cores import solver_rate  # noqa: E402
+from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+
+DEFAULT = "5x4"  # the MuJoCo family's update_epochs x num_minibatches (rmdp_train.args.ENV_DEFAULTS)
+
+
+@dataclass
+class Args:
+    settings: list[str] = field(default_factory=lambda: [DEFAULT, "5x2", "5x1"])
+    """update budgets as EPOCHSxMINIBATCHES (--update-epochs, --num-minibatches); the first is the reference"""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """training seeds, the same for every setting"""
+    timesteps: int = 2_000_000
+    """transitions of each run"""
+    workers: int = 0
+    """rollout worker processes (0: one per core this process may use)"""
+    out: str = "benchmarks/results"
+    """folder for update_cost.json / update_cost.md"""
+
+
+def parse_setting(text: str) -> tuple[int, int]:
+    try:
+        epochs, minibatches = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        sys.exit(f"error: a setting is EPOCHSxMINIBATCHES such as 5x4, got {text!r}")
+    if epochs < 1 or minibatches < 1:
+        sys.exit(f"error: epochs and minibatches must be at least 1, got {text!r}")
+    return epochs, minibatches
+
+
+def main(args: Args) -> None:
+    settings = {text: parse_setting(text) for text in args.settings}
+    workers = args.workers or len(os.sched_getaffinity(0))
+    rows = []
+    for text, (epochs, minibatches) in settings.items():
+        for seed in args.seeds:
+            row = solver_rate(workers, args.timesteps, 8, rollout="workers",
+                              extra=["--seed", str(seed), "--update-epochs", str(epochs), "--num-minibatches", str(minibatches)])
+            row.update(setting=text, update_epochs=epochs, num_minibatches=minibatches)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    reference = {r["seed"]: r for r in rows if r["setting"] == args.settings[0] and "best_welfare" in r}
+    summary = {}
+    for text in settings:
+        mine = [r for r in rows if r["setting"] == text and "best_welfare" in r]
+        paired = [r["best_welfare"] - reference[r["seed"]]["best_welfare"] for r in mine if r["seed"] in reference]
+        summary[text] = {"transitions_per_s_median": float(np.median([r["transitions_per_s"] for r in mine])),
+                         "learning_s_median": float(np.median([r["phase_seconds"]["learning"] for r in mine])),
+                         "best_welfare_mean": float(np.mean([r["best_welfare"] for r in mine])),
+                         "best_welfare_minus_reference": paired}
+    report = {"machine": hardware(), "commit": git_commit(ROOT), "versions": library_versions(), "workers": workers,
+              "env": "EM on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, 8 copies per policy, --rollout workers",
+              "reference": args.settings[0], "rows": rows, "summary": summary}
+    out = Path(args.out)
+    atomic_write_json(out / "update_cost.json", report)
+    atomic_write_text(out / "update_cost.md", markdown(report))
+    print(f"wrote {out / 'update_cost.json'}, {out / 'update_cost.md'}")
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Update cost: {report['env']}", "",
+             f"{report['machine']}; commit {str(report['commit'])[:10]}; {report['workers']} rollout workers; final "
+             f"evaluation's best-response welfare; paired differences against {report['reference']} (same seed).", "",
+             "| setting (epochs x minibatches) | seed | transitions/s | learning s | rollout s | best welfare |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        if "best_welfare" in r:
+            lines.append(f"| {r['setting']} | {r['seed']} | {r['transitions_per_s']:,} | {r['phase_seconds']['learning']:.1f} | "
+                         f"{r['phase_seconds']['rollout']:.1f} | {r['best_welfare']:.2f} |")
+        else:
+            lines.append(f"| {r['setting']} | - | error: {' '.join(r.get('error', []))[:120]} | | | |")
+    lines += ["", "| setting | median transitions/s | median learning s | mean best welfare | minus the reference, per seed |",
+              "|---|---:|---:|---:|---|"]
+    for text, s in report["summary"].items():
+        diffs = ", ".join(f"{d:+.2f}" for d in s["best_welfare_minus_reference"])
+        lines.append(f"| {text} | {s['transitions_per_s_median']:,.0f} | {s['learning_s_median']:.1f} | "
+                     f"{s['best_welfare_mean']:.2f} | {diffs} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
