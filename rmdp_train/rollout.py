@@ -306,7 +306,7 @@ class StepBarrier:
     A waiter first polls its semaphore (non-blocking, yielding the core between polls) for up to
     ``spin_s`` seconds and only then sleeps on it: in a rollout the barrier is met every step,
     some 800 us of work apart, and a sleeping worker's wake-up cost the two workers of the 2-core
-    machine 15 of their 55 us per transition (HalfCheetah, 20 copies each); polling, 4.
+    machine 15 of their 55 us per transition (HalfCheetah, 20 copies each); polling, 5 to 6.
     ``spin_s`` defaults to ``BARRIER_SPIN_S`` where every party has a core of its own, else 0
     (a poller would take the core of the worker it waits for).
     """
