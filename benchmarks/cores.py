@@ -38,7 +38,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
 
 
 @dataclass
@@ -144,7 +144,7 @@ def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float |
 
 
 def main(args: Args) -> None:
-    cores = len(os.sched_getaffinity(0))  # the CPUs this process may use (taskset pins a share of a bigger host)
+    cores = usable_cores()  # the CPUs this process may use (taskset pins a share of a bigger host)
     if args.repeats < 1:
         sys.exit(f"error: --repeats must be at least 1, got {args.repeats}")
     rows = []

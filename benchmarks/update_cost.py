@@ -16,7 +16,6 @@ Writes ``{out}/update_cost.json`` and ``update_cost.md``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cores import solver_rate  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
 
 DEFAULT = "5x4"  # the MuJoCo family's update_epochs x num_minibatches (rmdp_train.args.ENV_DEFAULTS)
 
@@ -60,7 +59,7 @@ def parse_setting(text: str) -> tuple[int, int]:
 
 def main(args: Args) -> None:
     settings = {text: parse_setting(text) for text in args.settings}
-    workers = args.workers or len(os.sched_getaffinity(0))
+    workers = args.workers or usable_cores()
     rows = []
     for text, (epochs, minibatches) in settings.items():
         for seed in args.seeds:

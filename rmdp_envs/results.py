@@ -164,6 +164,14 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on: its affinity set where the OS has one (``taskset`` pins a share of a
+    bigger host), else the machine's logical cores."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def hardware() -> str:
     """A one-line description of the machine: CPU model, cores, accelerator (if torch is loaded)."""
     cpu = platform.processor() or platform.machine()

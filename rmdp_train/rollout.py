@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from rmdp_envs.registration import make
+from rmdp_envs.results import usable_cores
 from rmdp_envs.vector import (RMDPVectorEnv, close_workers, make_vector_env, receive_all, refuse_unguarded_start,
                                serve_commands, split_copies, start_workers)
 from rmdp_train.networks import gaussian_log_prob
@@ -251,9 +252,9 @@ class _RolloutWorker:
                "finals": []}
         grouped = torch.zeros((self.last - self.first, spec["copies"], obs_dim))
         grouped_rows = grouped.view(-1, obs_dim)[rows]  # these copies' rows of the policies' input
-        heads = torch.empty((T, count, self.actor.out_dim))  # each copy's own policy's output, every step
         layers = self.actor.layers(policies)  # these policies' weights, sliced once for the whole rollout
         if not discrete:
+            heads = torch.empty((T, count, self.actor.out_dim))  # each copy's Gaussian mean, every step
             log_std = self.actor.log_std[self.group + self.first]
             std = log_std.exp()
         raw_obs, stats = self.raw_obs, []
@@ -261,7 +262,7 @@ class _RolloutWorker:
             obs = self.rms.normalize(raw_obs)
             out["obs"][t] = obs
             grouped_rows.copy_(torch.from_numpy(obs))
-            head = heads[t] = self.actor.apply_layers(layers, grouped).view(-1, self.actor.out_dim)[rows]
+            head = self.actor.apply_layers(layers, grouped).view(-1, self.actor.out_dim)[rows]  # each copy's own policy
             if discrete:
                 logp_all = torch.log_softmax(head, dim=-1)
                 gumbel = -torch.log(-torch.log(noise[t].clamp(1e-20, 1.0)))  # as MultiPolicyAgent.get_action
@@ -269,6 +270,7 @@ class _RolloutWorker:
                 out["logprobs"][t] = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1).numpy()
                 env_action = action.numpy()
             else:
+                heads[t] = head
                 action = head + std * noise[t]
                 env_action = np.clip(action.numpy(), spec["action_low"], spec["action_high"])
             out["actions"][t] = action.numpy()
@@ -317,21 +319,16 @@ class StepBarrier:
         self.go = [ctx.Semaphore(0) for _ in range(parties)]
         self.broken = ctx.RawValue("b", 0)
         if spin_s is None:
-            spin_s = BARRIER_SPIN_S if parties <= len(os.sched_getaffinity(0)) else 0.0
+            spin_s = BARRIER_SPIN_S if parties <= usable_cores() else 0.0
         self.spin_s = float(spin_s)
 
     def _acquire(self, semaphore) -> None:
-        if self.spin_s > 0.0:
-            deadline = time.perf_counter() + self.spin_s
-            while not semaphore.acquire(False):
-                if time.perf_counter() > deadline:
-                    break
-                os.sched_yield()
-            else:
-                if self.broken.value:
-                    raise threading.BrokenBarrierError("another rollout worker failed or stopped answering")
-                return
-        if not semaphore.acquire(timeout=BARRIER_TIMEOUT_S) or self.broken.value:
+        deadline = time.perf_counter() + self.spin_s
+        acquired = semaphore.acquire(False)
+        while not acquired and time.perf_counter() < deadline:  # poll, yielding the core between tries
+            os.sched_yield()
+            acquired = semaphore.acquire(False)
+        if not (acquired or semaphore.acquire(timeout=BARRIER_TIMEOUT_S)) or self.broken.value:
             raise threading.BrokenBarrierError("another rollout worker failed or stopped answering")
 
     def wait(self, index: int) -> None:

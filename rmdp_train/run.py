@@ -9,7 +9,6 @@ live policies through the same code path as saved ones, and writes :class:`rmdp_
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import rmdp_envs
 from rmdp_envs import RunResult
 from rmdp_envs.files import atomic_write_json
 from rmdp_envs.rewards import user_rewards_of
-from rmdp_envs.results import git_commit, hardware, library_versions
+from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores
 from rmdp_train.args import PPOArgs, saved_args
 from rmdp_train.checkpoint import TrainState
 from rmdp_train.cli import check_run_args, env_kwargs_from, fail
@@ -70,7 +69,7 @@ def default_update_threads(rollout: str) -> int:
     """
     if rollout != "workers":
         return 2
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+    return max(1, min(8, usable_cores()))
 
 
 class Run:
