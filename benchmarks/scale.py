@@ -218,14 +218,25 @@ def markdown(report: dict) -> str:
     if "welfare" in report:
         w = report["welfare"]
         lines += [f"Welfare as a fraction of W_k (best response, final evaluation), mean over seeds {w['seeds']}: "
-                  f"n = 100: {w['mean_fraction']['100']}, n = 100,000: {w['mean_fraction']['100000']}; relative "
+                  f"n = 100: {w['mean_fraction']['100']} {_fraction_interval(w['rows'], 100)}, n = 100,000: "
+                  f"{w['mean_fraction']['100000']} {_fraction_interval(w['rows'], 100_000)}; relative "
                   f"difference {w['relative_difference']} (target within +-0.10)."]
     if "grid" in report:
         g = report["grid"]
         lines += [f"Grid control (case grid: n = 100 evenly spaced targets, seeds {g['seeds']}): mean fraction "
-                  f"{g['mean_fraction']}; n = 100,000 uniform against it: relative difference "
-                  f"{g['relative_difference_100k_uniform']}."]
+                  f"{g['mean_fraction']} {_fraction_interval(g['rows'], 100)}; n = 100,000 uniform against it: relative "
+                  f"difference {g['relative_difference_100k_uniform']}."]
+    if "welfare" in report or "grid" in report:
+        lines += ["Brackets: 95% bootstrap interval of the mean over seeds (`leaderboard.stats.interval`, clipped to [0, 1]; "
+                  "three seeds give wide ones)."]
     return "\n".join(lines) + "\n"
+
+
+def _fraction_interval(rows: list[dict], n: int) -> str:
+    from leaderboard.stats import interval  # noqa: PLC0415
+
+    _, low, high = interval([r["fraction"] for r in rows if r["n"] == n and "fraction" in r], low=0.0, high=1.0)
+    return "[-]" if low is None else f"[{low:.4f}, {high:.4f}]"
 
 
 def plot(report: dict, path: Path) -> None:

@@ -45,6 +45,8 @@ class Args:
     """rollout worker processes (0: one per core this process may use)"""
     out: str = "benchmarks/results"
     """folder for update_cost.json / update_cost.md"""
+    rescore: bool = False
+    """run nothing: recompute the summary and update_cost.md from the rows already in {out}/update_cost.json"""
 
 
 def parse_setting(text: str) -> tuple[int, int]:
@@ -58,6 +60,12 @@ def parse_setting(text: str) -> tuple[int, int]:
 
 
 def main(args: Args) -> None:
+    out = Path(args.out)
+    if args.rescore:
+        report = json.loads((out / "update_cost.json").read_text())
+        report["summary"] = summarize(report["rows"], list(report["summary"]))
+        write(report, out)
+        return
     settings = {text: parse_setting(text) for text in args.settings}
     workers = args.workers or usable_cores()
     rows = []
@@ -68,19 +76,32 @@ def main(args: Args) -> None:
             row.update(setting=text, update_epochs=epochs, num_minibatches=minibatches)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    reference = {r["seed"]: r for r in rows if r["setting"] == args.settings[0] and "best_welfare" in r}
+    report = {"machine": hardware(), "commit": git_commit(ROOT), "versions": library_versions(), "workers": workers,
+              "env": "EM on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, 8 copies per policy, --rollout workers",
+              "reference": args.settings[0], "rows": rows, "summary": summarize(rows, args.settings)}
+    write(report, out)
+
+
+def summarize(rows: list[dict], settings: list[str]) -> dict:
+    """Per setting: median throughput and learning time, the mean best-response welfare over seeds with its
+    bootstrap interval (clipped to [0, 100], a user's most), and the paired differences to the first setting
+    with the interval of their mean (``leaderboard.stats.interval``, the board's statistics)."""
+    from leaderboard.stats import interval  # noqa: PLC0415
+
+    reference = {r["seed"]: r for r in rows if r["setting"] == settings[0] and "best_welfare" in r}
     summary = {}
     for text in settings:
         mine = [r for r in rows if r["setting"] == text and "best_welfare" in r]
         paired = [r["best_welfare"] - reference[r["seed"]]["best_welfare"] for r in mine if r["seed"] in reference]
         summary[text] = {"transitions_per_s_median": float(np.median([r["transitions_per_s"] for r in mine])),
                          "learning_s_median": float(np.median([r["phase_seconds"]["learning"] for r in mine])),
-                         "best_welfare_mean": float(np.mean([r["best_welfare"] for r in mine])),
-                         "best_welfare_minus_reference": paired}
-    report = {"machine": hardware(), "commit": git_commit(ROOT), "versions": library_versions(), "workers": workers,
-              "env": "EM on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, 8 copies per policy, --rollout workers",
-              "reference": args.settings[0], "rows": rows, "summary": summary}
-    out = Path(args.out)
+                         "best_welfare_mean": interval([r["best_welfare"] for r in mine], low=0.0, high=100.0),
+                         "best_welfare_minus_reference": paired,
+                         "mean_difference": interval(paired, low=-100.0, high=100.0)}
+    return summary
+
+
+def write(report: dict, out: Path) -> None:
     atomic_write_json(out / "update_cost.json", report)
     atomic_write_text(out / "update_cost.md", markdown(report))
     print(f"wrote {out / 'update_cost.json'}, {out / 'update_cost.md'}")
@@ -98,13 +119,19 @@ def markdown(report: dict) -> str:
                          f"{r['phase_seconds']['rollout']:.1f} | {r['best_welfare']:.2f} |")
         else:
             lines.append(f"| {r['setting']} | - | error: {' '.join(r.get('error', []))[:120]} | | | |")
-    lines += ["", "| setting | median transitions/s | median learning s | mean best welfare | minus the reference, per seed |",
-              "|---|---:|---:|---:|---|"]
+    lines += ["", "Means over seeds with 95% bootstrap intervals (`leaderboard.stats.interval`; three seeds give wide ones).", "",
+              "| setting | median transitions/s | median learning s | mean best welfare [95%] | minus the reference, "
+              "per seed | mean difference [95%] |", "|---|---:|---:|---:|---|---:|"]
     for text, s in report["summary"].items():
         diffs = ", ".join(f"{d:+.2f}" for d in s["best_welfare_minus_reference"])
         lines.append(f"| {text} | {s['transitions_per_s_median']:,.0f} | {s['learning_s_median']:.1f} | "
-                     f"{s['best_welfare_mean']:.2f} | {diffs} |")
+                     f"{_with_interval(s['best_welfare_mean'])} | {diffs} | {_with_interval(s['mean_difference'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _with_interval(value) -> str:
+    point, low, high = value
+    return f"{point:.2f}" if low is None else f"{point:.2f} [{low:.2f}, {high:.2f}]"
 
 
 if __name__ == "__main__":
