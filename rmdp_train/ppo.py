@@ -88,10 +88,13 @@ def minibatch_order(rng: np.random.Generator, k: int, N: int, device) -> torch.T
 
 
 def take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Rows ``idx`` ``(k, b)`` of each policy's batch ``x`` ``(k, N, ...)``: ``(k, b, ...)``."""
-    if x.dim() == 2:
-        return torch.gather(x, 1, idx)
-    return torch.gather(x, 1, idx.view(idx.shape + (1,) * (x.dim() - 2)).expand(idx.shape + x.shape[2:]))
+    """Rows ``idx`` ``(k, b)`` of each policy's batch ``x`` ``(k, N, ...)``: ``(k, b, ...)``.
+
+    Advanced indexing copies whole rows; ``torch.gather`` with the index expanded over the trailing
+    axes (the earlier form, the same values) read one index per element and cost 7% of the PPO update
+    (EM, HalfCheetahSpeed, n = 100: the returns' 100 users per row).
+    """
+    return x[torch.arange(x.shape[0], device=x.device).unsqueeze(1), idx]
 
 
 def normalize_per_policy(adv: torch.Tensor) -> torch.Tensor:
