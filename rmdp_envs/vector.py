@@ -9,9 +9,11 @@ copy ``c`` of policy ``j`` is sub-env ``j * m + c`` (``policy_index`` gives ``j`
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Sequence
 
 import multiprocessing as mp
+import multiprocessing.forkserver
 
 import numpy as np
 import gymnasium as gym
@@ -336,8 +338,30 @@ def refuse_unguarded_start() -> None:
         raise RuntimeError(MAIN_GUARD_HINT)
 
 
+#: Modules a worker would otherwise import again by itself. A ``forkserver`` worker runs its parent's
+#: script again (as ``__mp_main__``), re-importing torch and the rest: about 1 s per worker, one
+#: after another on a busy machine. The fork server's own preload of ``__main__`` is meant to spare
+#: that but has imported nothing since Python 3.4 (no main path reaches the server: CPython issues
+#: gh-126631 and gh-137996, fixed in 3.13 and 3.14 only). Those of these the parent holds are
+#: imported once in the fork server instead, and every worker forks with them.
+FORKSERVER_PRELOAD = ("numpy", "torch", "gymnasium", "mujoco", "rmdp_envs", "rmdp_train.rollout", "rmdp_train.run")
+
+
+def start_forkserver() -> None:
+    """Start Python's fork server now, preloading the modules of :data:`FORKSERVER_PRELOAD` this process holds.
+
+    Call it as soon as a program knows it will start workers: the server imports while the program
+    goes on (the solvers: while they build the learner), and the workers then start at once. One
+    already running is left as it is (it serves the whole process).
+    """
+    mp.get_context("forkserver").set_forkserver_preload([name for name in FORKSERVER_PRELOAD if name in sys.modules])
+    multiprocessing.forkserver.ensure_running()
+
+
 def start_workers(ctx, target: Callable, worker_args: Sequence[tuple]) -> tuple[list, list]:
     """One daemon process per entry of ``worker_args``, running ``target(pipe, *args)``: their pipes and processes."""
+    if ctx.get_start_method() == "forkserver":
+        start_forkserver()
     pipes, procs = [], []
     for args in worker_args:
         parent, child = ctx.Pipe()

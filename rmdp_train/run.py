@@ -24,6 +24,7 @@ from rmdp_envs import RunResult
 from rmdp_envs.files import atomic_write_json
 from rmdp_envs.rewards import user_rewards_of
 from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores
+from rmdp_envs.vector import start_forkserver
 from rmdp_train.args import PPOArgs, saved_args
 from rmdp_train.checkpoint import TrainState
 from rmdp_train.cli import check_run_args, env_kwargs_from, fail
@@ -117,6 +118,8 @@ class Run:
         args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
         self.resumed = args.resume is not None
         self._check_memory(self.env.n, self.env.reward_dim)
+        if args.num_workers:  # the workers' imports, done once in the fork server while this process builds the learner
+            start_forkserver()
 
     def _check_memory(self, n: int, reward_dim: int) -> None:
         """Fail at once (one ``error:`` line) when the per-user arrays of this run cannot fit in memory."""

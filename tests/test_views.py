@@ -1,5 +1,7 @@
 """GroupReward, the PettingZoo parallel view and the vector env."""
 
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -161,3 +163,23 @@ def test_workers_from_a_script_without_main_guard_fail_at_once_saying_what_to_ad
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode != 0
     assert 'if __name__ == "__main__":' in proc.stderr.splitlines()[-1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_fork_server_imports_torch_once_for_all_workers():
+    """Workers fork from a server that already holds the parent's torch instead of importing it each.
+
+    Python's own ``__main__`` preload imports nothing (no main path reaches the server), so without
+    ``start_forkserver`` the server never maps libtorch and every worker imports it again.
+    """
+    import subprocess
+    probe = ("import time, torch, multiprocessing.forkserver as fs, rmdp_envs.vector as v\n"
+             "v.start_forkserver()\n"
+             "pid = fs._forkserver._forkserver_pid\n"
+             "for _ in range(600):\n"
+             "    if 'libtorch' in open(f'/proc/{pid}/maps').read(): break\n"
+             "    time.sleep(0.05)\n"
+             "print('libtorch' in open(f'/proc/{pid}/maps').read())\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
