@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test
 
-import rmdp_envs
 from rmdp_envs import GroupReward, make_vector_env, parallel_env
 
 PZ_CASES = [("rmdp/ResourceGathering-v0", 3, {}), ("rmdp/HalfCheetahSpeed-v0", 2, {"n_agents": 10}),
