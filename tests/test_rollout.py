@@ -159,3 +159,17 @@ def test_step_barrier_meets_and_abort_wakes_the_waiters(spin_s):
     barrier.abort()  # as a worker that failed mid-rollout
     assert queue.get(timeout=30) == "broken" and time.time() - start < 30
     waiter.join(timeout=30)
+
+
+def test_rollout_workers_uses_every_usable_core_unless_told():
+    """``--rollout workers`` alone collects on every core this process may use (one worker per copy at most);
+    an explicit ``--num-workers`` and the ``main`` mode keep their values."""
+    from rmdp_envs.results import usable_cores
+    from rmdp_train.args import PPOArgs, apply_env_defaults
+    copies = 5 * 8  # k x the families' num_envs
+    assert apply_env_defaults(PPOArgs(env_id=RG, k=5, rollout="workers")).num_workers == min(usable_cores(), copies)
+    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5, rollout="workers")).num_workers == min(usable_cores(), copies)
+    assert apply_env_defaults(PPOArgs(env_id=RG, k=1, num_envs=1, rollout="workers")).num_workers == 1
+    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5, rollout="workers", num_workers=1)).num_workers == 1
+    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5)).num_workers == 1  # main: the MuJoCo family's default
+    assert apply_env_defaults(PPOArgs(env_id=RG, k=5)).num_workers == 0
