@@ -344,17 +344,19 @@ def refuse_unguarded_start() -> None:
 #: that but has imported nothing since Python 3.4 (no main path reaches the server: CPython issues
 #: gh-126631 and gh-137996, fixed in 3.13 and 3.14 only). Those of these the parent holds are
 #: imported once in the fork server instead, and every worker forks with them.
-FORKSERVER_PRELOAD = ("numpy", "torch", "gymnasium", "mujoco", "rmdp_envs", "rmdp_train.rollout", "rmdp_train.run")
+FORKSERVER_PRELOAD = ("numpy", "torch", "gymnasium", "mujoco", "rmdp_envs")
 
 
-def start_forkserver() -> None:
-    """Start Python's fork server now, preloading the modules of :data:`FORKSERVER_PRELOAD` this process holds.
+def start_forkserver(also: Sequence[str] = ()) -> None:
+    """Start Python's fork server now, preloading the modules of :data:`FORKSERVER_PRELOAD` and ``also`` this
+    process holds (a program adds its own heavy modules: the solvers, their trainer's).
 
     Call it as soon as a program knows it will start workers: the server imports while the program
     goes on (the solvers: while they build the learner), and the workers then start at once. One
     already running is left as it is (it serves the whole process).
     """
-    mp.get_context("forkserver").set_forkserver_preload([name for name in FORKSERVER_PRELOAD if name in sys.modules])
+    preload = [name for name in (*FORKSERVER_PRELOAD, *also) if name in sys.modules]
+    mp.get_context("forkserver").set_forkserver_preload(preload)
     multiprocessing.forkserver.ensure_running()
 
 

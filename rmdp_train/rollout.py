@@ -139,8 +139,9 @@ class WorkerSampler:
         refuse_unguarded_start()
         self._slices = split_copies(self.E, int(args.num_workers), 0.0)[1:]
         spec = dict(env_id=args.env_id, env_kwargs=run.env_kwargs, K=K, copies=copies, T=self.T,
-                    architecture=actor.architecture(), discrete=env.discrete, action_low=env.action_low, action_high=env.action_high, obs_clip=obs_rms.clip,
-                    obs_epsilon=obs_rms.epsilon, norm_obs=obs_rms.enabled)
+                    architecture=actor.architecture(), discrete=env.discrete, action_low=env.action_low,
+                    action_high=env.action_high, obs_clip=obs_rms.clip, obs_epsilon=obs_rms.epsilon,
+                    norm_obs=obs_rms.enabled)
         ctx = mp.get_context(context)
         # every step's raw observations of all copies, for the statistics (two, alternating by step parity:
         # one barrier per step then keeps a fast worker from overwriting a step others still read)

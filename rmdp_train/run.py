@@ -119,7 +119,7 @@ class Run:
         self.resumed = args.resume is not None
         self._check_memory(self.env.n, self.env.reward_dim)
         if args.num_workers:  # the workers' imports, done once in the fork server while this process builds the learner
-            start_forkserver()
+            start_forkserver(also=("rmdp_train.rollout", "rmdp_train.run"))
 
     def _check_memory(self, n: int, reward_dim: int) -> None:
         """Fail at once (one ``error:`` line) when the per-user arrays of this run cannot fit in memory."""
