@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
 import rmdp_envs
 

@@ -91,7 +91,8 @@ def run_em(n: int, k: int, timesteps: int, seed: int, num_workers: int, extra: l
     with tempfile.TemporaryDirectory(prefix="rmdp-scale-") as out:
         cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", CHEETAH, "--k", str(k),
                "--n-agents", str(n), "--total-timesteps", str(timesteps), "--seed", str(seed),
-               "--num-workers", str(num_workers), "--output-dir", out, *(extra or [])]
+               "--num-workers", str(num_workers), "--rollout", "main",  # as scale.json was measured (README "Scale")
+               "--output-dir", out, *(extra or [])]
         start = time.time()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peak = [0]

@@ -72,25 +72,18 @@ class Protocol:
 
 PROTOCOL = Protocol()
 
-#: Flags added after rows were submitted, with the value that keeps the earlier behaviour: a run at that
-#: value records no such key, so it groups with the older rows of its configuration and reproduces at
-#: their commits (which do not know the flag).
-LATER_FLAG_DEFAULTS = {"rollout": "main"}
-
 #: Hyperparameter keys that change from run to run without changing the method (left out of the
 #: configuration that rows are grouped by and out of the stored hyperparameters).
 PER_RUN_KEYS = frozenset({
     "seed", "output_dir", "exp_name", "run_name", "save_model", "env_id", "k", "total_timesteps",
     "cuda", "track", "wandb_project_name", "wandb_entity", "capture_video", "log_dir", "device",
     "resume", "eval_every", "eval_episodes", "eval_seed", "checkpoint_every", "interrupt_after", "torch_threads",
-    "update_threads", "num_workers",  # how the run used the machine, not the method
+    "update_threads", "num_workers", "rollout",  # how the run used the machine (the same numbers), not the method
     "n_agents", "population", "population_seed",  # the benchmark, identified by its population
     "batch_size", "minibatch_size", "num_iterations",  # derived at run time from k and total_timesteps
 })
 
 
 def recorded_hyperparameters(args: dict) -> dict:
-    """What a submission records of a run's arguments: the method's flags (no :data:`PER_RUN_KEYS`), and
-    no flag of :data:`LATER_FLAG_DEFAULTS` at its earlier behaviour."""
-    return {key: value for key, value in sorted(args.items())
-            if key not in PER_RUN_KEYS and not (key in LATER_FLAG_DEFAULTS and LATER_FLAG_DEFAULTS[key] == value)}
+    """What a submission records of a run's arguments: the method's flags (no :data:`PER_RUN_KEYS`)."""
+    return {key: value for key, value in sorted(args.items()) if key not in PER_RUN_KEYS}

@@ -24,18 +24,7 @@ from typing import Any
 from leaderboard.protocol import PROTOCOL, Tolerance
 from leaderboard.scoring import score
 from leaderboard.storage import REPO_ROOT, SUBMISSION_FILE
-from leaderboard.sweep import THREAD_ENV
-
-#: Flags a sweep passes to every run (see ``sweep.Task.command``); reproduce uses the same.
-PROCESS_FLAGS = ["--num-workers", "0", "--torch-threads", "1", "--update-threads", "1"]
-
-
-def process_flags(hyperparameters: dict[str, Any]) -> list[str]:
-    """:data:`PROCESS_FLAGS`, with one env worker where the policies run in workers (``--rollout workers``:
-    the same results with any number of workers, and it needs at least one)."""
-    if hyperparameters.get("rollout") == "workers":
-        return ["--num-workers", "1", *PROCESS_FLAGS[2:]]
-    return list(PROCESS_FLAGS)
+from leaderboard.sweep import PROCESS_FLAGS, THREAD_ENV
 
 
 def solver_flags(hyperparameters: dict[str, Any]) -> list[str]:
@@ -101,7 +90,7 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head:
             raise ValueError(f"{submission_dir}: solver {solver['name']!r} has no file {script}")
         cmd = [sys.executable, str(script), "--env-id", b["env_id"], "--k", str(sub["k"]), "--seed", str(run["seed"]),
                "--total-timesteps", str(run["total_timesteps"]), "--env-kwargs", json.dumps(b["env_kwargs"]),
-               "--save-model", "--output-dir", out, *process_flags(solver["hyperparameters"]),
+               "--save-model", "--output-dir", out, *PROCESS_FLAGS,
                *solver_flags(solver["hyperparameters"])]
         log("$ " + " ".join(cmd[1:]))
         proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)

@@ -29,6 +29,12 @@ from rmdp_envs.files import POLICY_FILES, RESULT_FILE
 MAX_RETURNED_FILE = 64 << 20
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
+#: How every sweep run uses its machine (reproduce uses the same): a sweep spreads runs over the cores, so each
+#: keeps to one, with no env worker process and one torch thread (a run that spins up threads on a busy machine
+#: slows every run down). With no worker the policies run in the main process (``--rollout main``), which trains
+#: what ``--rollout workers`` trains: a run reproduces whichever way it used its machine (``rollout`` is not recorded).
+PROCESS_FLAGS = ("--num-workers", "0", "--torch-threads", "1", "--update-threads", "1")
+
 
 @dataclass(frozen=True)
 class Task:
@@ -48,11 +54,9 @@ class Task:
         return runs_dir / env / self.solver / f"t{self.total_timesteps}" / f"k{self.k}-s{self.seed}"
 
     def command(self, script: str, output_dir: str, python: str = sys.executable) -> list[str]:
-        # A sweep spreads runs over the cores, so each run keeps to one: no env worker process and
-        # one torch thread (a run that spins up threads on a busy machine slows every run down).
         return [python, script, "--env-id", self.env_id, "--k", str(self.k), "--seed", str(self.seed),
                 "--total-timesteps", str(self.total_timesteps), "--output-dir", output_dir, "--save-model",
-                "--num-workers", "0", "--torch-threads", "1", "--update-threads", "1", *self.extra_args]
+                *PROCESS_FLAGS, *self.extra_args]
 
 
 @dataclass

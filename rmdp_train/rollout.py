@@ -43,10 +43,6 @@ from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import _build
 from rmdp_train.users import TRACKER_REWARDS
 
-#: ``--rollout`` choices (:func:`make_sampler`).
-ROLLOUT_MODES = ("main", "workers")
-
-
 class Rollout(NamedTuple):
     """One rollout, ``T`` steps of ``E`` copies (policy-major), as the PPO update reads it."""
 

@@ -9,6 +9,7 @@ live policies through the same code path as saved ones, and writes :class:`rmdp_
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ from rmdp_train.checkpoint import TrainState
 from rmdp_train.cli import check_run_args, env_kwargs_from, fail
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import MultiPolicyActor, PolicySet, policy_spec, save_policies
-from rmdp_train.rollout import ROLLOUT_MODES
 from rmdp_train.users import user_bins
 
 
@@ -59,15 +59,23 @@ class EnvInfo:
                    action_high=None if discrete else env.action_space.high, reward_dim=user_rewards_of(env).dim)
 
 
-def default_update_threads(rollout: str) -> int:
-    """``--update-threads`` left unset: 2, or with ``--rollout workers`` the usable cores up to 8.
+def default_update_threads(rollout: str, environ=os.environ) -> int:
+    """``--update-threads`` left unset: ``OMP_NUM_THREADS`` where the user set it, else 2, or with ``--rollout
+    workers`` the usable cores up to 8.
 
-    With ``--rollout main`` the update has always run on 2 threads (kept: thread counts can change
+    ``OMP_NUM_THREADS`` is how a user says how many threads each process may use, typically when several
+    runs share a machine; the update must not override it. Two concurrent EM and random runs on
+    ResourceGathering (300k transitions, 2 cores) took 474 s with 2-thread updates each against 13 s with 1:
+    torch's OpenMP threads spin-wait for a partner thread that another run holds (learning 465 s instead of 5).
+    With ``--rollout main`` the update has otherwise always run on 2 threads (kept: thread counts can change
     the last bits of an update). With ``--rollout workers`` every worker waits during the update;
     measured on the lent 16-core host with the first version of that mode (same update code;
     ``benchmarks/results/rollout_workers/frozen_statistics/``): 8 threads 34,760 transitions/s
     against 28,710 with 2, one call; more than 8 not measured.
     """
+    budget = environ.get("OMP_NUM_THREADS", "").strip()
+    if budget.isdigit() and int(budget) > 0:
+        return int(budget)
     if rollout != "workers":
         return 2
     return max(1, min(8, usable_cores()))
@@ -77,12 +85,12 @@ class Run:
     """One solver run: flags checked, folder created, seeds set (see the module docstring).
 
     ``positive`` / ``non_negative`` name the solver's own flags that must be > 0 / >= 0, on top of
-    the shared ones; ``rollouts`` the ``--rollout`` modes the solver implements.
+    the shared ones. The ``--rollout`` modes the solver implements are its ``Args.rollouts``.
     """
 
-    def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None,
-                 rollouts: tuple[str, ...] = ROLLOUT_MODES):
+    def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None):
         self.args, self.solver = args, solver
+        rollouts = type(args).rollouts
         if args.rollout not in rollouts:
             fail(f"--rollout {args.rollout}: the {solver} solver supports {' and '.join(rollouts)} only")
         self.env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)

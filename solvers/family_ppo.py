@@ -19,7 +19,7 @@ Run: ``python solvers/family_ppo.py --env-id rmdp/HalfCheetahSpeed-v0 --k 5 --to
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ SOLVER = "family"
 @dataclass
 class Args(PPOArgs):
     """Policy-family PPO (every shared flag is in rmdp_train.args.PPOArgs)."""
+
+    #: its copies serve users drawn per episode, which the workers' rollout does not do
+    rollouts: ClassVar[tuple[str, ...]] = ("main",)
 
     max_candidates: int = 64
     """candidate conditions: the users' distinct parameters, or this many of them spread over the population"""
@@ -79,8 +82,7 @@ def conditioned(raw: np.ndarray, served: np.ndarray, obs_rms: RunningMeanStd, z:
 
 if __name__ == "__main__":
     args = parse_args(Args, __file__)
-    run = Run(args, SOLVER, positive=dict(max_candidates=args.max_candidates),
-              rollouts=("main",))  # its copies serve users drawn per episode: not the workers' rollout
+    run = Run(args, SOLVER, positive=dict(max_candidates=args.max_candidates))
     k, m, n, env = args.k, args.num_envs, run.env.n, run.env
     params = np.asarray(run.env.population["params"], dtype=np.float64).reshape(n, -1)
     z = normalized_params(params)  # (n, d)

@@ -7,7 +7,6 @@ the main-process path (the users' side of a whole rollout at once, a subset of p
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -115,17 +114,18 @@ def test_forward_of_a_subset_of_policies_matches_the_full_pass(shared_torso):
     torch.testing.assert_close(part, full)
 
 
-def test_submissions_record_rollout_only_when_it_changes_the_method():
+def test_submissions_do_not_record_rollout_and_reproduce_in_main():
+    """Where the policies ran does not change the numbers, so it is not part of a method's configuration; the
+    board's runs (one process each) resolve to ``main``."""
     from leaderboard.protocol import recorded_hyperparameters
-    from leaderboard.reproduce import PROCESS_FLAGS, process_flags
+    from leaderboard.sweep import PROCESS_FLAGS
+    from rmdp_train.args import PPOArgs, apply_env_defaults
 
     base = {"seed": 3, "learning_rate": 3e-4, "num_workers": 2}
-    assert recorded_hyperparameters({**base, "rollout": "main"}) == {"learning_rate": 3e-4}
-    assert recorded_hyperparameters({**base, "rollout": "workers"}) == {"learning_rate": 3e-4, "rollout": "workers"}
-    assert process_flags({"rollout": "main"}) == PROCESS_FLAGS
-    flags = process_flags({"rollout": "workers"})
-    assert flags[flags.index("--num-workers") + 1] == "1"
-    json.dumps(flags)
+    for rollout in ("main", "workers"):
+        assert recorded_hyperparameters({**base, "rollout": rollout}) == {"learning_rate": 3e-4}
+    workers = PROCESS_FLAGS[PROCESS_FLAGS.index("--num-workers") + 1]
+    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, num_workers=int(workers))).rollout == "main"
 
 
 def _wait_at_barrier(barrier, index, queue):
@@ -161,15 +161,37 @@ def test_step_barrier_meets_and_abort_wakes_the_waiters(spin_s):
     waiter.join(timeout=30)
 
 
-def test_rollout_workers_uses_every_usable_core_unless_told():
-    """``--rollout workers`` alone collects on every core this process may use (one worker per copy at most);
-    an explicit ``--num-workers`` and the ``main`` mode keep their values."""
+def test_rollout_defaults_to_workers_on_every_usable_core_unless_told(monkeypatch):
+    """With no flags a solver collects in workers on every core this process may use (one worker per copy at
+    most); an explicit ``--num-workers``, ``--rollout main``, ``--num-workers 0``, ``--main-share`` and a solver
+    without the workers' rollout (the family) keep or choose the main process."""
+    from pathlib import Path
     from rmdp_envs.results import usable_cores
     from rmdp_train.args import PPOArgs, apply_env_defaults
     copies = 5 * 8  # k x the families' num_envs
-    assert apply_env_defaults(PPOArgs(env_id=RG, k=5, rollout="workers")).num_workers == min(usable_cores(), copies)
-    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5, rollout="workers")).num_workers == min(usable_cores(), copies)
-    assert apply_env_defaults(PPOArgs(env_id=RG, k=1, num_envs=1, rollout="workers")).num_workers == 1
-    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5, rollout="workers", num_workers=1)).num_workers == 1
-    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5)).num_workers == 1  # main: the MuJoCo family's default
-    assert apply_env_defaults(PPOArgs(env_id=RG, k=5)).num_workers == 0
+    for env_id in (RG, CHEETAH):
+        default = apply_env_defaults(PPOArgs(env_id=env_id, k=5))
+        assert default.rollout == "workers" and default.num_workers == min(usable_cores(), copies)
+    assert apply_env_defaults(PPOArgs(env_id=RG, k=1, num_envs=1)).num_workers == 1
+    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5, num_workers=1)).num_workers == 1
+    main = apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5, rollout="main"))
+    assert (main.rollout, main.num_workers) == ("main", 1)  # the MuJoCo family's one worker beside main
+    assert apply_env_defaults(PPOArgs(env_id=RG, k=5, rollout="main")).num_workers == 0
+    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5, num_workers=0)).rollout == "main"
+    assert apply_env_defaults(PPOArgs(env_id=CHEETAH, k=5, main_share=0.5)).rollout == "main"
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "solvers"))
+    from family_ppo import Args as FamilyArgs
+    family = apply_env_defaults(FamilyArgs(env_id=CHEETAH, k=5))
+    assert (family.rollout, family.num_workers) == ("main", 1)
+
+
+def test_update_threads_default_respects_omp_num_threads():
+    """A user's OMP_NUM_THREADS bounds the update's threads (several runs on one machine must not spin against
+    each other); unset or malformed, the mode's own default applies."""
+    from rmdp_envs.results import usable_cores
+    from rmdp_train.run import default_update_threads
+    assert default_update_threads("workers", {"OMP_NUM_THREADS": "1"}) == 1
+    assert default_update_threads("main", {"OMP_NUM_THREADS": "3"}) == 3
+    assert default_update_threads("main", {}) == 2
+    assert default_update_threads("main", {"OMP_NUM_THREADS": "zero"}) == 2
+    assert default_update_threads("workers", {"OMP_NUM_THREADS": ""}) == max(1, min(8, usable_cores()))

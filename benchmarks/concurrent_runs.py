@@ -1,0 +1,103 @@
+"""Several solver runs at once on one machine: what the PPO update's thread count does to them.
+
+A run's update uses 2 torch threads by default (more with ``--rollout workers`` on a bigger machine).
+When as many runs as cores share the machine, each update's OpenMP threads spin-wait for a partner
+thread that another run holds. ``OMP_NUM_THREADS=1`` (which ``--update-threads`` now defaults to when
+set, ``rmdp_train.run.default_update_threads``) or ``--update-threads 1`` avoids it; the sweep does
+the same (``leaderboard.sweep.PROCESS_FLAGS``). Each setting starts the runs together and waits for
+all of them; every run has the same seed and budget in every setting.
+
+    python benchmarks/concurrent_runs.py                          # EM and random on ResourceGathering, 100k
+    python benchmarks/concurrent_runs.py --timesteps 300000
+
+Writes ``{out}/concurrent_runs.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tyro
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from rmdp_envs.files import atomic_write_json  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
+
+#: Each setting: (extra environment, extra solver flags).
+SETTINGS = {
+    "2 update threads each (the default with OMP_NUM_THREADS unset)": ({}, ["--update-threads", "2"]),
+    "OMP_NUM_THREADS=1 (the update's default follows it)": ({"OMP_NUM_THREADS": "1"}, []),
+}
+
+
+@dataclass
+class Args:
+    solvers: list[str] = field(default_factory=lambda: ["em", "random"])
+    """the runs started together (solvers/{name}_ppo.py), one each"""
+    env_id: str = "rmdp/ResourceGathering-v0"
+    """environment of every run"""
+    timesteps: int = 100_000
+    """transitions of each run"""
+    seed: int = 1
+    """training seed of every run"""
+    timeout_s: float = 900.0
+    """a setting's runs are stopped after this long (and reported as unfinished)"""
+    out: str = "benchmarks/results"
+    """folder for concurrent_runs.json"""
+
+
+def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
+    """Start one run per solver at once; wall time of the whole group and each run's phases and welfare."""
+    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env.update(environ)
+    with tempfile.TemporaryDirectory(prefix="rmdp-concurrent-") as out:
+        procs = {}
+        start = time.perf_counter()
+        for solver in args.solvers:
+            cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), "--env-id", args.env_id,
+                   "--seed", str(args.seed), "--total-timesteps", str(args.timesteps), "--output-dir", f"{out}/{solver}",
+                   *flags]
+            procs[solver] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                             text=True)
+        runs, finished = {}, True
+        for solver, proc in procs.items():
+            try:
+                _, err = proc.communicate(timeout=max(1.0, args.timeout_s - (time.perf_counter() - start)))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                runs[solver], finished = {"finished": False}, False
+                continue
+            if proc.returncode != 0:
+                sys.exit(f"error: {solver} failed: {err.strip().splitlines()[-1:]}")
+            result = json.loads(next(Path(out, solver).glob("*/result.json")).read_text())
+            runs[solver] = {"finished": True, "wall_time_s": round(result["wall_time_s"], 2),
+                            "phase_seconds": result["phase_seconds"], "best_welfare": result["best_welfare"],
+                            "update_threads": result["args"]["update_threads"], "rollout": result["args"]["rollout"],
+                            "num_workers": result["args"]["num_workers"]}
+        return {"wall_s": round(time.perf_counter() - start, 1), "all_finished": finished, "runs": runs}
+
+
+def main(args: Args) -> None:
+    rows = {}
+    for name, (environ, flags) in SETTINGS.items():
+        rows[name] = run_together(args, environ, flags)
+        print(name, json.dumps(rows[name]), flush=True)
+    report = {"machine": hardware(), "cores": usable_cores(), "commit": git_commit(ROOT), "versions": library_versions(),
+              "env_id": args.env_id, "solvers": args.solvers, "timesteps": args.timesteps, "seed": args.seed,
+              "timeout_s": args.timeout_s, "settings": rows}
+    path = Path(args.out) / "concurrent_runs.json"
+    atomic_write_json(path, report)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
