@@ -4,13 +4,15 @@ A run's update uses 2 torch threads by default (more with ``--rollout workers`` 
 When as many runs as cores share the machine, each update's OpenMP threads spin-wait for a partner
 thread that another run holds. ``OMP_NUM_THREADS=1`` (which ``--update-threads`` now defaults to when
 set, ``rmdp_train.run.default_update_threads``) or ``--update-threads 1`` avoids it; the sweep does
-the same (``leaderboard.sweep.PROCESS_FLAGS``). Each setting starts the runs together and waits for
-all of them; every run has the same seed and budget in every setting.
+the same and also runs each run in one process (``leaderboard.sweep.PROCESS_FLAGS``), the third setting.
+Each setting starts the runs together and waits for all of them; run ``i`` has seed ``--seed + i`` and
+the same budget in every setting.
 
     python benchmarks/concurrent_runs.py                          # EM and random on ResourceGathering, 100k
-    python benchmarks/concurrent_runs.py --timesteps 300000
+    python benchmarks/concurrent_runs.py --solvers em em em em --env-id rmdp/HalfCheetahSpeed-v0 --settings 2 3 \
+        --timesteps 200000 --tag _cheetah4
 
-Writes ``{out}/concurrent_runs.json``.
+Writes ``{out}/concurrent_runs{tag}.json``.
 """
 
 from __future__ import annotations
@@ -35,23 +37,29 @@ from rmdp_envs.results import git_commit, hardware, library_versions, usable_cor
 SETTINGS = {
     "2 update threads each (the default with OMP_NUM_THREADS unset)": ({}, ["--update-threads", "2"]),
     "OMP_NUM_THREADS=1 (the update's default follows it)": ({"OMP_NUM_THREADS": "1"}, []),
+    "OMP_NUM_THREADS=1 and --num-workers 0 (one process per run, as the sweep)": ({"OMP_NUM_THREADS": "1"},
+                                                                                  ["--num-workers", "0"]),
 }
 
 
 @dataclass
 class Args:
     solvers: list[str] = field(default_factory=lambda: ["em", "random"])
-    """the runs started together (solvers/{name}_ppo.py), one each"""
+    """the runs started together (solvers/{name}_ppo.py), one per entry"""
     env_id: str = "rmdp/ResourceGathering-v0"
     """environment of every run"""
     timesteps: int = 100_000
     """transitions of each run"""
     seed: int = 1
-    """training seed of every run"""
+    """training seed of the first run (run i: seed + i)"""
+    settings: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """which of SETTINGS to run, numbered from 1 in their order"""
     timeout_s: float = 900.0
     """a setting's runs are stopped after this long (and reported as unfinished)"""
     out: str = "benchmarks/results"
-    """folder for concurrent_runs.json"""
+    """folder for concurrent_runs{tag}.json"""
+    tag: str = ""
+    """appended to the file name"""
 
 
 def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
@@ -61,25 +69,25 @@ def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="rmdp-concurrent-") as out:
         procs = {}
         start = time.perf_counter()
-        for solver in args.solvers:
+        for index, solver in enumerate(args.solvers):
             cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), "--env-id", args.env_id,
-                   "--seed", str(args.seed), "--total-timesteps", str(args.timesteps), "--output-dir", f"{out}/{solver}",
-                   *flags]
-            procs[solver] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                   "--seed", str(args.seed + index), "--total-timesteps", str(args.timesteps),
+                   "--output-dir", f"{out}/{index}", *flags]
+            procs[f"{index}-{solver}"] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                              text=True)
         runs, finished = {}, True
-        for solver, proc in procs.items():
+        for name, proc in procs.items():
             try:
                 _, err = proc.communicate(timeout=max(1.0, args.timeout_s - (time.perf_counter() - start)))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
-                runs[solver], finished = {"finished": False}, False
+                runs[name], finished = {"finished": False}, False
                 continue
             if proc.returncode != 0:
-                sys.exit(f"error: {solver} failed: {err.strip().splitlines()[-1:]}")
-            result = json.loads(next(Path(out, solver).glob("*/result.json")).read_text())
-            runs[solver] = {"finished": True, "wall_time_s": round(result["wall_time_s"], 2),
+                sys.exit(f"error: {name} failed: {err.strip().splitlines()[-1:]}")
+            result = json.loads(next(Path(out, name.split("-")[0]).glob("*/result.json")).read_text())
+            runs[name] = {"seed": result["seed"], "finished": True, "wall_time_s": round(result["wall_time_s"], 2),
                             "phase_seconds": result["phase_seconds"], "best_welfare": result["best_welfare"],
                             "update_threads": result["args"]["update_threads"], "rollout": result["args"]["rollout"],
                             "num_workers": result["args"]["num_workers"]}
@@ -88,13 +96,16 @@ def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
 
 def main(args: Args) -> None:
     rows = {}
-    for name, (environ, flags) in SETTINGS.items():
+    chosen = [(number, item) for number, item in enumerate(SETTINGS.items(), 1) if number in args.settings]
+    if len(chosen) != len(set(args.settings)):
+        sys.exit(f"error: --settings are numbered 1 to {len(SETTINGS)}, got {args.settings}")
+    for _, (name, (environ, flags)) in chosen:
         rows[name] = run_together(args, environ, flags)
         print(name, json.dumps(rows[name]), flush=True)
     report = {"machine": hardware(), "cores": usable_cores(), "commit": git_commit(ROOT), "versions": library_versions(),
               "env_id": args.env_id, "solvers": args.solvers, "timesteps": args.timesteps, "seed": args.seed,
               "timeout_s": args.timeout_s, "settings": rows}
-    path = Path(args.out) / "concurrent_runs.json"
+    path = Path(args.out) / f"concurrent_runs{args.tag}.json"
     atomic_write_json(path, report)
     print(f"wrote {path}")
 
