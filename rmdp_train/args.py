@@ -9,6 +9,7 @@ of the environment's family (:data:`ENV_DEFAULTS`), which the environment states
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, Optional
@@ -172,13 +173,15 @@ ENV_DEFAULTS = {
 
 def default_rollout(args: PPOArgs) -> str:
     """``--rollout`` left unset: ``workers`` (every core collects) where the solver implements it, unless the
-    flags ask for the main process (``--num-workers 0``: no worker process; ``--main-share``: main's own flag).
+    flags ask for the main process (``--num-workers 0``: no worker process; ``--main-share``: main's own flag), or
+    the platform cannot start workers from a fork server (Windows), which a bare run then still does not need.
 
-    Measured on the 2-core machine, EM, 300k transitions, same welfare both ways: HalfCheetahSpeed 17.8 to 13.8 s,
-    CartPolePosition 11.4 to 8.6 s, ResourceGathering (main with no worker) 12.7 to 10.7 s; pinned to one core,
-    HalfCheetahSpeed 21.7 s (main, no worker) to 20.5 s (one worker, one update thread).
+    Measured on the 2-core machine (``benchmarks/rollout_default.py``, README "Cores"): EM's 300k-transition runs
+    1.10-1.40x faster than the earlier default ``main``, the same welfare; pinned to one core (one run each),
+    HalfCheetahSpeed 21.7 s with ``main`` and no worker against 20.5 s with one worker and one update thread.
     """
-    if "workers" in args.rollouts and args.num_workers != 0 and args.main_share is None:
+    can_fork = "forkserver" in mp.get_all_start_methods()
+    if "workers" in args.rollouts and args.num_workers != 0 and args.main_share is None and can_fork:
         return "workers"
     return "main"
 
