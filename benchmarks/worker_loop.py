@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 
-import rmdp_envs  # noqa: E402,F401  (registers the envs)
 from rmdp_envs.files import atomic_write_json  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
 from rmdp_train.policies import MultiPolicyActor  # noqa: E402

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from rmdp_envs.core import check_assignment, check_k
+from rmdp_envs.core import check_assignment
 from rmdp_envs.vector import make_vector_env
 
 #: Most sub-envs stepped at once by :func:`evaluate`; more episodes run in several rounds.
