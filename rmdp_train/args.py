@@ -12,7 +12,7 @@ import json
 import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal, Optional, get_args
 
 import tyro
 
@@ -23,7 +23,8 @@ from rmdp_train.cli import fail
 
 
 #: ``--rollout`` choices (:func:`rmdp_train.rollout.make_sampler`).
-ROLLOUT_MODES = ("main", "workers")
+RolloutMode = Literal["main", "workers"]
+ROLLOUT_MODES: tuple[str, ...] = get_args(RolloutMode)
 
 
 @dataclass
@@ -89,7 +90,7 @@ class PPOArgs:
     main_share: Optional[float] = None
     """with workers, the fraction of the copies the main process steps beside running the policies (default:
     rmdp_envs.vector.default_main_share: an equal share up to 3 workers, none from 4 on); results do not depend on it"""
-    rollout: Optional[Literal["main", "workers"]] = None
+    rollout: Optional[RolloutMode] = None
     """where the policies run while collecting: "workers" (each of the --num-workers processes runs the policies on
     its own copies for a whole rollout while this process only learns; EM on HalfCheetahSpeed 28,390 transitions/s
     on 2 cores against 20,387 with "main", README "Cores") or "main" (this process, one batched forward pass per
@@ -176,9 +177,8 @@ def default_rollout(args: PPOArgs) -> str:
     flags ask for the main process (``--num-workers 0``: no worker process; ``--main-share``: main's own flag), or
     the platform cannot start workers from a fork server (Windows), which a bare run then still does not need.
 
-    Measured on the 2-core machine (``benchmarks/rollout_default.py``, README "Cores"): EM's 300k-transition runs
-    1.10-1.40x faster than the earlier default ``main``, the same welfare; pinned to one core (one run each),
-    HalfCheetahSpeed 21.7 s with ``main`` and no worker against 20.5 s with one worker and one update thread.
+    Measured on the 2-core machine (``benchmarks/rollout_default.py``, ``rollout_default.json``, README "Cores"):
+    EM's 300k-transition runs 1.10-1.40x faster than with the earlier default ``main``, the same welfare.
     """
     can_fork = "forkserver" in mp.get_all_start_methods()
     if "workers" in args.rollouts and args.num_workers != 0 and args.main_share is None and can_fork:
