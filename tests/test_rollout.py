@@ -195,3 +195,85 @@ def test_update_threads_default_respects_omp_num_threads():
     assert default_update_threads("main", {}) == 2
     assert default_update_threads("main", {"OMP_NUM_THREADS": "zero"}) == 2
     assert default_update_threads("workers", {"OMP_NUM_THREADS": ""}) == max(1, min(8, usable_cores()))
+
+
+@pytest.mark.parametrize("shared_torso,discrete", [(False, False), (True, False), (False, True)])
+def test_critic_pass_beside_the_rollout_gives_the_joint_update(shared_torso, discrete):
+    """The actor's pass then the critic's (in a thread, :class:`rmdp_train.ppo.CriticUpdate`) over the same
+    minibatches leave the networks and Adam's moments exactly where PPO's joint loss leaves them."""
+    from types import SimpleNamespace
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from rmdp_train.networks import MultiPolicyAgent
+    from rmdp_train.ppo import CriticUpdate, clipped_policy_loss, minibatch_order, take, value_loss
+
+    k, n, obs_dim, out_dim, N, mb = 3, 7, 5, 4, 48, 16
+    args = SimpleNamespace(vf_coef=0.5, max_grad_norm=0.5, update_threads=1)
+    gen = torch.Generator().manual_seed(0)
+    obs, returns, adv = torch.randn(k, N, obs_dim, generator=gen), torch.randn(k, N, n, generator=gen), torch.randn(k, N, generator=gen)
+    actions = torch.randint(out_dim, (k, N), generator=gen).float() if discrete else torch.randn(k, N, out_dim, generator=gen)
+
+    def learner():
+        torch.manual_seed(1)
+        agent = MultiPolicyAgent(k, obs_dim, out_dim, n, 16, shared_torso, discrete)
+        return agent, torch.optim.Adam(agent.parameters(), lr=1e-2, eps=1e-5, foreach=True)
+
+    def orders():
+        rng = np.random.default_rng(2)
+        return [minibatch_order(rng, k, N, "cpu") for _ in range(3)]
+
+    joint, joint_opt = learner()
+    for _ in range(2):  # two iterations, so the second starts from moments the first left
+        for order in orders():
+            for start in range(0, N, mb):
+                idx = order[:, start:start + mb]
+                _, logprob, entropy, value = joint.get_action_and_value(take(obs, idx), take(actions, idx))
+                loss = (clipped_policy_loss(take(adv, idx), logprob.exp(), 0.2) - 0.01 * entropy.mean(1).sum()
+                        + args.vf_coef * value_loss(value, take(returns, idx)))
+                joint_opt.zero_grad()
+                loss.backward()
+                joint.clip_grad_norm_(args.max_grad_norm)
+                joint_opt.step()
+
+    split, split_opt = learner()
+    with SummaryWriter(log_dir=None) as writer:
+        critic = CriticUpdate(split, split_opt, args, k, writer, background=True)
+        for iteration in range(2):
+            critic.wait()
+            for order in orders():
+                for start in range(0, N, mb):
+                    idx = order[:, start:start + mb]
+                    logprob, entropy = split.log_prob_and_entropy(take(obs, idx), take(actions, idx))
+                    loss = clipped_policy_loss(take(adv, idx), logprob.exp(), 0.2) - 0.01 * entropy.mean(1).sum()
+                    split_opt.zero_grad()
+                    loss.backward()
+                    split.clip_actor_grad_norm_(args.max_grad_norm)
+                    split_opt.step()
+            critic.start(obs, returns, orders(), mb, step=iteration)
+        critic.wait()
+        writer_dir = writer.log_dir
+    for (name, p), q in zip(joint.named_parameters(), split.parameters()):
+        assert torch.equal(p, q), name
+        a, b = joint_opt.state[p], split_opt.state[q]  # empty for a parameter no loss reaches (log_std, discrete)
+        assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a), name
+    import shutil
+    shutil.rmtree(writer_dir, ignore_errors=True)
+
+
+def test_critic_pass_error_reaches_the_solver():
+    """An error in the background pass is raised by the next wait(), in the solver's thread, not lost in the thread."""
+    from types import SimpleNamespace
+
+    from rmdp_train.networks import MultiPolicyAgent
+    from rmdp_train.ppo import CriticUpdate
+
+    agent = MultiPolicyAgent(2, 3, 2, 4, 8)
+    optimizer = torch.optim.Adam(agent.parameters())
+    critic = CriticUpdate(agent, optimizer, SimpleNamespace(vf_coef=0.5, max_grad_norm=0.5, update_threads=1), 2, None,
+                          background=True)
+    wrong_width = torch.zeros(2, 8, 5)  # observations of width 5 for a critic of width 3
+    critic.start(wrong_width, torch.zeros(2, 8, 4), [torch.zeros(2, 8, dtype=torch.long)], 8, step=0)
+    with pytest.raises(RuntimeError):
+        critic.wait()
+    critic.wait()  # raised once; the pass is over
