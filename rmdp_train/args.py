@@ -46,8 +46,7 @@ class PPOArgs:
     """torch intra-op threads during the PPO update, when no environment is stepping (default: OMP_NUM_THREADS if set;
     else with --rollout workers the cores this process may use, at most 8, since the workers wait during the update,
     and with main 2). Several runs on one machine: set OMP_NUM_THREADS=1 (or this flag to 1), as the sweep does,
-    or their updates' threads spin against each other (README "Cores"). With --rollout workers this is the
-    actor's update; the critic's runs on one thread beside the next rollout (rmdp_train.ppo.CriticUpdate)"""
+    or their updates' threads spin against each other (README "Cores")"""
     save_model: bool = False
     """whether to save the k policies (policies.safetensors + policies.json) in the run directory"""
     output_dir: str = "runs"

@@ -82,15 +82,6 @@ class MultiPolicyAgent(nn.Module):
         """``(action, log_prob, entropy, value)``; with ``action`` given, its log-probability under the current policies."""
         if action is None:
             action, _ = self.get_action(obs)
-        log_prob, entropy = self.log_prob_and_entropy(obs, action)
-        return action, log_prob, entropy, self.critic(obs)
-
-    def log_prob_and_entropy(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The actor's side of :meth:`get_action_and_value`: ``action``'s log-probability and the entropy ``(k, B)``.
-
-        PPO's policy loss needs nothing else; the critic's loss is a separate pass
-        (:class:`rmdp_train.ppo.CriticUpdate`).
-        """
         out = self.actor(obs)
         if self.discrete:
             logp_all = torch.log_softmax(out, dim=-1)
@@ -100,7 +91,7 @@ class MultiPolicyAgent(nn.Module):
             log_std = self.actor.log_std.unsqueeze(1).expand_as(out)
             entropy = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
             log_prob = gaussian_log_prob(out, log_std, action)
-        return log_prob, entropy
+        return action, log_prob, entropy, self.critic(obs)
 
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
         """Clip each policy's actor gradient, and each policy's critic gradient, to ``max_norm`` separately.
@@ -108,20 +99,11 @@ class MultiPolicyAgent(nn.Module):
         A global clip over k policies would let one policy's large gradient shrink all the others'.
         Parameters shared by all policies (``--shared-torso``) are clipped together.
         """
-        norms = self.clip_actor_grad_norm_(max_norm)
-        self.clip_critic_grad_norm_(max_norm)
-        return norms
-
-    def clip_actor_grad_norm_(self, max_norm: float) -> torch.Tensor:
-        """The actor's half of :meth:`clip_grad_norm_` (each policy's norms, before clipping)."""
         norms = clip_grad_norm_per_policy(self._grouped_actor, self.k, max_norm)
         if self._shared_actor:
             nn.utils.clip_grad_norm_(self._shared_actor, max_norm)
+        clip_grad_norm_per_policy(list(self.critic.parameters()), self.k, max_norm)
         return norms
-
-    def clip_critic_grad_norm_(self, max_norm: float) -> torch.Tensor:
-        """The critic's half of :meth:`clip_grad_norm_`: each policy's critic gradient to ``max_norm``."""
-        return clip_grad_norm_per_policy(list(self.critic.parameters()), self.k, max_norm)
 
 
 def clip_grad_norm_per_policy(grouped: list, k: int, max_norm: float) -> torch.Tensor:

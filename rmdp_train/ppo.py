@@ -8,8 +8,6 @@ shared normalization or a shared gradient clip.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import torch
 
@@ -113,74 +111,3 @@ def clipped_policy_loss(adv: torch.Tensor, ratio: torch.Tensor, clip_coef: float
 def value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """Half the squared error of every user's value ``(k, b, n)``, each policy's mean, summed over policies."""
     return 0.5 * ((values - returns) ** 2).mean((1, 2)).sum()
-
-
-class CriticUpdate:
-    """The critic's share of a PPO update, run beside the next rollout where this process would only wait.
-
-    The next rollout needs only the actor, so with ``--rollout workers`` (this process idle while the
-    workers step) the critic's epochs run in a thread during it: PPO stays on-policy, and the advantages
-    after that rollout read exactly the critic they would have read. The critic is about two thirds of
-    the update's arithmetic at n = 100 (its last layer has an output per user), and the actor's update
-    that stays between rollouts is the rest. Actor and critic share no parameters, their gradient clips
-    are separate and Adam's moments elementwise, so the actor's pass (policy loss and entropy) followed
-    by this pass (``vf_coef`` times the value loss) over the same minibatches in the same order gives the
-    numbers of the joint loss, bit for bit (tests in ``tests/test_rollout.py``).
-
-    One optimizer serves both passes: ``zero_grad`` leaves the other network's gradients ``None``, which
-    Adam skips. Its learning rate must not change while a pass runs: solvers set it after :meth:`wait`.
-    ``background=False`` runs the pass at once, in this thread (``--rollout main`` and the family, whose
-    rollouts keep this process busy). The value loss of each pass is logged when it is waited for.
-    """
-
-    def __init__(self, agent, optimizer, args, k: int, writer, background: bool):
-        self.agent, self.optimizer, self.args, self.k, self.writer = agent, optimizer, args, k, writer
-        self.background = background
-        self._thread, self._error, self._logged = None, None, None
-
-    def start(self, b_obs: torch.Tensor, b_returns: torch.Tensor, orders: list, minibatch_size: int, step: int) -> None:
-        """The critic's epochs over ``(k, N, ...)`` batches, minibatches ``minibatch_size`` wide in each epoch's
-        ``orders`` (those of the actor's epochs, early stopping included); its loss is logged at ``step``."""
-        self.wait()
-        if not self.background:
-            self._run(b_obs, b_returns, orders, minibatch_size, step, threads=self.args.update_threads)
-            return
-        # the sampler refills its buffers during the next rollout, and per_policy can be a view of them (one copy
-        # per policy): the pass reads its own copy of the observations (the returns are this iteration's own tensor)
-        job = (b_obs.clone(), b_returns, orders, minibatch_size, step)
-        # one thread: the workers own the cores while it runs (an OpenMP team would spin against them)
-        self._thread = threading.Thread(target=self._run, args=job, kwargs=dict(threads=1), name="critic-update", daemon=True)
-        self._thread.start()
-
-    def _run(self, b_obs, b_returns, orders, minibatch_size: int, step: int, threads: int) -> None:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            args, agent, optimizer = self.args, self.agent, self.optimizer
-            N = b_obs.shape[1]
-            for order in orders:
-                for start in range(0, N, minibatch_size):
-                    idx = order[:, start:start + minibatch_size]
-                    v_loss = value_loss(agent.critic(take(b_obs, idx)), take(b_returns, idx))
-                    optimizer.zero_grad()
-                    (args.vf_coef * v_loss).backward()
-                    agent.clip_critic_grad_norm_(args.max_grad_norm)
-                    optimizer.step()
-            self._logged = (v_loss.item(), step)
-        except BaseException as error:  # re-raised by wait(), in the solver's thread
-            self._error = error
-        finally:
-            torch.set_num_threads(previous)
-
-    def wait(self) -> None:
-        """Until the last pass has finished (re-raising its error); logs its value loss."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        if self._logged is not None:
-            v_loss, step = self._logged
-            self.writer.add_scalar("losses/value_loss", v_loss / self.k, step)
-            self._logged = None

@@ -228,32 +228,27 @@ class Run:
         result.write(self.dir)
         return result
 
-    def checkpoint(self, state: TrainState, iterations_this_process: int, progress, critic=None) -> None:
-        """Write a checkpoint when one is due; with ``--interrupt-after``, stop after it as if killed.
-
-        ``critic``: the :class:`rmdp_train.ppo.CriticUpdate` whose pass must finish before the networks are saved."""
+    def checkpoint(self, state: TrainState, iterations_this_process: int, progress) -> None:
+        """Write a checkpoint when one is due; with ``--interrupt-after``, stop after it as if killed."""
         args = self.args
         if not (state.iteration % args.checkpoint_every == 0 or state.iteration == args.num_iterations):
             return
-        if critic is not None:
-            critic.wait()
         state.save(self.dir)
         if args.interrupt_after and iterations_this_process >= args.interrupt_after and state.iteration < args.num_iterations:
             progress.close()
             print(f"interrupted after iteration {state.iteration} (checkpoint written); continue with --resume {self.dir}")
             raise SystemExit(0)
 
-    def log_iteration(self, state: TrainState, *, lr: float, ent_coef: float, sps: int, pg_loss: float,
+    def log_iteration(self, state: TrainState, *, lr: float, ent_coef: float, sps: int, v_loss: float, pg_loss: float,
                       entropy: float, approx_kl: float, clipfrac: float, flips: int, k: int) -> float:
-        """TensorBoard scalars of one iteration; returns the training welfare estimate (NaN until every policy has data).
-
-        The value loss is logged by :class:`rmdp_train.ppo.CriticUpdate`, whose pass may still be running."""
+        """TensorBoard scalars of one iteration; returns the training welfare estimate (NaN until every policy has data)."""
         w, step, n = self.writer, state.global_step, self.env.n
         train_welfare = float(state.utility[state.assignment, np.arange(n)].mean()) if state.seen.all() else float("nan")
         sizes = np.bincount(state.assignment, minlength=k)
         w.add_scalar("charts/learning_rate", lr, step)
         w.add_scalar("charts/ent_coef", ent_coef, step)
         w.add_scalar("charts/SPS", sps, step)
+        w.add_scalar("losses/value_loss", v_loss / k, step)
         w.add_scalar("losses/policy_loss", pg_loss / k, step)
         w.add_scalar("losses/entropy", entropy / k, step)
         w.add_scalar("losses/approx_kl", approx_kl, step)

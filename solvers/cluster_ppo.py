@@ -27,8 +27,8 @@ from rmdp_train.checkpoint import TrainState, load_checkpoint
 from rmdp_train.cli import fail
 from rmdp_train.networks import MultiPolicyAgent
 from rmdp_train.normalization import RunningMeanStd
-from rmdp_train.ppo import (CriticUpdate, advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean,
-                            minibatch_order, normalize_per_policy, per_policy, schedules, take)
+from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean, minibatch_order,
+                            normalize_per_policy, per_policy, schedules, take, value_loss)
 from rmdp_train.run import Run
 from rmdp_train.rollout import make_sampler
 from rmdp_train.users import UserTracker
@@ -105,7 +105,6 @@ if __name__ == "__main__":
         state.load(run.dir)
         print(f"resumed {run.dir} at iteration {state.iteration}, {state.global_step} transitions")
     writer = run.open_writer(state.global_step)
-    critic_update = CriticUpdate(agent, optimizer, args, K, writer, background=args.rollout == "workers")
 
     # the buffers of each rollout live in the sampler (rmdp_train.rollout)
     T, E = args.num_steps, k * m
@@ -122,11 +121,10 @@ if __name__ == "__main__":
         # each phase anneals its own schedule: the fresh phase-2 policies start at the initial lr and entropy
         lr, ent_coef = (schedules(args, state.iteration, 1, pretrain_iterations) if phase == 1 else
                         schedules(args, state.iteration, pretrain_iterations + 1, args.num_iterations - pretrain_iterations))
+        optimizer.param_groups[0]["lr"] = lr
 
         # rollout: every copy steps T times under its policy (rmdp_train.rollout)
         ro = sampler.collect(agent, state)
-        critic_update.wait()  # the last update's critic pass, which ran beside this rollout
-        optimizer.param_groups[0]["lr"] = lr  # not before: that pass steps the same optimizer
 
         # every user's advantages under each copy's policy; the advantage of policy p is the mean
         # advantage of the users assigned to p
@@ -138,15 +136,14 @@ if __name__ == "__main__":
 
         # PPO on every policy at once, minibatches grouped per policy
         torch.set_num_threads(args.update_threads)
-        clipfracs, approx_kl, orders = [], torch.zeros(()), []
+        clipfracs, approx_kl = [], torch.zeros(())
         N = T * copies
         mb = N // args.num_minibatches
         for epoch in range(args.update_epochs):
             order = minibatch_order(rng, K, N, device)
-            orders.append(order)
             for start in range(0, N, mb):
                 idx = order[:, start:start + mb]
-                newlogprob, entropy = agent.log_prob_and_entropy(take(b_obs, idx), take(b_actions, idx))
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(take(b_obs, idx), take(b_actions, idx))
                 logratio = newlogprob - take(b_logprobs, idx)
                 ratio = logratio.exp()
                 with torch.no_grad():
@@ -154,17 +151,17 @@ if __name__ == "__main__":
                     clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean().item())
                 mb_adv = normalize_per_policy(take(b_adv, idx))
                 pg_loss = clipped_policy_loss(mb_adv, ratio, args.clip_coef)  # each policy's loss as if alone
+                v_loss = value_loss(newvalue, take(b_returns, idx))
                 entropy_loss = entropy.mean(1).sum()
-                loss = pg_loss - ent_coef * entropy_loss  # the critic's loss: critic_update
+                loss = pg_loss - ent_coef * entropy_loss + args.vf_coef * v_loss
 
                 optimizer.zero_grad()
                 loss.backward()
-                agent.clip_actor_grad_norm_(args.max_grad_norm)
+                agent.clip_grad_norm_(args.max_grad_norm)
                 optimizer.step()
             if args.target_kl and approx_kl > args.target_kl:
                 break
         torch.set_num_threads(args.torch_threads)
-        critic_update.start(b_obs, b_returns, orders, mb, state.global_step)  # beside the next rollout
 
         # end of pretraining: cluster the users on the per-step rewards of this rollout, start k policies
         flips = 0
@@ -174,9 +171,7 @@ if __name__ == "__main__":
             flips = int((state.assignment != 0).sum())
             phase, K, copies = 2, k, m
             sampler.close()
-            critic_update.wait()  # the pretrained critic's last pass: its networks are dropped now
             sampler, users, agent, optimizer = make_learner(run, K, obs_rms, device)
-            critic_update = CriticUpdate(agent, optimizer, args, K, writer, background=args.rollout == "workers")
             state.modules, state.optimizers = {"actor": agent.actor, "critic": agent.critic}, {"optimizer": optimizer}
             state.utility, state.seen, state.extra["phase"] = np.zeros((K, n)), np.zeros(K, dtype=bool), phase
             policy_of_env = torch.as_tensor(sampler.policy_index, device=device)
@@ -186,7 +181,7 @@ if __name__ == "__main__":
 
         # logging
         sps = int((state.global_step - start_step) / (time.time() - state.started))
-        train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps,
+        train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
                                           clipfrac=float(np.mean(clipfracs)), flips=flips, k=K)
         writer.add_scalar("charts/phase", phase, state.global_step)
@@ -200,9 +195,8 @@ if __name__ == "__main__":
             run.write_result(ev, state, finished=False, phase=phase, pretrain_iterations=pretrain_iterations)
             progress.write(f"step {state.global_step}: eval welfare {ev['welfare']:.4f}, best response {ev['best_welfare']:.4f}")
         iterations_this_process += 1
-        run.checkpoint(state, iterations_this_process, progress, critic=critic_update)
+        run.checkpoint(state, iterations_this_process, progress)
     progress.close()
-    critic_update.wait()
 
     eval_start = time.time()
     ev = run.record_eval(run.evaluate(agent.actor, obs_rms, state.assignment, device), state, eval_start)

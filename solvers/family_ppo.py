@@ -34,8 +34,8 @@ from rmdp_train.cli import fail
 from rmdp_train.networks import MultiPolicyAgent
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import ConditionedActor
-from rmdp_train.ppo import (CriticUpdate, advantages_and_returns, clipped_policy_loss, minibatch_order,
-                            normalize_per_policy, per_policy, schedules, take)
+from rmdp_train.ppo import (advantages_and_returns, clipped_policy_loss, minibatch_order, normalize_per_policy, per_policy,
+                            schedules, take, value_loss)
 from rmdp_train.run import Run
 
 SOLVER = "family"
@@ -120,7 +120,6 @@ if __name__ == "__main__":
     users = np.asarray(state.extra["users"], dtype=np.int64)
     zt = torch.as_tensor(z, device=device)
     writer = run.open_writer(state.global_step)
-    critic_update = CriticUpdate(agent, optimizer, args, 1, writer, background=args.rollout == "workers")
 
     T = args.num_steps
     act_shape = (T, E) if env.discrete else (T, E, env.act_dim)
@@ -182,14 +181,13 @@ if __name__ == "__main__":
 
         # PPO on the family: the same update as every other solver, with one policy
         torch.set_num_threads(args.update_threads)
-        clipfracs, approx_kl, orders = [], torch.zeros(()), []
+        clipfracs, approx_kl = [], torch.zeros(())
         N, mb = T * E, T * E // args.num_minibatches
         for epoch in range(args.update_epochs):
             order = minibatch_order(rng, 1, N, device)
-            orders.append(order)
             for start in range(0, N, mb):
                 idx = order[:, start:start + mb]
-                newlogprob, entropy = agent.log_prob_and_entropy(take(b_obs, idx), take(b_actions, idx))
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(take(b_obs, idx), take(b_actions, idx))
                 logratio = newlogprob - take(b_logprobs, idx)
                 ratio = logratio.exp()
                 with torch.no_grad():
@@ -197,28 +195,27 @@ if __name__ == "__main__":
                     clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean().item())
                 mb_adv = normalize_per_policy(take(b_adv, idx))
                 pg_loss = clipped_policy_loss(mb_adv, ratio, args.clip_coef)
+                v_loss = value_loss(newvalue, take(b_returns, idx))
                 entropy_loss = entropy.mean(1).sum()
-                loss = pg_loss - ent_coef * entropy_loss  # the critic's loss: critic_update
+                loss = pg_loss - ent_coef * entropy_loss + args.vf_coef * v_loss
 
                 optimizer.zero_grad()
                 loss.backward()
-                agent.clip_actor_grad_norm_(args.max_grad_norm)
+                agent.clip_grad_norm_(args.max_grad_norm)
                 optimizer.step()
             if args.target_kl and approx_kl > args.target_kl:
                 break
         torch.set_num_threads(args.torch_threads)
-        critic_update.start(b_obs, b_returns, orders, mb, state.global_step)  # beside the next rollout
 
         sps = int((state.global_step - start_step) / (time.time() - state.started))
-        train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps,
+        train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
                                           clipfrac=float(np.mean(clipfracs)), flips=0, k=1)
         progress.update(args.batch_size)
         progress.set_postfix(welfare=f"{train_welfare:.4f}", sps=sps, refresh=False)
         iterations_this_process += 1
-        run.checkpoint(state, iterations_this_process, progress, critic=critic_update)
+        run.checkpoint(state, iterations_this_process, progress)
     progress.close()
-    critic_update.wait()
     envs.close()
 
     # selection: the family at every candidate condition, one rollout batch gives every user's utility
