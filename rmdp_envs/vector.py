@@ -69,7 +69,23 @@ def _set_layout(vec: VectorEnv, first: gym.Env, num_envs: int, k: int, mode: Aut
     vec.action_space = batch_space(vec.single_action_space, num_envs)
 
 
-class RMDPVectorEnv(VectorEnv):
+class _RMDPVectorBase(VectorEnv):
+    """What both r-MDP vector envs share beyond :func:`_set_layout`: the copies a ``DISABLED`` autoreset froze."""
+
+    _done: np.ndarray  # (num_envs,) bool, set by the subclass
+
+    @property
+    def all_done(self) -> bool:
+        """With ``DISABLED`` autoreset: whether every copy has finished its episode."""
+        return bool(self._done.all())
+
+    @property
+    def done(self) -> np.ndarray:
+        """With ``DISABLED`` autoreset: which copies have finished (and are frozen)."""
+        return self._done.copy()
+
+
+class RMDPVectorEnv(_RMDPVectorBase):
     """In-process vector env over r-MDP copies with vector rewards.
 
     ``autoreset_mode``: ``SAME_STEP`` (training: a finished copy is reset inside the step that
@@ -169,16 +185,6 @@ class RMDPVectorEnv(VectorEnv):
                 self._lengths[finished] = 0
         return self._obs.copy(), rewards, terminations, truncations, infos
 
-    @property
-    def all_done(self) -> bool:
-        """With ``DISABLED`` autoreset: whether every copy has finished its episode."""
-        return bool(self._done.all())
-
-    @property
-    def done(self) -> np.ndarray:
-        """With ``DISABLED`` autoreset: which copies have finished (and are frozen)."""
-        return self._done.copy()
-
     def close_extras(self, **kwargs):
         for env in self.envs:
             env.close()
@@ -234,7 +240,7 @@ def split_copies(num_envs: int, num_workers: int, main_share: float) -> list[sli
     return [slice(0, local)] + [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-class RMDPAsyncVectorEnv(VectorEnv):
+class RMDPAsyncVectorEnv(_RMDPVectorBase):
     """:class:`RMDPVectorEnv` split into contiguous slices: one stepped here, the rest in workers.
 
     Same interface and results as the in-process env. The main process sends the workers their
@@ -316,14 +322,6 @@ class RMDPAsyncVectorEnv(VectorEnv):
         if self.autoreset_mode is AutoresetMode.DISABLED:
             self._done |= finished
         return obs, rewards, terminations, truncations, infos
-
-    @property
-    def all_done(self) -> bool:
-        return bool(self._done.all())
-
-    @property
-    def done(self) -> np.ndarray:
-        return self._done.copy()
 
     def close_extras(self, **kwargs):
         close_workers(self._pipes, self._procs)
