@@ -119,28 +119,42 @@ def rollout_rate(threads: int, copies: int = 1024, steps: int = 20) -> float:
         return copies * steps / (time.perf_counter() - start)
 
 
+class SolverFailed(RuntimeError):
+    """A solver run exited with an error; the message is its stderr's last line."""
+
+
+def timed_run(solver: str, flags: list[str]) -> tuple[float, dict]:
+    """``solvers/{solver}_ppo.py`` with ``flags`` as a subprocess writing to a temporary folder: its whole wall time
+    (start-up included) and its ``result.json``. Raises :class:`SolverFailed` when it fails."""
+    with tempfile.TemporaryDirectory(prefix="rmdp-bench-") as out:
+        cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), *flags, "--output-dir", out]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SolverFailed(" ".join(proc.stderr.strip().splitlines()[-1:]))
+        return wall, json.loads(next(Path(out).glob("*/result.json")).read_text())
+
+
 def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None, rollout: str = "main",
                 update_threads: int | None = None, extra: list[str] | None = None) -> dict:
     """One EM run (n = 100, k = 5) as a subprocess: its transitions over the whole wall time, its phases and welfare.
 
     ``extra``: further solver flags (``benchmarks/update_cost.py`` varies the update with them).
     """
-    with tempfile.TemporaryDirectory(prefix="rmdp-cores-") as out:
-        cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5",
-               "--total-timesteps", str(timesteps), "--num-workers", str(workers), "--num-envs", str(num_envs),
-               "--rollout", rollout, "--output-dir", out] + ([] if main_share is None else ["--main-share", str(main_share)])
-        cmd += ([] if update_threads is None else ["--update-threads", str(update_threads)]) + list(extra or [])
-        start = time.time()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        wall = time.time() - start
-        if proc.returncode != 0:
-            return {"workers": workers, "error": proc.stderr.strip().splitlines()[-1:]}
-        result = json.loads(next(Path(out).glob("*/result.json")).read_text())
-        return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],
-                "num_envs": num_envs, "main_share": result["args"]["main_share"],
-                "transitions": result["transitions"], "wall_s": round(wall, 1), "phase_seconds": result.get("phase_seconds"),
-                "transitions_per_s": round(result["transitions"] / wall), "best_welfare": result["best_welfare"],
-                "welfare": result["welfare"], "seed": result["seed"]}
+    flags = ["--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5", "--total-timesteps", str(timesteps),
+             "--num-workers", str(workers), "--num-envs", str(num_envs), "--rollout", rollout]
+    flags += ([] if main_share is None else ["--main-share", str(main_share)])
+    flags += ([] if update_threads is None else ["--update-threads", str(update_threads)]) + list(extra or [])
+    try:
+        wall, result = timed_run("em", flags)
+    except SolverFailed as error:
+        return {"workers": workers, "error": [str(error)]}
+    return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],
+            "num_envs": num_envs, "main_share": result["args"]["main_share"],
+            "transitions": result["transitions"], "wall_s": round(wall, 1), "phase_seconds": result.get("phase_seconds"),
+            "transitions_per_s": round(result["transitions"] / wall), "best_welfare": result["best_welfare"],
+            "welfare": result["welfare"], "seed": result["seed"]}
 
 
 def main(args: Args) -> None:

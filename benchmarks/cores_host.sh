@@ -15,4 +15,4 @@ run() { echo "== $*"; python3 benchmarks/cores.py --out "$out" --timesteps "$T" 
 run --processes "$P" --tag _host_default
 run --processes "$P" --num-envs 32 --tag _host_envs32
 run --processes "$P" --num-envs 32 --update-threads "$P" --tag _host_envs32_threads
-run --processes "$((P / 2))" --tag _host_half_workers
+run --processes "$(( P > 1 ? P / 2 : 1 ))" --tag _host_half_workers

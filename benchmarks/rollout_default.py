@@ -16,10 +16,7 @@ Writes ``{out}/rollout_default.json``; prints a Markdown table of the medians.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +25,8 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cores import SolverFailed, timed_run  # noqa: E402
 from rmdp_envs.files import atomic_write_json  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
 
@@ -56,15 +55,11 @@ class Args:
 
 def run(solver: str, env_id: str, k: int, seed: int, timesteps: int, flags: list[str]) -> dict:
     """One solver run as a subprocess: wall time (start-up included), phases, welfare and how it used the machine."""
-    with tempfile.TemporaryDirectory(prefix="rmdp-rollout-") as out:
-        cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), "--env-id", env_id, "--k", str(k),
-               "--seed", str(seed), "--total-timesteps", str(timesteps), "--output-dir", out, *flags]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            sys.exit(f"error: {' '.join(cmd[1:])} failed: {proc.stderr.strip().splitlines()[-1:]}")
-        result = json.loads(next(Path(out).glob("*/result.json")).read_text())
+    flags = ["--env-id", env_id, "--k", str(k), "--seed", str(seed), "--total-timesteps", str(timesteps), *flags]
+    try:
+        wall, result = timed_run(solver, flags)
+    except SolverFailed as error:
+        sys.exit(f"error: {solver} {' '.join(flags)} failed: {error}")
     used = result["args"]
     return {"wall_s": round(wall, 2), "transitions_per_s": round(result["transitions"] / wall),
             "phase_seconds": result["phase_seconds"], "best_welfare": result["best_welfare"],
