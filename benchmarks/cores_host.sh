@@ -8,7 +8,7 @@
 #
 #   bash benchmarks/cores_host.sh OUT_DIR [TIMESTEPS]
 set -uo pipefail
-out=$1; T=${2:-2000000}
+out=${1:?usage: bash benchmarks/cores_host.sh OUT_DIR [TIMESTEPS]}; T=${2:-2000000}
 mkdir -p "$out"
 P=$(python3 -c "import os; print(len(os.sched_getaffinity(0)))")
 run() { echo "== $*"; python3 benchmarks/cores.py --out "$out" --timesteps "$T" --rollout workers "$@" 2>&1 | grep -v '^{' ; }
