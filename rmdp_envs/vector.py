@@ -9,6 +9,7 @@ copy ``c`` of policy ``j`` is sub-env ``j * m + c`` (``policy_index`` gives ``j`
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any, Callable, Sequence
 
@@ -411,7 +412,10 @@ def serve_commands(pipe, build: Callable[[], Any], commands: dict[str, Callable[
     ``(command, data)`` with ``(True, commands[command](obj, data))`` or ``(False, error)`` until ``close``.
 
     ``on_error`` runs before an error is reported (e.g. to release workers waiting for this one).
+    Ctrl-C is the parent's to handle (a terminal sends it to every process of the job): a worker ignores
+    it and ends when the parent closes it or exits (its pipe then reads end-of-file).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         obj = build()
         pipe.send((True, None))
@@ -419,7 +423,11 @@ def serve_commands(pipe, build: Callable[[], Any], commands: dict[str, Callable[
         pipe.send((False, f"{type(exc).__name__}: {exc}"))
         return
     while True:
-        command, data = pipe.recv()
+        try:
+            command, data = pipe.recv()
+        except EOFError:  # the parent is gone without closing us
+            close(obj)
+            return
         try:
             if command not in commands:
                 close(obj)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,11 +171,45 @@ class Run:
         return np.random.default_rng(args.seed), device
 
     def open_writer(self, global_step: int) -> SummaryWriter:
+        """The run's TensorBoard writer. Training starts right after it, so Ctrl-C is watched from here on."""
         self.writer = SummaryWriter(str(self.dir), purge_step=global_step if self.resumed else None)
         if not self.resumed:
             table = "\n".join(f"|{key}|{value}|" for key, value in vars(self.args).items())
             self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n%s" % table)
+        self._watch_ctrl_c()
         return self.writer
+
+    #: set by the first Ctrl-C; :meth:`checkpoint` then writes a checkpoint and stops the run
+    interrupted = False
+    _previous_sigint: Any = None
+
+    def _watch_ctrl_c(self) -> None:
+        """Turn the first Ctrl-C into a clean stop at the end of the iteration (:meth:`checkpoint`).
+
+        Without this, Ctrl-C lands wherever the solver happens to be and every worker process prints
+        a traceback of its own; the run is left at its last periodic checkpoint. A second Ctrl-C stops
+        at once, as usual. Only in the main thread (signals go there), and not where SIGINT is
+        ignored (a background job), which stays as it is.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous in (signal.SIG_IGN, None):
+            return
+
+        def first_ctrl_c(signum, frame) -> None:
+            self.interrupted = True
+            signal.signal(signal.SIGINT, previous)
+            print("\nCtrl-C: stopping at the end of this iteration with a checkpoint (Ctrl-C again to stop now)",
+                  file=sys.stderr, flush=True)
+
+        self._previous_sigint = previous
+        signal.signal(signal.SIGINT, first_ctrl_c)
+
+    def _unwatch_ctrl_c(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
 
     # ------------------------------------------------------------------ evaluation and results
 
@@ -229,9 +266,23 @@ class Run:
         return result
 
     def checkpoint(self, state: TrainState, iterations_this_process: int, progress) -> None:
-        """Write a checkpoint when one is due; with ``--interrupt-after``, stop after it as if killed."""
+        """Write a checkpoint when one is due; with ``--interrupt-after``, stop after it as if killed.
+
+        After a Ctrl-C (:meth:`_watch_ctrl_c`) the checkpoint is written now and the run exits with status
+        130 and the command that continues it, unless this was the last iteration (then it just finishes).
+        """
         args = self.args
-        if not (state.iteration % args.checkpoint_every == 0 or state.iteration == args.num_iterations):
+        last = state.iteration >= args.num_iterations
+        if last:
+            self._unwatch_ctrl_c()  # only the final evaluation is left: Ctrl-C stops it as usual
+        if self.interrupted and not last:
+            self._unwatch_ctrl_c()
+            state.save(self.dir)
+            progress.close()
+            print(f"interrupted after iteration {state.iteration} of {args.num_iterations} ({state.global_step} "
+                  f"transitions; checkpoint written): continue with --resume {self.dir}", file=sys.stderr, flush=True)
+            raise SystemExit(130)
+        if not (state.iteration % args.checkpoint_every == 0 or last):
             return
         state.save(self.dir)
         if args.interrupt_after and iterations_this_process >= args.interrupt_after and state.iteration < args.num_iterations:

@@ -151,6 +151,44 @@ def test_killed_run_resumes(tmp_path):
     assert read_result(run_dir)["transitions"] == 320 * (state["iteration"] + 2)
 
 
+def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path):
+    """Ctrl-C (SIGINT to the whole job, as a terminal sends it, env workers included): the iteration ends, a
+    checkpoint is written though none is due, one line says how to continue and no process prints a traceback;
+    --resume continues from that iteration."""
+    # SIGINT back to its default first: a test run in the background inherits it ignored, and so would the solver
+    default_sigint = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                      "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+    cmd = [sys.executable, "-c", default_sigint, str(ROOT / "solvers" / "em_ppo.py"), "--output-dir", str(tmp_path),
+           "--torch-threads", "1", "--env-id", RG, "--num-envs", "2", "--num-steps", "32", "--total-timesteps", "4000000",
+           "--checkpoint-every", "100000", "--rollout", "workers", "--num-workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob("*/events.out.tfevents.*")) and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)  # into the training loop
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    run_dir = only_run_dir(tmp_path)
+    stopped = re.search(r"interrupted after iteration (\d+) of \d+ .*continue with --resume (\S+)", err)
+    assert stopped and Path(stopped.group(2)) == run_dir, err[-3000:]
+    iteration = int(stopped.group(1))
+    _, state = load_checkpoint(run_dir)
+    assert state["iteration"] == iteration >= 1 and not (run_dir / "result.json").exists()
+    args = json.loads((run_dir / "args.json").read_text())
+    args["total_timesteps"] = 320 * (iteration + 2)  # shorten the rest of the run for the test
+    atomic_write_json(run_dir / "args.json", args)
+    proc = run_solver("em", tmp_path, "--resume", str(run_dir))
+    assert f"at iteration {iteration}" in proc.stdout
+    assert read_result(run_dir)["transitions"] == 320 * (iteration + 2)
+
+
 @pytest.mark.parametrize("flags", [
     ["--k", "30"],  # k > n = 25
     ["--k", "0"],
