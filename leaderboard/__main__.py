@@ -137,10 +137,13 @@ def main(argv: list[str] | None = None) -> int:
                         ("--population-seed", args.population_seed)):
         if value is not None:
             extra += [flag, str(value)]
-    outcomes = sweep(args.envs, args.solvers, args.k, args.seeds, args.total_timesteps, Path(args.runs_dir), board,
-                     backend=args.backend, address=args.address, workers=args.workers,
-                     solvers_dir=Path(args.solvers_dir) if args.solvers_dir else None, extra_args=extra,
-                     timeout=args.timeout, do_submit=not args.no_submit)
+    try:
+        outcomes = sweep(args.envs, args.solvers, args.k, args.seeds, args.total_timesteps, Path(args.runs_dir), board,
+                         backend=args.backend, address=args.address, workers=args.workers,
+                         solvers_dir=Path(args.solvers_dir) if args.solvers_dir else None, extra_args=extra,
+                         timeout=args.timeout, do_submit=not args.no_submit)
+    except KeyboardInterrupt:  # the sweep said what stopped and how to continue
+        return 130
     if not args.no_submit and not args.no_render:
         from leaderboard.render import render  # noqa: PLC0415
         paths = render(board)

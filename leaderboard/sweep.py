@@ -3,7 +3,9 @@
 Each task runs ``solvers/<solver>.py ... --save-model`` in its own folder
 ``<runs-dir>/<env>/<solver>/t<timesteps>/k<k>-s<seed>/``; a task whose folder already holds a
 finished run (``result.json`` + policies) is skipped, so re-running a sweep only runs what failed
-or is new. Backends: ``local``, a pool of solver processes sized to the machine (one torch
+or is new, and (local backend) a run that stopped with a checkpoint, by Ctrl-C, a kill or a timeout,
+continues from it with ``--resume`` when the same task started it (``task.json``). Ctrl-C stops a local
+sweep cleanly: no new run starts, the running ones stop at a checkpoint. Backends: ``local``, a pool of solver processes sized to the machine (one torch
 thread each), and ``ray``, the same tasks as Ray tasks on a cluster (``--address``) or on a local
 one; run folders come back to this machine as file contents, so the workers need no shared disk.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from leaderboard.storage import REPO_ROOT
-from rmdp_envs.files import POLICY_FILES, RESULT_FILE
+from rmdp_envs.files import CHECKPOINT_FILE, POLICY_FILES, RESULT_FILE, atomic_write_json
 
 #: Largest file copied back from a Ray worker (TensorBoard logs and checkpoints can be big).
 MAX_RETURNED_FILE = 64 << 20
@@ -53,6 +55,12 @@ class Task:
         env = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.env_id)
         return runs_dir / env / self.solver / f"t{self.total_timesteps}" / f"k{self.k}-s{self.seed}"
 
+    def record(self) -> dict[str, Any]:
+        """What :data:`TASK_FILE` holds: a run is resumed only for the task that started it."""
+        return {"env_id": self.env_id, "solver": self.solver, "k": self.k, "seed": self.seed,
+                "total_timesteps": self.total_timesteps, "extra_args": list(self.extra_args),
+                "process_flags": list(PROCESS_FLAGS)}
+
     def command(self, script: str, output_dir: str, python: str = sys.executable) -> list[str]:
         return [python, script, "--env-id", self.env_id, "--k", str(self.k), "--seed", str(self.seed),
                 "--total-timesteps", str(self.total_timesteps), "--output-dir", output_dir, "--save-model",
@@ -71,21 +79,49 @@ class Outcome:
 
 def finished_run(folder: Path) -> Path | None:
     """The newest run folder under ``folder`` with a finished result and saved policies."""
-    import json  # noqa: PLC0415
-
     if not folder.is_dir():
         return None
     for result in sorted(folder.glob(f"*/{RESULT_FILE}"), reverse=True):
         run = result.parent
-        if not all((run / name).is_file() for name in POLICY_FILES):
-            continue
-        try:
-            if json.loads(result.read_text()).get("finished", True) is False:
-                continue
-        except ValueError:
-            continue
-        return run
+        if all((run / name).is_file() for name in POLICY_FILES) and _finished(run):
+            return run
     return None
+
+
+def _finished(run: Path) -> bool:
+    """Whether ``run`` holds a final result (an evaluation during training writes one with ``finished: false``)."""
+    import json  # noqa: PLC0415
+
+    try:
+        return json.loads((run / RESULT_FILE).read_text()).get("finished", True) is not False
+    except (OSError, ValueError):
+        return False
+
+
+#: Written into a task's folder when the sweep starts the task afresh (a changed --solver-args shares the folder).
+TASK_FILE = "task.json"
+
+
+def resumable_run(folder: Path, task: Task) -> Path | None:
+    """The newest run under ``folder`` with a checkpoint and no result, if this same ``task`` started it.
+
+    Runs older than :data:`TASK_FILE` were started for an earlier task in the same folder (other
+    --solver-args): never resumed.
+    """
+    import json  # noqa: PLC0415
+
+    try:
+        record = folder / TASK_FILE
+        if json.loads(record.read_text()) != task.record():
+            return None
+        started = record.stat().st_mtime_ns
+        runs = sorted((c.parent for c in folder.glob(f"*/{CHECKPOINT_FILE}")), reverse=True)
+        run = runs[0] if runs else None
+        if run is None or _finished(run) or (run / "args.json").stat().st_mtime_ns < started:
+            return None
+    except (OSError, ValueError):
+        return None
+    return run
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -96,7 +132,13 @@ def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
     log = folder / "sweep.log"
-    cmd = task.command(str(script), str(folder))
+    resume = resumable_run(folder, task)
+    if resume is not None:
+        cmd = [sys.executable, str(script), "--resume", str(resume)]
+    else:
+        cmd = task.command(str(script), str(folder))
+        atomic_write_json(folder / TASK_FILE, task.record())
+    extra = {"resumed": resume.name} if resume is not None else {}
     with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n")
         f.flush()
@@ -110,8 +152,37 @@ def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None
     run = finished_run(folder)
     if rc != 0 or run is None:
         why = f"exit code {rc}" if rc != 0 else "no finished run with saved policies"
-        return Outcome(task, "failed", None, f"{why}; log {log}:\n{_tail(log.read_text())}", seconds)
-    return Outcome(task, "finished", run, "", seconds)
+        return Outcome(task, "failed", None, f"{why}; log {log}:\n{_tail(log.read_text())}", seconds, extra)
+    return Outcome(task, "finished", run, "", seconds, extra)
+
+
+def run_local(todo: list[tuple[Task, Path]], solvers_dir: Path, workers: int | None, timeout: float | None,
+              log: Callable[[str], None]) -> list[Outcome]:
+    """The tasks in a pool of solver processes on this machine.
+
+    On Ctrl-C (the terminal sends it to the solvers too, which stop at a checkpoint) no new run starts,
+    the running ones are waited for, one line sums up, and ``KeyboardInterrupt`` goes on to the caller.
+    """
+    n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        futures = [pool.submit(run_local_task, t, f, solvers_dir / f"{t.solver}.py", timeout) for t, f in todo]
+        try:
+            for fut in futures:
+                out = fut.result()
+                resumed = f", resumed {out.extra['resumed']}" if "resumed" in out.extra else ""
+                log(f"{out.status:8s} {out.task.name} ({out.seconds:.1f}s{resumed})")
+                outcomes.append(out)
+        except KeyboardInterrupt:
+            log("Ctrl-C: no new run starts; the running ones stop at a checkpoint (Ctrl-C again to stop now)")
+            pool.shutdown(wait=True, cancel_futures=True)
+            ended = [f.result() for f in futures if f.done() and not f.cancelled()]
+            finished = sum(o.status == "finished" for o in ended)
+            log(f"sweep interrupted: {finished} finished, {len(ended) - finished} stopped or failed, "
+                f"{sum(f.cancelled() for f in futures)} not started, nothing submitted; the same command continues "
+                "(finished runs are skipped and submitted, stopped ones resume from their checkpoints)")
+            raise
+    return outcomes
 
 
 def _ray_task(cmd_tail: list[str], script: str, cwd: str | None, timeout: float | None) -> dict[str, Any]:
@@ -223,16 +294,12 @@ def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], 
             outcomes.append(Outcome(task, "skipped", run, "finished earlier"))
         else:
             todo.append((task, folder))
-    log(f"sweep: {len(tasks)} runs, {len(tasks) - len(todo)} finished earlier, {len(todo)} to run ({backend} backend)")
+    resumable = sum(resumable_run(f, t) is not None for t, f in todo) if backend == "local" else 0
+    log(f"sweep: {len(tasks)} runs, {len(tasks) - len(todo)} finished earlier, {len(todo)} to run ({backend} backend)"
+        + (f", {resumable} of them from a checkpoint" if resumable else ""))
     if todo:
         if backend == "local":
-            n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-            with ThreadPoolExecutor(max_workers=n) as pool:
-                futures = [pool.submit(run_local_task, t, f, solvers_dir / f"{t.solver}.py", timeout) for t, f in todo]
-                for fut in futures:
-                    out = fut.result()
-                    log(f"{out.status:8s} {out.task.name} ({out.seconds:.1f}s)")
-                    outcomes.append(out)
+            outcomes += run_local(todo, solvers_dir, workers, timeout, log)
         elif backend == "ray":
             outcomes += run_ray(todo, solvers_dir, address, workers, timeout, log)
         else:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ from leaderboard.render import collect, render, welfare_plot
 from leaderboard.stats import distinguishable, interval, iqm, mean, normalized, probability_of_improvement
 from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
 from leaderboard.submit import SubmissionError, schema_errors, submit
-from leaderboard.sweep import sweep
+from leaderboard.sweep import TASK_FILE, Task, resumable_run, sweep
 from leaderboard.testing import make_fixture_run
 from leaderboard.verify import verify_board
 
@@ -389,6 +392,61 @@ def test_sweep_2x2_local(tmp_path, board):
     assert sorted((r["k"], r["seed"]) for r in report) == [(1, 0), (1, 1), (2, 0), (2, 1)]
     for r in report:
         assert (r["reevaluated_best_welfare"], r["reevaluated_welfare"]) == (r["stored_best_welfare"], r["stored_welfare"])
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "solvers" / "em_ppo.py").is_file(), reason="solvers/em_ppo.py does not exist yet")
+def test_sweep_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the sweep and its solvers): a summary line, exit 130, no traceback, the run
+    stopped at a checkpoint; the same command again resumes that run (the same folder) and finishes it."""
+    args = ["-m", "leaderboard", "sweep", "--envs", RG, "--solvers", "em_ppo", "--k", "2", "--seeds", "0",
+            "--total-timesteps", "200000", "--runs-dir", str(tmp_path / "runs"), "--no-submit", "--workers", "1"]
+    # SIGINT back to its default first: a test run in the background inherits it ignored, and so would the sweep
+    default_sigint = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                      "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+    proc = subprocess.Popen([sys.executable, "-c", default_sigint, *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob("runs/**/checkpoint.safetensors")) and proc.poll() is None:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in out, out[-3000:]
+    assert "sweep interrupted: 0 finished, 1 stopped or failed, 0 not started" in out, out[-3000:]
+    (folder,) = {p.parent.parent for p in tmp_path.glob("runs/**/checkpoint.safetensors")}
+    (stopped,) = [d for d in folder.iterdir() if d.is_dir()]
+    assert "interrupted after iteration" in (folder / "sweep.log").read_text()
+
+    again = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "1 to run (local backend), 1 of them from a checkpoint" in again.stdout
+    assert f"resumed {stopped.name}" in again.stdout
+    assert [d for d in folder.iterdir() if d.is_dir()] == [stopped]
+    result = json.loads((stopped / "result.json").read_text())
+    assert result["finished"] is True and result["transitions"] == 196 * 1024
+
+
+def test_resumable_run_only_for_the_task_that_started_it(tmp_path):
+    task = Task(RG, "em_ppo", 2, 0, 1000)
+    folder = tmp_path / "task"
+    run = folder / "run_a"
+    run.mkdir(parents=True)
+    (folder / TASK_FILE).write_text(json.dumps(task.record()))
+    for name in ("args.json", "checkpoint.safetensors"):
+        (run / name).write_text("{}")
+    assert resumable_run(folder, task) == run
+    assert resumable_run(folder, Task(RG, "em_ppo", 2, 0, 1000, ("--learning-rate", "0.001"))) is None  # other flags
+    (run / "result.json").write_text(json.dumps({"finished": False}))  # an evaluation during training
+    assert resumable_run(folder, task) == run
+    (run / "result.json").write_text(json.dumps({"finished": True}))
+    assert resumable_run(folder, task) is None
+    (run / "result.json").unlink()
+    started = (folder / TASK_FILE).stat().st_mtime_ns
+    os.utime(run / "args.json", ns=(started - 10**9, started - 10**9))  # run_a was made before the task (re)started
+    assert resumable_run(folder, task) is None
 
 
 def test_a_swept_run_reproduces_and_a_changed_one_does_not(tmp_path, board):
