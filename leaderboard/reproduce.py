@@ -59,6 +59,37 @@ def export_code(commit: str, into: Path) -> bool:
     return True
 
 
+def train(cmd: list[str], stops: list[int], out: Path, root: Path, env: dict, log=print) -> Path:
+    """Run the solver ``cmd`` (its ``--output-dir`` is ``out``), stopping and resuming at each of ``stops``; its run folder.
+
+    A resumed run trains on fresh episodes from the iteration it continued from, so a run that stopped
+    (Ctrl-C, a kill, a sweep's timeout) is replayed with the same stops: a checkpoint every iteration,
+    ``--interrupt-after`` up to each stop, then ``--resume`` from it.
+    """
+    def call(args: list[str]) -> None:
+        log("$ " + " ".join(args[1:]))
+        proc = subprocess.run(args, cwd=root, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the solver failed:\n{proc.stderr[-3000:]}")
+
+    done = 0
+    for stop in stops:
+        if stop <= done:
+            continue
+        if done == 0:
+            call([*cmd, "--checkpoint-every", "1", "--interrupt-after", str(stop)])
+        else:
+            call([cmd[0], cmd[1], "--resume", str(_run_folder(out)), "--interrupt-after", str(stop - done)])
+        done = stop
+    call([*cmd] if done == 0 else [cmd[0], cmd[1], "--resume", str(_run_folder(out))])
+    return next(out.glob("*/result.json")).parent
+
+
+def _run_folder(out: Path) -> Path:
+    (run_dir,) = [d for d in out.iterdir() if d.is_dir()]
+    return run_dir
+
+
 def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head: bool = False) -> bool:
     """Retrain the run of ``seed`` (default: the first) of a stored submission; True when it reproduces.
 
@@ -92,11 +123,7 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head:
                "--total-timesteps", str(run["total_timesteps"]), "--env-kwargs", json.dumps(b["env_kwargs"]),
                "--save-model", "--output-dir", out, *PROCESS_FLAGS,
                *solver_flags(solver["hyperparameters"])]
-        log("$ " + " ".join(cmd[1:]))
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(f"the solver failed:\n{proc.stderr[-3000:]}")
-        run_dir = next(Path(out).glob("*/result.json")).parent
+        run_dir = train(cmd, sorted(set(run.get("resumed_at", []))), Path(out), root, env, log)
         assignment = json.loads((run_dir / "result.json").read_text())["assignment"]
         again = score(b["env_id"], b["env_kwargs"], load_policies(run_dir), sub["k"], sub["protocol"], assignment)
     tol = Tolerance(**sub["protocol"]["tolerance"]) if "tolerance" in sub["protocol"] else PROTOCOL.tolerance_for(b["env_id"])

@@ -301,6 +301,8 @@ def build_submission(runs: list[Run], protocol: Protocol = PROTOCOL) -> dict[str
             "claimed": {"welfare": float(r.result.welfare), "best_welfare": float(r.result.best_welfare),
                         "episodes": episodes, "seed": seed},
             "policies": {"path": f"policies/seed-{r.seed}-t{int(r.result.total_timesteps)}", "sha256": r.policy_sha},
+            # where a resumed run continued from a checkpoint (reproduce replays these stops)
+            **({"resumed_at": [int(i) for i in r.result.extra["resumed_at"]]} if r.result.extra.get("resumed_at") else {}),
         })
     tol = protocol.tolerance_for(first.benchmark["env_id"])
     return {

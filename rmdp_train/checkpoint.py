@@ -114,6 +114,10 @@ class TrainState:
     """seconds spent by earlier processes of this run (a resumed run adds its own)"""
     started: float = field(default_factory=time.time)
     """when this process started its clock (:meth:`start_clock`)"""
+    resumed_at: list = field(default_factory=list)
+    """the iterations from which later processes of this run continued (:meth:`load` adds one): a resumed run trains
+    on fresh episodes from there, so retraining it in one go gives other numbers; ``leaderboard reproduce`` replays
+    the same stops"""
     phase_seconds: dict = field(default_factory=dict)
     """wall seconds by phase ("rollout", "learning", "evaluation"; the family's "selection"), over all processes of
     the run (:meth:`lap`)"""
@@ -155,7 +159,7 @@ class TrainState:
             "optimizers": meta, "obs_rms_count": self.obs_rms.count, "numpy_rng": self.rng.bit_generator.state,
             "global_step": self.global_step, "iteration": self.iteration, "wall_time_s": self.elapsed(),
             "next_eval": self.next_eval, "eval_history": self.eval_history, "extra": self.extra,
-            "phase_seconds": self.phase_seconds})
+            "phase_seconds": self.phase_seconds, "resumed_at": self.resumed_at})
 
     def load(self, run_dir: str | Path) -> None:
         tensors, state = load_checkpoint(run_dir)
@@ -176,3 +180,4 @@ class TrainState:
         self.global_step, self.iteration, self.wall_time_s = state["global_step"], state["iteration"], state["wall_time_s"]
         self.next_eval, self.eval_history, self.extra = state["next_eval"], state["eval_history"], state["extra"]
         self.phase_seconds = dict(state.get("phase_seconds", {}))  # checkpoints written before phases were kept have none
+        self.resumed_at = [*state.get("resumed_at", []), self.iteration]

@@ -261,7 +261,8 @@ class Run:
             best_assignment=ev["best_assignment"], eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
             finished=finished, eval_history=state.eval_history, hardware=hardware(), torch_threads=args.torch_threads,
             run_name=self.name, rmdp_version=rmdp_envs.__version__, args=vars(args), versions=library_versions(),
-            extra={"phase_seconds": {phase: round(s, 3) for phase, s in state.phase_seconds.items()}, **extra})
+            extra={"phase_seconds": {phase: round(s, 3) for phase, s in state.phase_seconds.items()},
+                   **({"resumed_at": state.resumed_at} if state.resumed_at else {}), **extra})
         result.write(self.dir)
         return result
 

@@ -466,6 +466,38 @@ def test_a_swept_run_reproduces_and_a_changed_one_does_not(tmp_path, board):
     assert reproduce(folder, log=QUIET) is False
 
 
+@pytest.mark.skipif(not (REPO_ROOT / "solvers" / "em_ppo.py").is_file(), reason="solvers/em_ppo.py does not exist yet")
+def test_a_resumed_run_reproduces_by_replaying_its_stop(tmp_path, board):
+    """A run stopped at iteration 4 and resumed trains other numbers than the same run in one go (fresh episodes
+    from the stop); it records resumed_at [4], the submission keeps it, and reproduce replays the stop."""
+    from leaderboard.reproduce import reproduce
+    from leaderboard.storage import submissions_dir
+    from leaderboard.sweep import PROCESS_FLAGS
+
+    def solver(out: Path, *flags: str) -> str:
+        cmd = [sys.executable, str(REPO_ROOT / "solvers" / "em_ppo.py"), "--env-id", "rmdp/Chain-v0", "--k", "2",
+               "--seed", "4", "--total-timesteps", "20480", "--save-model", "--output-dir", str(out), *PROCESS_FLAGS, *flags]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    assert "interrupted after iteration 4" in solver(tmp_path / "stopped", "--checkpoint-every", "2", "--interrupt-after", "3")
+    (run_dir,) = (tmp_path / "stopped").iterdir()
+    solver(tmp_path / "stopped", "--resume", str(run_dir))
+    solver(tmp_path / "one_go")
+    resumed = json.loads((run_dir / "result.json").read_text())
+    (one_go,) = (tmp_path / "one_go").glob("*/result.json")
+    assert resumed["resumed_at"] == [4] and "resumed_at" not in json.loads(one_go.read_text())
+    # the stop changed the training beyond the protocol's tolerance: retraining in one go would not reproduce it
+    assert not PROTOCOL.tolerance_for("rmdp/Chain-v0").ok(resumed["welfare"], json.loads(one_go.read_text())["welfare"])
+    (folder,) = submit([run_dir], board, log=QUIET)
+    stored = json.loads((folder / "submission.json").read_text())
+    assert stored["runs"][0]["resumed_at"] == [4] and schema_errors(stored) == []
+    lines = []
+    assert reproduce(submissions_dir(board) / stored["id"], log=lines.append) is True
+    assert sum("--interrupt-after 4" in line for line in lines) == 1 and sum("--resume" in line for line in lines) == 1
+
+
 def test_sweep_2x2_ray(fake_solvers, tmp_path, board):
     pytest.importorskip("ray", reason="Ray is not installed (pip install '.[ray]')")
     solver, solvers_dir = _solver_or_fake(fake_solvers)
