@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -128,6 +128,20 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+class Countdown:
+    """``[done/total, about M min left]`` for a sweep's log lines: the wall time per finished run so far times the
+    runs still to go (runs in parallel included, since it is wall time)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.start = total, 0, time.time()
+
+    def tick(self) -> str:
+        self.done += 1
+        left = (time.time() - self.start) / self.done * (self.total - self.done)
+        eta = "" if self.done == self.total else f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
+        return f"[{self.done}/{self.total}{eta}]"
+
+
 def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None) -> Outcome:
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -167,11 +181,12 @@ def run_local(todo: list[tuple[Task, Path]], solvers_dir: Path, workers: int | N
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=n) as pool:
         futures = [pool.submit(run_local_task, t, f, solvers_dir / f"{t.solver}.py", timeout) for t, f in todo]
+        countdown = Countdown(len(futures))
         try:
-            for fut in futures:
+            for fut in as_completed(futures):
                 out = fut.result()
                 resumed = f", resumed {out.extra['resumed']}" if "resumed" in out.extra else ""
-                log(f"{out.status:8s} {out.task.name} ({out.seconds:.1f}s{resumed})")
+                log(f"{countdown.tick()} {out.status:8s} {out.task.name} ({out.seconds:.1f}s{resumed})")
                 outcomes.append(out)
         except KeyboardInterrupt:
             log("Ctrl-C: no new run starts; the running ones stop at a checkpoint (Ctrl-C again to stop now)")
@@ -182,7 +197,8 @@ def run_local(todo: list[tuple[Task, Path]], solvers_dir: Path, workers: int | N
                 f"{sum(f.cancelled() for f in futures)} not started, nothing submitted; the same command continues "
                 "(finished runs are skipped and submitted, stopped ones resume from their checkpoints)")
             raise
-    return outcomes
+    order = {task: i for i, (task, _) in enumerate(todo)}
+    return sorted(outcomes, key=lambda o: order[o.task])  # logged as they finish, returned in the grid's order
 
 
 def _ray_task(cmd_tail: list[str], script: str, cwd: str | None, timeout: float | None) -> dict[str, Any]:
@@ -242,7 +258,7 @@ def run_ray(tasks: list[tuple[Task, Path]], solvers_dir: Path, address: str | No
     remote = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
     try:
         pending = {remote.remote(_ray_tail(t), where(t.solver), cwd, timeout): (t, folder) for t, folder in tasks}
-        outcomes = []
+        outcomes, countdown = [], Countdown(len(pending))
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             task, folder = pending.pop(done[0])
@@ -250,7 +266,7 @@ def run_ray(tasks: list[tuple[Task, Path]], solvers_dir: Path, address: str | No
                 res = ray.get(done[0])
             except Exception as e:  # noqa: BLE001 (a worker crash is a failed run)
                 outcomes.append(Outcome(task, "failed", None, f"ray task error: {e}"))
-                log(f"failed   {task.name}: ray task error")
+                log(f"{countdown.tick()} failed   {task.name}: ray task error")
                 continue
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "sweep.log").write_text(res["log"])
@@ -265,7 +281,7 @@ def run_ray(tasks: list[tuple[Task, Path]], solvers_dir: Path, address: str | No
                                         f"{_tail(res['log'])}", res["seconds"]))
             else:
                 outcomes.append(Outcome(task, "finished", run, "", res["seconds"], {"node": res["node"]}))
-            log(f"{outcomes[-1].status:8s} {task.name} ({res['seconds']:.1f}s on {res['node']})")
+            log(f"{countdown.tick()} {outcomes[-1].status:8s} {task.name} ({res['seconds']:.1f}s on {res['node']})")
     finally:
         ray.shutdown()
     return outcomes
