@@ -282,6 +282,12 @@ def run_ray(tasks: list[tuple[Task, Path]], solvers_dir: Path, address: str | No
             else:
                 outcomes.append(Outcome(task, "finished", run, "", res["seconds"], {"node": res["node"]}))
             log(f"{countdown.tick()} {outcomes[-1].status:8s} {task.name} ({res['seconds']:.1f}s on {res['node']})")
+    except KeyboardInterrupt:
+        finished = sum(o.status == "finished" for o in outcomes)
+        log(f"sweep interrupted: {finished} finished (their folders are here), {len(pending)} Ray tasks cancelled, "
+            "nothing submitted; the same command continues (finished runs are skipped and submitted, the rest start "
+            "again: Ray tasks return only finished runs)")
+        raise
     finally:
         ray.shutdown()
     return outcomes
