@@ -73,15 +73,13 @@ def train(cmd: list[str], stops: list[int], out: Path, root: Path, env: dict, lo
             raise RuntimeError(f"the solver failed:\n{proc.stderr[-3000:]}")
 
     done = 0
-    for stop in stops:
-        if stop <= done:
-            continue
+    for stop in sorted(set(stops)):  # a run resumed twice from one checkpoint (killed before its next) stopped once
         if done == 0:
             call([*cmd, "--checkpoint-every", "1", "--interrupt-after", str(stop)])
         else:
             call([cmd[0], cmd[1], "--resume", str(_run_folder(out)), "--interrupt-after", str(stop - done)])
         done = stop
-    call([*cmd] if done == 0 else [cmd[0], cmd[1], "--resume", str(_run_folder(out))])
+    call(cmd if done == 0 else [cmd[0], cmd[1], "--resume", str(_run_folder(out))])
     return next(out.glob("*/result.json")).parent
 
 
@@ -123,7 +121,7 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head:
                "--total-timesteps", str(run["total_timesteps"]), "--env-kwargs", json.dumps(b["env_kwargs"]),
                "--save-model", "--output-dir", out, *PROCESS_FLAGS,
                *solver_flags(solver["hyperparameters"])]
-        run_dir = train(cmd, sorted(set(run.get("resumed_at", []))), Path(out), root, env, log)
+        run_dir = train(cmd, run.get("resumed_at", []), Path(out), root, env, log)
         assignment = json.loads((run_dir / "result.json").read_text())["assignment"]
         again = score(b["env_id"], b["env_kwargs"], load_policies(run_dir), sub["k"], sub["protocol"], assignment)
     tol = Tolerance(**sub["protocol"]["tolerance"]) if "tolerance" in sub["protocol"] else PROTOCOL.tolerance_for(b["env_id"])

@@ -5,13 +5,14 @@ Each task runs ``solvers/<solver>.py ... --save-model`` in its own folder
 finished run (``result.json`` + policies) is skipped, so re-running a sweep only runs what failed
 or is new, and (local backend) a run that stopped with a checkpoint, by Ctrl-C, a kill or a timeout,
 continues from it with ``--resume`` when the same task started it (``task.json``). Ctrl-C stops a local
-sweep cleanly: no new run starts, the running ones stop at a checkpoint. Backends: ``local``, a pool of solver processes sized to the machine (one torch
-thread each), and ``ray``, the same tasks as Ray tasks on a cluster (``--address``) or on a local
+sweep cleanly: no new run starts, the running ones stop at a checkpoint. Backends: ``local``, a pool of
+solver processes sized to the machine (one torch thread each), and ``ray``, the same tasks as Ray tasks on a cluster (``--address``) or on a local
 one; run folders come back to this machine as file contents, so the workers need no shared disk.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -90,8 +91,6 @@ def finished_run(folder: Path) -> Path | None:
 
 def _finished(run: Path) -> bool:
     """Whether ``run`` holds a final result (an evaluation during training writes one with ``finished: false``)."""
-    import json  # noqa: PLC0415
-
     try:
         return json.loads((run / RESULT_FILE).read_text()).get("finished", True) is not False
     except (OSError, ValueError):
@@ -108,8 +107,6 @@ def resumable_run(folder: Path, task: Task) -> Path | None:
     Runs older than :data:`TASK_FILE` were started for an earlier task in the same folder (other
     --solver-args): never resumed.
     """
-    import json  # noqa: PLC0415
-
     try:
         record = folder / TASK_FILE
         if json.loads(record.read_text()) != task.record():
@@ -137,9 +134,10 @@ class Countdown:
 
     def tick(self) -> str:
         self.done += 1
+        if self.done == self.total:
+            return f"[{self.done}/{self.total}]"
         left = (time.time() - self.start) / self.done * (self.total - self.done)
-        eta = "" if self.done == self.total else f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
-        return f"[{self.done}/{self.total}{eta}]"
+        return f"[{self.done}/{self.total}, about " + (f"{left / 60:.0f} min left]" if left >= 90 else f"{left:.0f} s left]")
 
 
 def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None) -> Outcome:

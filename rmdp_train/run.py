@@ -94,6 +94,8 @@ class Run:
 
     def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None):
         self.args, self.solver = args, solver
+        self.interrupted = False  # set by the first Ctrl-C (_watch_ctrl_c); checkpoint() then stops the run
+        self._previous_sigint: Any = None
         rollouts = type(args).rollouts
         if args.rollout not in rollouts:
             fail(f"--rollout {args.rollout}: the {solver} solver supports {' and '.join(rollouts)} only")
@@ -178,10 +180,6 @@ class Run:
             self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n%s" % table)
         self._watch_ctrl_c()
         return self.writer
-
-    #: set by the first Ctrl-C; :meth:`checkpoint` then writes a checkpoint and stops the run
-    interrupted = False
-    _previous_sigint: Any = None
 
     def _watch_ctrl_c(self) -> None:
         """Turn the first Ctrl-C into a clean stop at the end of the iteration (:meth:`checkpoint`).
@@ -274,10 +272,9 @@ class Run:
         """
         args = self.args
         last = state.iteration >= args.num_iterations
-        if last:
-            self._unwatch_ctrl_c()  # only the final evaluation is left: Ctrl-C stops it as usual
+        if last or self.interrupted:
+            self._unwatch_ctrl_c()  # from here on (after training, or stopping) Ctrl-C stops at once, as usual
         if self.interrupted and not last:
-            self._unwatch_ctrl_c()
             state.save(self.dir)
             progress.close()
             print(f"interrupted after iteration {state.iteration} of {args.num_iterations} ({state.global_step} "
