@@ -49,6 +49,9 @@ class PPOArgs:
     or their updates' threads spin against each other (README "Cores")"""
     save_model: bool = False
     """whether to save the k policies (policies.safetensors + policies.json) in the run directory"""
+    capture_video: bool = False
+    """whether to film the final k policies side by side, one episode from --eval-seed, captioned with their users
+    (videos/policies.gif in the run directory; MuJoCo renders through OpenGL, EGL where there is no display)"""
     output_dir: str = "runs"
     """runs are written to `{output_dir}/{run_name}` (TensorBoard events, result.json, checkpoint)"""
     resume: Optional[str] = None

@@ -35,6 +35,7 @@ from rmdp_train.cli import check_run_args, env_kwargs_from, fail
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import MultiPolicyActor, PolicySet, policy_spec, save_policies
 from rmdp_train.users import user_bins
+from rmdp_train.video import VIDEO_FILE, check_filmable, record_policies
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,11 @@ class Run:
         self.env = EnvInfo.of(probe)
         self.user_rewards = user_rewards_of(probe)  # what a UserTracker reads (the vector envs' own description)
         probe.close()
+        if args.capture_video:  # now, not after training: an env that cannot render, or no OpenGL
+            try:
+                check_filmable(args.env_id, self.env_kwargs)
+            except (ValueError, RuntimeError) as e:
+                fail(f"--capture-video: {e}")
         m = args.num_envs
         if args.num_steps * m % args.num_minibatches:
             fail(f"--num-minibatches {args.num_minibatches} must divide num_steps * num_envs = {args.num_steps * m}")
@@ -308,6 +314,13 @@ class Run:
         w.add_scalar("assignment/largest", sizes.max(), step)
         w.add_scalar("assignment/flips", flips, step)
         return train_welfare
+
+    def capture_video(self, actor: MultiPolicyActor, obs_rms: RunningMeanStd, assignment: np.ndarray) -> Path:
+        """Film the policies as ``load_policies`` would rebuild them (:mod:`rmdp_train.video`), from ``--eval-seed``."""
+        film = record_policies(self.policy_set(actor.cpu(), obs_rms), self.args.env_id, actor.k, self.dir / VIDEO_FILE,
+                               env_kwargs=self.env_kwargs, assignment=assignment, seed=self.args.eval_seed)
+        print(f"video of the {actor.k} policies ({film.frames} frames): {film.path}")
+        return film.path
 
     def save_model(self, actor: MultiPolicyActor, obs_rms: RunningMeanStd, **extra) -> None:
         save_policies(self.dir, actor.cpu(), env_id=self.args.env_id, env_kwargs=self.env_kwargs,

@@ -1,6 +1,7 @@
 """Main job on a small default: train EM and the random-assignment baseline on Resource Gathering.
 
-Trains both solvers (k = 5 policies for 25 users, equal transitions), submits both runs to a demo
+Trains both solvers (k = 5 policies for 25 users, equal transitions; each films its final policies,
+``videos/policies.gif`` in its run folder), submits both runs to a demo
 leaderboard under ``runs/demo/board`` (made afresh on every run, so the demo can be run again), and
 prints the board's numbers: each solver's welfare under protocol v2 (users pick their policy on
 assignment episodes, welfare measured on held-out episodes) beside the board's reference points
@@ -28,7 +29,7 @@ def train(solver: str, args: argparse.Namespace, out: Path) -> Path:
     before = set(out.glob("*/result.json"))
     cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}.py"), "--env-id", ENV_ID, "--k", str(args.k),
            "--seed", str(args.seed), "--total-timesteps", str(args.total_timesteps), "--save-model",
-           "--output-dir", str(out)]
+           "--capture-video", "--output-dir", str(out)]
     print(f"$ {' '.join(cmd[1:])}", flush=True)
     subprocess.run(cmd, check=True)
     (result_path,) = set(out.glob("*/result.json")) - before
@@ -72,6 +73,8 @@ def main() -> None:
     print(f"{f'W_k: most {args.k} policies can reach':34s} {bound:>11.4f}  ({ref['k_bounds'][str(args.k)]['kind']})")
     print(f"{'full personalization (k = 25)':34s} {ref['upper']['welfare']:>11.4f}")
     print(f"\nThese reference points come from {board / REFERENCE_FILE}, as on the project's board."
+          f"\nFilms of each solver's {args.k} policies (their users in the captions): "
+          f"{', '.join(str(run / 'videos' / 'policies.gif') for run in runs.values())}"
           f"\nDemo board: open {(board / 'site' / 'index.html').resolve()}"
           f"\nRe-render it with: python -m leaderboard render --board-dir {board}"
           f"\n(the project's board: leaderboard/README.md and leaderboard/site/index.html)")

@@ -239,6 +239,8 @@ if __name__ == "__main__":
     run.write_result(ev, state, finished=True, **info)
     if args.save_model:
         run.save_model(members, obs_rms, assignment=state.assignment.tolist(), **info)
+    if args.capture_video:
+        run.capture_video(members, obs_rms, state.assignment)
     print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
           f"{state.global_step} transitions in {state.elapsed():.1f}s")
     writer.close()

@@ -87,3 +87,25 @@ def test_observation_is_position_and_visited_map():
     assert obs[2:].sum() == 1 and obs[2 + HOME_CELL] == 1
     obs, *_ = env.step(UP)
     assert obs[:2].tolist() == [3, 2] and obs[2 + 17] == 1
+
+
+def test_rgb_array_draws_the_robot_and_the_visited_cells():
+    env = gym.make("rmdp/ResourceGathering-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    px, colours = env.unwrapped.CELL_PIXELS, env.unwrapped.COLOURS
+    start = env.render()
+    assert start.shape == (5 * px, 5 * px, 3) and start.dtype == np.uint8
+
+    def colour(image, row, col):  # a pixel inside the cell, off the robot's square
+        return tuple(image[row * px + 2, col * px + 2])
+
+    def robot(image, row, col):
+        return tuple(image[row * px + px // 2, col * px + px // 2])
+
+    assert robot(start, 4, 2) == colours["robot"] and colour(start, 4, 2) == colours["home"]
+    assert colour(start, 3, 2) == colours["empty"]
+    env.step(UP)
+    moved = env.render()
+    assert robot(moved, 3, 2) == colours["robot"] and colour(moved, 3, 2) == colours["visited"]
+    assert robot(moved, 4, 2) == colours["home"]  # the robot left home
+    assert gym.make("rmdp/ResourceGathering-v0", render_mode="ansi").render is not None

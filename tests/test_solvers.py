@@ -201,6 +201,7 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path):
     ["--env-id", CHEETAH, "--n-agents", "1000000000"],  # ~1 TB of per-user arrays: refused before sampling the users
     ["--critic-bins", "0"],
     ["--main-share", "1.5"],
+    ["--env-id", "rmdp/Chain-v0", "--capture-video"],  # tabular r-MDPs render nothing: refused before training
 ])
 def test_bad_flags_one_line_error(flags, tmp_path):
     proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)

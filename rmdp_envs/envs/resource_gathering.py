@@ -43,11 +43,16 @@ class ResourceGatheringEnv(gym.Env):
     Deterministic start at home. Terminates on stepping onto home; truncated after 40 steps
     (``max_episode_steps`` of the registration).
 
+    ## Rendering
+    ``"ansi"``: one text row per grid row (``R`` robot, ``H`` home, ``x`` visited, ``.`` not yet).
+    ``"rgb_array"``: the same picture as an ``(size * 32, size * 32, 3)`` uint8 image (visited
+    cells green, home blue, the robot a dark square), what ``rmdp_train.video`` films.
+
     ## Version History
     * v0: initial version (the paper's 5x5 map, home (4, 2), 40-step limit).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4, "rmdp_evaluation": "exact", "rmdp_family": "gridworld"}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4, "rmdp_evaluation": "exact", "rmdp_family": "gridworld"}
 
     def __init__(self, size: int = 5, home: tuple[int, int] = (4, 2), render_mode: str | None = None):
         if size < 2:
@@ -125,6 +130,8 @@ class ResourceGatheringEnv(gym.Env):
         return self._obs(), reward, terminated, False, info
 
     def render(self):
+        if self.render_mode == "rgb_array":
+            return self._picture()
         if self.render_mode != "ansi":
             return None
         rows = []
@@ -139,3 +146,19 @@ class ResourceGatheringEnv(gym.Env):
                     row += "x" if self._visited[r * self.size + c] else "."
             rows.append(row)
         return "\n".join(rows)
+
+    #: pixels per cell of the ``rgb_array`` picture, and its colours
+    CELL_PIXELS = 32
+    COLOURS = {"empty": (236, 236, 236), "visited": (150, 214, 150), "home": (120, 160, 230), "robot": (40, 40, 40),
+               "grid": (255, 255, 255)}
+
+    def _picture(self) -> np.ndarray:
+        """The grid as an image: one ``CELL_PIXELS`` square per cell, a white line between cells."""
+        px, colours = self.CELL_PIXELS, self.COLOURS
+        cells = np.where(self._visited.reshape(self.size, self.size, 1), colours["visited"], colours["empty"])
+        cells[tuple(self.home)] = colours["home"]
+        image = np.repeat(np.repeat(cells.astype(np.uint8), px, axis=0), px, axis=1)
+        image[::px], image[:, ::px] = colours["grid"], colours["grid"]
+        r, c = (int(v) * px for v in self._position)
+        image[r + px // 4:r + px - px // 4, c + px // 4:c + px - px // 4] = colours["robot"]
+        return image
