@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 import numpy as np
 import tyro
@@ -250,7 +250,7 @@ def _assignment_of(folder: Path) -> list[int] | None:
 class Args:
     """Film the saved policies of a run (``--save-model``) or of a board submission's policy folder."""
 
-    run_dir: tyro.conf.Positional[str]
+    run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """a run folder with policies.json and policies.safetensors, or a submission's policies/seed-S-tT folder"""
     out: str | None = None
     """where the GIF goes (default: RUN_DIR/videos/policies.gif)"""
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     from rmdp_train.cli import fail
     from rmdp_train.policies import load_policies
 
-    args = tyro.cli(Args, args=argv)
+    args = tyro.cli(Args, args=argv, prog="python -m rmdp_train.video")
     folder = Path(args.run_dir)
     if not (folder / POLICY_SPEC_FILE).is_file():
         fail(f"no saved policies in {folder} ({POLICY_SPEC_FILE} is missing): train with --save-model")
