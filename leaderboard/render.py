@@ -129,8 +129,29 @@ def add_statistics(board: dict[str, Any], ref: dict[str, Any]) -> None:
         row["own"] = interval(values["welfare"], mean, 0.0, high)
         row["egal"] = interval(values["egalitarian_welfare"], mean, 0.0, high)
         row["unseen"] = unseen_cell(row["runs"])
+        row["serving"] = [serving_policies(r) for r in row["runs"]]
         row["normalized"] = normalized(row["best"][0], ref["random"]["welfare"], high)
         row["normalized_runs"] = [normalized(v, ref["random"]["welfare"], high) for v in values["best_welfare"]]
+
+
+def serving_policies(run: dict) -> int:
+    """How many of a run's k policies serve someone: the pick of at least one user whose held-out utility under it is
+    positive (rewards are non-negative).
+
+    A policy that no user gains from is budget spent for nothing, and welfare alone does not show it: EM keeps
+    every policy non-empty, not useful. The picks are the ones the welfare column scores (``deployed_assignment``;
+    rows stored without it, from before it was recorded, picked on the scoring episodes: the utility's argmax).
+    """
+    utility = np.asarray(run["utility"], dtype=np.float64)
+    picks = np.asarray(run.get("deployed_assignment") or utility.argmax(axis=0))
+    gains = utility[picks, np.arange(picks.size)] > 0
+    return int(np.unique(picks[gains]).size)
+
+
+def serving_cell(counts: list[int]) -> str:
+    """Policies serving users over a row's seeds: the count where every seed agrees, else the mean and the range."""
+    low, high = min(counts), max(counts)
+    return str(low) if low == high else f"{np.mean(counts):.1f} ({low}-{high})"
 
 
 def unseen_cell(runs: list[dict]):
@@ -204,7 +225,8 @@ def _ci(stat: tuple[float, float | None, float | None], digits: int) -> str:
 
 
 HEADER = ["Solver", "k", f"Welfare (mean [{CONFIDENCE:.0%} CI])", f"IQM [{CONFIDENCE:.0%} CI]", "Normalized (of W_k)",
-          "Worst-off user", "Own assignment", "Unseen users", "Seeds", "Timesteps", "Commit", "Config"]
+          "Policies serving users", "Worst-off user", "Own assignment", "Unseen users", "Seeds", "Timesteps", "Commit",
+          "Config"]
 
 
 def table_rows(board: dict[str, Any], ref: dict[str, Any]) -> list[list[str]]:
@@ -215,7 +237,7 @@ def table_rows(board: dict[str, Any], ref: dict[str, Any]) -> list[list[str]]:
         seed_text = f"{len(seeds)} ({seeds[0]}-{seeds[-1]})" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 3 \
             else f"{len(seeds)} ({', '.join(map(str, seeds))})"
         out.append([row["label"], str(row["k"]), _ci(row["best"], d), _ci(row["best_iqm"], d), _fmt(row["normalized"], 3),
-                    _ci(row["egal"], d), _ci(row["own"], d),
+                    serving_cell(row["serving"]), _ci(row["egal"], d), _ci(row["own"], d),
                     "—" if row["unseen"] is None else row["unseen"] if isinstance(row["unseen"], str) else _ci(row["unseen"], d),
                     seed_text, f"{row['timesteps']:,}",
                     _short_commit(row["commit"], 10), row["config"]])
@@ -401,7 +423,10 @@ def _protocol_text() -> str:
             f"{p.assignment_episodes} assignment episodes (reset seeds {p.assignment_seed}-{p.assignment_seed + p.assignment_episodes - 1}); "
             f"every number is measured on {p.episodes} held-out episodes (seeds {p.seed}-{p.seed + p.episodes - 1}), so no "
             "policy is chosen on the episodes that score it, and only final policies are scored. **Welfare** is the mean "
-            "over users of the utility of the policy each user picked; **worst-off user** is the minimum of those "
+            "over users of the utility of the policy each user picked; **policies serving users** is how many of the k "
+            "policies at least one user picks and gains from (positive utility; one number where all seeds agree, else "
+            "the mean over seeds and the range): a policy no user gains from is budget spent for nothing; **worst-off "
+            "user** is the lowest utility of a user's pick "
             "(egalitarian welfare); **own assignment** is the welfare under the solver's own assignment; **unseen users** is "
             f"the welfare of the same policies for a fresh draw of users from the benchmark's distribution (population seed "
             f"{UNSEEN_POPULATION_SEED}, picked and scored as above; n/a where the task fixes its users, — where not yet "

@@ -21,7 +21,7 @@ import pytest
 from leaderboard import __main__ as cli
 from leaderboard.protocol import PROTOCOL
 from leaderboard.references import upper_welfare
-from leaderboard.render import collect, render, welfare_plot
+from leaderboard.render import collect, render, serving_cell, serving_policies, welfare_plot
 from leaderboard.stats import distinguishable, interval, iqm, mean, normalized, probability_of_improvement
 from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
 from leaderboard.submit import SubmissionError, schema_errors, submit
@@ -327,6 +327,15 @@ def test_render_is_deterministic(runs, board, tmp_path):
     assert 'data-plot="CartPolePosition-v0' in html and "-assignment.svg" in html  # the 1-d population histogram
     readme = (board / "README.md").read_text()
     assert readme.count("## rmdp/") == 2 and "Worst-off user" in readme and "Normalized" in readme
+    assert "| Policies serving users |" in readme
+
+
+def test_policies_serving_users_counts_only_policies_someone_gains_from():
+    utility = [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0]]  # user 2 gains from no policy
+    assert serving_policies({"utility": utility, "deployed_assignment": [0, 1, 2]}) == 2  # policy 2 serves nobody
+    assert serving_policies({"utility": utility, "deployed_assignment": [0, 0, 0]}) == 1
+    assert serving_policies({"utility": utility}) == 2  # no picks stored (v1): each user's argmax
+    assert serving_cell([4, 4, 4]) == "4" and serving_cell([3, 4, 5, 4]) == "4.0 (3-5)"
 
 
 # ----------------------------------------------------------------------------- sweeps
