@@ -146,9 +146,11 @@ class _Tile:
         return picture
 
     def add(self, reward: np.ndarray, info: dict, t: int, done: bool) -> None:
-        reward = np.asarray(reward, dtype=np.float64)
-        members = self.who[1]
-        self.total += float(reward.mean() if members is None else reward[members].mean()) if reward.size else 0.0
+        reward, members = np.asarray(reward, dtype=np.float64), self.who[1]
+        if members is None:
+            self.total += float(reward.mean())
+        elif members.size:  # a policy nobody is assigned to has no users' return to show
+            self.total += float(reward[members].mean())
         self.step, self.over = t, bool(done)
         self.speed = float(info["x_velocity"]) if "x_velocity" in info else None
 
@@ -167,7 +169,7 @@ def _who(policy: int, users: np.ndarray | None, population) -> tuple[str, np.nda
     if members.size and population.params.shape[1] == 1 and population.kind != "cells":
         values = population.params[members, 0]
         label += f", targets {values.min():.2f}-{values.max():.2f}" if members.size > 1 else f", target {values[0]:.2f}"
-    return label, (members if members.size else np.arange(0))
+    return label, members
 
 
 def _prefer_headless_gl() -> None:

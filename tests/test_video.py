@@ -43,6 +43,12 @@ def test_film_shows_the_episode_the_evaluation_scores(tmp_path):
         assert gif.info["loop"] == 0
 
 
+def test_a_policy_without_users_is_filmed_without_a_return(tmp_path):
+    with np.errstate(all="raise"):
+        film = record_policies(out_and_back, RG, 2, tmp_path / "f.gif", assignment=np.zeros(25, dtype=int))
+    assert film.steps == [2, 4] and film.returns[1] == 0.0
+
+
 def test_long_episodes_are_filmed_every_few_steps(tmp_path):
     film = record_policies(lambda obs: np.full(len(obs), LEFT), RG, 2, tmp_path / "f.gif", every=5)
     assert film.steps == [40, 40] and film.frames == 1 + 8  # truncated at 40 steps, filmed at 5, 10, ..., 40
