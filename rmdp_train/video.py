@@ -209,7 +209,6 @@ def _compose(pictures: list[np.ndarray], tiles: list[_Tile], t: int, size: tuple
     rows = math.ceil(len(pictures) / columns)
     cell_h = height + CAPTION_PIXELS
     frame = Image.new("RGB", (columns * width, rows * cell_h), (255, 255, 255))
-    draw = ImageDraw.Draw(frame)
     for j, (picture, tile) in enumerate(zip(pictures, tiles)):
         x, y = (j % columns) * width, (j // columns) * cell_h
         image = Image.fromarray(picture)
@@ -219,8 +218,11 @@ def _compose(pictures: list[np.ndarray], tiles: list[_Tile], t: int, size: tuple
             image = image.resize(fitted, Image.Resampling.NEAREST)
         frame.paste(image, (x + (width - image.width) // 2, y + CAPTION_PIXELS + (height - image.height) // 2))
         first, second = tile.caption() if t else (f"policy {tile.policy}: {tile.who[0]}", "step 0")
-        draw.text((x + 4, y + 2), first, fill=(0, 0, 0))
-        draw.text((x + 4, y + 15), second, fill=(90, 90, 90))
+        caption = Image.new("RGB", (width, CAPTION_PIXELS), (255, 255, 255))  # a narrow tile cuts its own caption
+        draw = ImageDraw.Draw(caption)
+        draw.text((4, 2), first, fill=(0, 0, 0))
+        draw.text((4, 15), second, fill=(90, 90, 90))
+        frame.paste(caption, (x, y))
     return frame.quantize(colors=128, method=Image.Quantize.MEDIANCUT)  # median cut: no dither noise
 
 
