@@ -52,7 +52,12 @@ class ResourceGatheringEnv(gym.Env):
     * v0: initial version (the paper's 5x5 map, home (4, 2), 40-step limit).
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4, "rmdp_evaluation": "exact", "rmdp_family": "gridworld"}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4, "rmdp_evaluation": "exact",
+                "rmdp_family": "gridworld"}
+    #: pixels per cell of the ``rgb_array`` picture, and its colours
+    CELL_PIXELS = 32
+    COLOURS = {"empty": (236, 236, 236), "visited": (150, 214, 150), "home": (120, 160, 230), "robot": (40, 40, 40),
+               "grid": (255, 255, 255)}
 
     def __init__(self, size: int = 5, home: tuple[int, int] = (4, 2), render_mode: str | None = None):
         if size < 2:
@@ -146,11 +151,6 @@ class ResourceGatheringEnv(gym.Env):
                     row += "x" if self._visited[r * self.size + c] else "."
             rows.append(row)
         return "\n".join(rows)
-
-    #: pixels per cell of the ``rgb_array`` picture, and its colours
-    CELL_PIXELS = 32
-    COLOURS = {"empty": (236, 236, 236), "visited": (150, 214, 150), "home": (120, 160, 230), "robot": (40, 40, 40),
-               "grid": (255, 255, 255)}
 
     def _picture(self) -> np.ndarray:
         """The grid as an image: one ``CELL_PIXELS`` square per cell, a white line between cells."""
