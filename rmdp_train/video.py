@@ -69,6 +69,9 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
     envs = [rmdp_envs.make(env_id, **env_kwargs) for _ in range(k)]
     try:
         tiles = [_Tile(j, _who(j, users, population)) for j in range(k)]
+        for env, tile_j in zip(envs, tiles):
+            if hasattr(env.unwrapped, "highlighted_users") and tile_j.who[1] is not None:
+                env.unwrapped.highlighted_users = tile_j.who[1].tolist()  # an env that can show its users draws them
         obs = [env.reset(seed=seed)[0] for env in envs]
         frames = [_compose([_render(env, env_id) for env in envs], tiles, 0, (width, height), columns)]  # GIF frames
         for t in range(1, steps + 1):

@@ -6,6 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+import rmdp_envs  # noqa: F401  (registers the rmdp/ ids: this file runs alone too)
+
 UP, DOWN, LEFT, RIGHT = range(4)
 HOME_CELL = 4 * 5 + 2
 
@@ -109,3 +111,8 @@ def test_rgb_array_draws_the_robot_and_the_visited_cells():
     assert robot(moved, 3, 2) == colours["robot"] and colour(moved, 3, 2) == colours["visited"]
     assert robot(moved, 4, 2) == colours["home"]  # the robot left home
     assert gym.make("rmdp/ResourceGathering-v0", render_mode="ansi").render is not None
+    env.unwrapped.highlighted_users = [0]  # a policy's users get a dark frame (what the films show)
+    framed = env.render()
+    assert tuple(framed[2, 2]) == colours["robot"] and tuple(framed[px // 2, 2]) == colours["robot"]
+    assert tuple(framed[px + 2, px + 2]) == colours["empty"]  # cell (1, 1) is no one's here
+    assert np.array_equal(framed[3 * px:, :], moved[3 * px:, :])  # the rest of the picture is unchanged

@@ -46,7 +46,9 @@ class ResourceGatheringEnv(gym.Env):
     ## Rendering
     ``"ansi"``: one text row per grid row (``R`` robot, ``H`` home, ``x`` visited, ``.`` not yet).
     ``"rgb_array"``: the same picture as an ``(size * 32, size * 32, 3)`` uint8 image (visited
-    cells green, home blue, the robot a dark square), what ``rmdp_train.video`` films.
+    cells green, home blue, the robot a dark square), what ``rmdp_train.video`` films. The cells
+    of the users in ``highlighted_users`` (default none; the film sets a policy's users) get a
+    dark frame: whom the robot works for.
 
     ## Version History
     * v0: initial version (the paper's 5x5 map, home (4, 2), 40-step limit).
@@ -79,6 +81,7 @@ class ResourceGatheringEnv(gym.Env):
         self._position = self.home.copy()
         self._visited = np.zeros(n, dtype=bool)
         self._steps = 0
+        self.highlighted_users: list[int] = []  # rgb_array frames these users' cells (rendering only)
 
     @property
     def n_agents(self) -> int:
@@ -159,6 +162,10 @@ class ResourceGatheringEnv(gym.Env):
         cells[tuple(self.home)] = colours["home"]
         image = np.repeat(np.repeat(cells.astype(np.uint8), px, axis=0), px, axis=1)
         image[::px], image[:, ::px] = colours["grid"], colours["grid"]
+        for user in self.highlighted_users:  # a 2-pixel frame inside the cell
+            r, c = divmod(int(user), self.size)
+            cell = image[r * px + 1:(r + 1) * px, c * px + 1:(c + 1) * px]
+            cell[:2], cell[-2:], cell[:, :2], cell[:, -2:] = (colours["robot"],) * 4
         r, c = (int(v) * px for v in self._position)
         image[r + px // 4:r + px - px // 4, c + px // 4:c + px - px // 4] = colours["robot"]
         return image
