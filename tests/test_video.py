@@ -90,6 +90,22 @@ def test_mujoco_film_follows_the_robot(tmp_path):
     assert last.std() > 10  # a scene, not an empty frame
 
 
+def test_the_camera_follows_the_robot():
+    """Gymnasium's free camera looks at a fixed point; the film's looks at the robot wherever it has gone."""
+    if not _opengl_works():
+        pytest.skip("no OpenGL for MuJoCo here")
+    from rmdp_train.video import _render, _render_kwargs
+    env = rmdp_envs.make(CHEETAH, **_render_kwargs(CHEETAH, {"n_agents": 4}, (64, 48)))
+    env.reset(seed=0)
+    _render(env, CHEETAH)
+    env.unwrapped.data.qpos[0] = 25.0  # the cheetah 25 m down the track
+    env.step(np.zeros(6))
+    _render(env, CHEETAH)
+    lookat, torso = env.unwrapped.mujoco_renderer.viewer.cam.lookat, env.unwrapped.data.xpos[1]
+    assert torso[0] > 20 and lookat[0] == pytest.approx(torso[0]) and lookat[1] == pytest.approx(torso[1])
+    env.close()
+
+
 def test_capture_video_flag_and_the_cli(tmp_path):
     """--capture-video films the final policies and changes no number of the run; the CLI films a saved run."""
     runs = {}
