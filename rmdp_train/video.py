@@ -26,6 +26,7 @@ import tyro
 
 import rmdp_envs
 from rmdp_envs.core import check_assignment
+from rmdp_envs import RunResult
 from rmdp_envs.files import POLICY_SPEC_FILE, RESULT_FILE, atomic_write
 
 #: Where ``--capture-video`` puts the film, inside the run folder.
@@ -240,10 +241,11 @@ def _write_gif(frames: list, path: Path, fps: float) -> None:
 
 
 def _assignment_of(folder: Path) -> list[int] | None:
-    """The users' policies a run folder records: ``result.json``'s assignment, or for a board submission's
-    policy folder (``policies/seed-S-tT``) the users' picks its ``submission.json`` records."""
+    """The solver's own assignment of the users that a run folder records: ``result.json``'s, or for a board
+    submission's policy folder (``policies/seed-S-tT``) its run's ``assignment`` in ``submission.json`` (not the
+    users' picks, ``deployed_assignment``): the film shows whom the solver meant each policy for."""
     if (folder / RESULT_FILE).is_file():
-        return json.loads((folder / RESULT_FILE).read_text()).get("assignment")
+        return list(RunResult.read(folder).assignment)
     submission = folder.parent.parent / "submission.json"
     if submission.is_file():
         relative = folder.relative_to(folder.parent.parent).as_posix()

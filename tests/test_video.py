@@ -129,3 +129,11 @@ def test_capture_video_flag_and_the_cli(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "rmdp_train.video", str(tmp_path / "film")], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.startswith("error: no saved policies")
+
+
+def test_a_board_submission_is_filmed_with_the_solvers_own_assignment():
+    from rmdp_train.video import _assignment_of
+    row = ROOT / "leaderboard" / "submissions" / "ResourceGathering-v0_adcaab__em__k5__1599ba2638"
+    stored = json.loads((row / "submission.json").read_text())["runs"]
+    seed0 = next(run for run in stored if run["policies"]["path"] == "policies/seed-0-t300000")
+    assert _assignment_of(row / "policies" / "seed-0-t300000") == seed0["assignment"]
