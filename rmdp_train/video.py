@@ -60,15 +60,13 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
     if width < 16 or height < 16:
         raise ValueError(f"tile must be at least 16 x 16 pixels, got {tile}")
     env_kwargs = _render_kwargs(env_id, env_kwargs, (width, height))
-    probe = rmdp_envs.make(env_id, **env_kwargs)
-    population, limit, fps = probe.unwrapped.population, probe.spec.max_episode_steps, probe.metadata.get("render_fps")
-    probe.close()
-    users = None if assignment is None else check_assignment(assignment, k, population.n)
-    steps = min(int(steps), limit or int(steps))
-    every = int(every or max(1, math.ceil(steps / MAX_FRAMES)))
-
     envs = [rmdp_envs.make(env_id, **env_kwargs) for _ in range(k)]
     try:
+        first = envs[0]
+        population, limit, fps = first.unwrapped.population, first.spec.max_episode_steps, first.metadata.get("render_fps")
+        users = None if assignment is None else check_assignment(assignment, k, population.n)
+        steps = min(int(steps), limit or int(steps))
+        every = int(every or max(1, math.ceil(steps / MAX_FRAMES)))
         tiles = [_Tile(j, _who(j, users, population)) for j in range(k)]
         for env, tile_j in zip(envs, tiles):
             if hasattr(env.unwrapped, "highlighted_users") and tile_j.who[1] is not None:
@@ -82,10 +80,11 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
                     continue
                 obs[j], reward, terminated, truncated, info = env.step(actions[j])
                 tile_j.add(reward, info, t, terminated or truncated)
-            if t % every == 0 or t == steps or all(tile_j.over for tile_j in tiles):
+            all_over = all(tile_j.over for tile_j in tiles)
+            if t % every == 0 or t == steps or all_over:
                 pictures = [tile_j.picture(lambda: _render(env, env_id)) for env, tile_j in zip(envs, tiles)]
                 frames.append(_compose(pictures, tiles, t, (width, height), columns))
-            if all(tile_j.over for tile_j in tiles):
+            if all_over:
                 break
     finally:
         for env in envs:
