@@ -63,7 +63,8 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
     envs = [rmdp_envs.make(env_id, **env_kwargs) for _ in range(k)]
     try:
         first = envs[0]
-        population, limit, fps = first.unwrapped.population, first.spec.max_episode_steps, first.metadata.get("render_fps")
+        population, limit = first.unwrapped.population, first.spec.max_episode_steps
+        fps = first.metadata.get("render_fps")
         users = None if assignment is None else check_assignment(assignment, k, population.n)
         steps = min(int(steps), limit or int(steps))
         every = int(every or max(1, math.ceil(steps / MAX_FRAMES)))
