@@ -98,21 +98,30 @@ def round_robin(n: int, k: int) -> np.ndarray:
     return np.arange(n) % k
 
 
-def e_step(utility: np.ndarray, assignment: np.ndarray, tol: float = 0.0) -> np.ndarray:
+#: What the E-step does with a policy that all its users leave (``em_ppo.py --empty-policy``).
+EMPTY_POLICY_RULES = ("reinstate", "split")
+
+
+def e_step(utility: np.ndarray, assignment: np.ndarray, tol: float = 0.0, empty: str = "reinstate") -> np.ndarray:
     """The E-step of EM (one rule for the deep and the exact solver): each user to its best policy.
 
     ``utility[p, i]`` is user ``i``'s (estimated) value under policy ``p``. The tie rule: a user
     moves to its best policy (the lowest index among equals) only when that beats its current
     policy by more than ``tol``; otherwise it stays. Staying on ties is what makes EM stop instead
     of cycling between equally good policies (the exact solver passes a ``tol`` of float noise).
-    No policy empties (the paper's rule): a policy left without users takes back, among its
-    previous users whose new policy keeps another user, the one whose move gained least (if there
-    is none, any user of a policy with more than one).
+    ``empty="reinstate"``, the paper's rule: no policy empties; a policy left without users takes
+    back, among its previous users whose new policy keeps another user, the one whose move gained
+    least (if there is none, any user of a policy with more than one). ``empty="split"`` leaves such
+    a policy empty, for :func:`split_largest_groups` to re-seed.
     """
+    if empty not in EMPTY_POLICY_RULES:
+        raise ValueError(f"empty must be one of {EMPTY_POLICY_RULES}, got {empty!r}")
     k, n = utility.shape
     users = np.arange(n)
     best = utility.argmax(axis=0)
     new = np.where(utility[best, users] > utility[assignment, users] + tol, best, assignment)
+    if empty == "split":
+        return new
     for p in range(k):
         if (new == p).any():
             continue
@@ -123,3 +132,32 @@ def e_step(utility: np.ndarray, assignment: np.ndarray, tol: float = 0.0) -> np.
         loss = utility[new[candidates], candidates] - utility[p, candidates]
         new[candidates[np.argmin(loss)]] = p
     return new
+
+
+def split_largest_groups(utility: np.ndarray, assignment: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Re-seed every policy without users by splitting the largest group (EM's ``--empty-policy split``).
+
+    The paper's rule keeps a policy alive by handing it back one user, and that user may gain nothing
+    from it: on HalfCheetahSpeed a policy left with one fast-target user never reached that speed, so
+    the user stayed on a policy worth 0 to it for the rest of the run (README "Leaderboard"). Here the
+    empty policy ``p`` instead takes the half (rounded down) of the largest group that the group's
+    policy ``q`` serves worst (lowest ``utility[q]``, ties by user index; the lowest ``q`` among equal
+    sizes). The solver makes ``p`` a copy of ``q``, so both halves start from a policy that serves
+    them and each specializes on its own half. Returns the new assignment and the ``(p, q)`` pairs in
+    the order they were made (empty policies in index order; a later one may split an earlier half).
+    """
+    k = utility.shape[0]
+    new = np.array(assignment, dtype=np.int64, copy=True)
+    splits = []
+    for p in range(k):
+        sizes = np.bincount(new, minlength=k)
+        if sizes[p]:
+            continue
+        q = int(sizes.argmax())
+        if sizes[q] < 2:
+            raise ValueError(f"policy {p} has no users and no group has two to split (n = {len(new)} < k = {k})")
+        group = np.flatnonzero(new == q)
+        worst = group[np.argsort(utility[q, group], kind="stable")[: sizes[q] // 2]]
+        new[worst] = p
+        splits.append((p, q))
+    return new, splits

@@ -93,6 +93,20 @@ class MultiPolicyAgent(nn.Module):
             log_prob = gaussian_log_prob(out, log_std, action)
         return action, log_prob, entropy, self.critic(obs)
 
+    @torch.no_grad()
+    def copy_policy(self, source: int, target: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Make policy ``target`` a copy of policy ``source``: actor, critic and the optimizer's moments.
+
+        EM's ``--empty-policy split`` re-seeds a policy this way, so the copy continues ``source``'s
+        training (Adam's per-parameter state included) instead of starting from a cold optimizer.
+        Parameters all policies share (``--shared-torso``) are left alone.
+        """
+        for param in self._grouped_actor + list(self.critic.parameters()):
+            param[target] = param[source]
+            for value in (optimizer.state.get(param, {}) if optimizer is not None else {}).values():
+                if torch.is_tensor(value) and value.dim() and value.shape[0] == self.k:
+                    value[target] = value[source]
+
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
         """Clip each policy's actor gradient, and each policy's critic gradient, to ``max_norm`` separately.
 

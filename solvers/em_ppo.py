@@ -12,6 +12,7 @@ Run: ``python solvers/em_ppo.py --env-id rmdp/ResourceGathering-v0 --k 5 --total
 import math
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -40,6 +41,10 @@ class Args(PPOArgs):
     """fraction of the budget spent on M-steps only, on the round-robin assignment (the authors: 50 of 1000 iterations)"""
     e_step_every: int = 1
     """iterations between E-steps after the warm start"""
+    empty_policy: Literal["reinstate", "split"] = "reinstate"
+    """a policy that all its users leave in an E-step: "reinstate" hands it back the user whose move gained least
+    (the paper's rule), "split" makes it a copy of the policy of the largest group and gives it the half of that
+    group the policy serves worst (rmdp_envs.split_largest_groups; README "Solvers")"""
 
 
 if __name__ == "__main__":
@@ -124,16 +129,24 @@ if __name__ == "__main__":
         torch.set_num_threads(args.torch_threads)
 
         # E-step: reassign users to the policy that served them best recently
-        old = state.assignment
+        old, splits = state.assignment, []
         if state.iteration > warm_start_iterations and state.iteration % args.e_step_every == 0 and state.seen.all():
-            state.assignment = rmdp_envs.e_step(state.utility, state.assignment)
+            state.assignment = rmdp_envs.e_step(state.utility, state.assignment, empty=args.empty_policy)
+            if args.empty_policy == "split":
+                state.assignment, splits = rmdp_envs.split_largest_groups(state.utility, state.assignment)
+                for empty, donor in splits:  # the copy serves its new users as the donor did: its utility row too
+                    agent.copy_policy(donor, empty, optimizer)
+                    state.utility[empty] = state.utility[donor]
         flips = int((state.assignment != old).sum())
+        state.extra.setdefault("splits", []).extend([state.iteration, empty, donor] for empty, donor in splits)
 
         # logging
         sps = int((state.global_step - start_step) / (time.time() - state.started))
         train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
                                           clipfrac=float(np.mean(clipfracs)), flips=flips, k=k)
+        if args.empty_policy == "split":
+            writer.add_scalar("assignment/splits", len(state.extra["splits"]), state.global_step)
         progress.update(args.batch_size)
         progress.set_postfix(welfare=f"{train_welfare:.4f}", sps=sps, flips=flips, refresh=False)
 
@@ -148,7 +161,9 @@ if __name__ == "__main__":
 
     eval_start = time.time()
     ev = run.record_eval(run.evaluate(agent.actor, obs_rms, state.assignment, device), state, eval_start)
-    run.write_result(ev, state, finished=True)
+    # --empty-policy split: [iteration, emptied policy, the policy it copied] of every split
+    splits = {"splits": state.extra["splits"]} if args.empty_policy == "split" else {}
+    run.write_result(ev, state, finished=True, **splits)
     if args.save_model:
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist())
     if args.capture_video:
