@@ -111,7 +111,8 @@ def test_em_and_random_differ_only_in_the_assignment_rule():
     em, rnd = (_code_lines(ROOT / "solvers" / f"{name}_ppo.py") for name in ("em", "random"))
     changed = [line for line in difflib.unified_diff(em, rnd, lineterm="", n=0)
                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    rule = ("assignment", "e_step", "warm_start", "SOLVER", "Run(args, SOLVER", "import math", "flips", "pass")
+    rule = ("assignment", "e_step", "warm_start", "SOLVER", "Run(args, SOLVER", "import math", "flips", "pass",
+            "split", "empty", "import Literal", "write_result")  # EM's --empty-policy and the splits it records
     assert changed and all(any(word in line for word in rule) for line in changed), "\n".join(changed)
 
 
@@ -130,6 +131,32 @@ def test_e_step_never_empties_a_policy_and_refills_with_the_cheapest_move():
     new = e_step(utility, np.array([0, 1, 1]))
     assert np.bincount(new, minlength=2).min() >= 1
     assert new.tolist() == [0, 1, 0]  # user 1 loses 0.1 by staying, user 2 would lose 0.5
+
+
+def test_e_step_split_rule_leaves_the_emptied_policy_for_split_largest_groups():
+    utility = np.array([[0.0, 0.0, 0.0, 0.0, 0.0],
+                        [5.0, 4.0, 3.0, 2.0, 1.0],
+                        [0.0, 0.0, 0.0, 0.0, 9.0]])
+    new = e_step(utility, np.array([0, 1, 1, 1, 2]), empty="split")
+    assert new.tolist() == [1, 1, 1, 1, 2]  # policy 0's one user leaves it; the paper's rule would hand it back
+    assert e_step(utility, np.array([0, 1, 1, 1, 2])).tolist() == [0, 1, 1, 1, 2]
+    split, pairs = rmdp_envs.split_largest_groups(utility, new)
+    assert pairs == [(0, 1)]  # the empty policy copies the largest group's policy ...
+    assert split.tolist() == [1, 1, 0, 0, 2]  # ... and takes the half of that group it serves worst (utility 3, 2)
+    with pytest.raises(ValueError, match="empty must be one of"):
+        e_step(utility, new, empty="drop")
+
+
+def test_split_largest_groups_fills_every_empty_policy_and_keeps_full_ones():
+    rng = np.random.default_rng(0)
+    utility = rng.random((4, 9))
+    split, pairs = rmdp_envs.split_largest_groups(utility, np.zeros(9, dtype=int))
+    assert [p for p, _ in pairs] == [1, 2, 3] and np.bincount(split, minlength=4).min() >= 1
+    assert pairs[0] == (1, 0)  # the first split halves the one group: 4 of 9 users
+    full = np.arange(9) % 4
+    assert rmdp_envs.split_largest_groups(utility, full) == (pytest.approx(full), [])
+    with pytest.raises(ValueError, match="no group has two"):
+        rmdp_envs.split_largest_groups(rng.random((3, 2)), np.array([0, 1]))
 
 
 def test_e_step_tolerance_ignores_float_noise():
