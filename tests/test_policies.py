@@ -64,3 +64,30 @@ def test_wrong_observation_shape_raises(tmp_path):
     saved_actor(tmp_path, discrete=True)
     with pytest.raises(ValueError, match="observations must have shape"):
         load_policies(tmp_path)(np.zeros((2, 27)))
+
+
+@pytest.mark.parametrize("shared_torso", [False, True])
+def test_copy_policy_makes_a_twin_that_trains_on_as_its_source(shared_torso):
+    """EM's --empty-policy split: the copy acts, values and steps (Adam's moments) as its source did."""
+    from rmdp_train.networks import MultiPolicyAgent
+
+    torch.manual_seed(0)
+    agent = MultiPolicyAgent(3, 17, 6, n=4, shared_torso=shared_torso)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=1e-2, foreach=True)
+    obs = torch.randn(3, 8, 17)
+    for _ in range(3):  # moments that differ between policies
+        optimizer.zero_grad()
+        _, logprob, _, value = agent.get_action_and_value(obs, torch.randn(3, 8, 6))
+        (value.pow(2).sum() - logprob.sum()).backward()
+        optimizer.step()
+    same = obs[2:3].expand(3, -1, -1)  # every policy sees policy 2's observations
+    assert not torch.allclose(agent.actor(same)[0], agent.actor(same)[2])
+    untouched = agent.actor(same)[1].clone()
+    agent.copy_policy(2, 0, optimizer)
+    assert torch.equal(agent.actor(same)[0], agent.actor(same)[2]) and torch.equal(agent.critic(same)[0], agent.critic(same)[2])
+    assert torch.equal(agent.actor(same)[1], untouched)
+    optimizer.zero_grad()  # one more step on equal data: the twins stay equal only if their moments were copied too
+    _, logprob, _, value = agent.get_action_and_value(same, torch.zeros(3, 8, 6))
+    (value.pow(2).sum() - logprob.sum()).backward()
+    optimizer.step()
+    assert torch.equal(agent.actor(same)[0], agent.actor(same)[2]) and torch.equal(agent.critic(same)[0], agent.critic(same)[2])
