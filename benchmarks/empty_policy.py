@@ -1,0 +1,166 @@
+"""EM's E-step when every user leaves a policy: the paper's rule against re-seeding the policy by a split.
+
+The paper's rule (``--empty-policy reinstate``) hands an emptied policy back the user whose move
+gained least, even when that user gains nothing from it: the board's "Policies serving users" column
+showed EM leaving budget unused on the speed tasks. ``--empty-policy split`` makes the emptied policy a
+copy of the largest group's policy and gives it the half of that group the policy serves worst
+(``rmdp_envs.split_largest_groups``). Both rules train on the same seeds through the board's own sweep
+(one process per run, ``leaderboard.sweep.PROCESS_FLAGS``) into a board of their own, which scores each
+run's final policies with the board's protocol (users pick on the assignment episodes, welfare on the
+held-out ones). Paired by seed: until the first emptied policy the two rules train the same numbers.
+
+    python benchmarks/empty_policy.py --envs rmdp/HalfCheetahSpeed-v0 --k 5 --seeds 0 1 2 3 4
+    python benchmarks/empty_policy.py --rescore          # tables again from the runs already on the board
+
+Writes ``{out}/empty_policy.json`` and ``empty_policy.md``. Runs that finished earlier are not run again
+(the sweep skips them), so an interrupted comparison continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from leaderboard.render import _ci, serving_policies  # noqa: E402  (the board's own formats and column)
+from leaderboard.stats import interval, probability_of_improvement  # noqa: E402
+from leaderboard.storage import load_submissions  # noqa: E402
+from leaderboard.sweep import Task, finished_run, sweep  # noqa: E402
+from rmdp_envs.core import EMPTY_POLICY_RULES  # noqa: E402
+from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
+from rmdp_envs.results import hardware  # noqa: E402
+
+SOLVER = "em_ppo"
+
+
+@dataclass
+class Args:
+    envs: list[str] = field(default_factory=lambda: ["rmdp/HalfCheetahSpeed-v0"])
+    """env ids (the board's populations: n = 100 on the speed tasks)"""
+    k: list[int] = field(default_factory=lambda: [5])
+    """budgets of policies"""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    """training seeds, the same for both rules"""
+    total_timesteps: int = 2_000_000
+    """transitions of each run"""
+    workers: int = 0
+    """concurrent runs (0: one per core)"""
+    work_dir: str = "runs/empty_policy"
+    """run folders (``{work_dir}/runs/<rule>/...``) and the board that scores them (``{work_dir}/board``)"""
+    out: str = "benchmarks/results/empty_policy"
+    """folder for empty_policy.json / empty_policy.md"""
+    rescore: bool = False
+    """run nothing: the tables from the runs already on ``{work_dir}/board`` (the tables always cover every
+    env, k and budget on that board, not only the ones asked for)"""
+
+
+def rule_of(submission: dict) -> str:
+    """The rule a submission's runs used (runs from before the flag existed used the paper's)."""
+    return submission["solver"]["hyperparameters"].get("empty_policy", "reinstate")
+
+
+def splits_of(run_dir: Path | None) -> list | None:
+    """``[iteration, emptied policy, copied policy]`` of each split a run made (``result.json``; split rule only)."""
+    if run_dir is None or not (run_dir / "result.json").is_file():
+        return None
+    return json.loads((run_dir / "result.json").read_text()).get("splits")
+
+
+def collect(board: Path, runs_dir: Path) -> dict:
+    """Per (env, k, transitions): each rule's runs by seed, from every scored submission on ``board``."""
+    cases: dict[str, dict] = {}
+    for sub in load_submissions(board):
+        env_id, k, rule = sub["benchmark"]["env_id"], sub["k"], rule_of(sub)
+        for run in sub["runs"]:
+            steps = run["total_timesteps"]
+            case = cases.setdefault(f"{env_id} k={k} {steps:,} transitions", {
+                "env_id": env_id, "k": k, "total_timesteps": steps, "benchmark": sub["benchmark"]["key"], "rules": {}})
+            task = Task(env_id, SOLVER, k, run["seed"], steps)
+            splits = splits_of(finished_run(task.folder(runs_dir / rule)))
+            case["rules"].setdefault(rule, {})[run["seed"]] = {
+                "welfare": run["best_welfare"], "own_assignment_welfare": run["welfare"],
+                "worst_off": run.get("egalitarian_welfare"), "serving_policies": serving_policies(run),
+                "splits": None if splits is None else len(splits), "first_split": splits[0][0] if splits else None,
+                "wall_time_s": run["wall_time_s"], "commit": sub["solver"]["commit"]}
+    return cases
+
+
+def summarize(case: dict) -> dict:
+    """Means with bootstrap intervals per rule, and split against reinstate on the seeds both have."""
+    out = {}
+    for rule, runs in case["rules"].items():
+        seeds = sorted(runs)
+        out[rule] = {"seeds": seeds, "welfare": interval([runs[s]["welfare"] for s in seeds], low=0.0),
+                     "serving_policies": float(np.mean([runs[s]["serving_policies"] for s in seeds]))}
+    both = sorted(set(case["rules"].get("split", {})) & set(case["rules"].get("reinstate", {})))
+    if len(both) >= 2:
+        x = [case["rules"]["split"][s]["welfare"] for s in both]
+        y = [case["rules"]["reinstate"][s]["welfare"] for s in both]
+        out["paired"] = {"seeds": both, "p_split_better": probability_of_improvement(x, y),
+                         "mean_difference": interval(np.subtract(x, y)),
+                         "split_better_on": int(np.sum(np.greater(x, y)))}
+    return out
+
+
+def markdown(cases: dict) -> str:
+    lines = ["# EM: the paper's rule for an emptied policy (reinstate) against a split", "",
+             "`python benchmarks/empty_policy.py` (every run on its board; n = the board's "
+             "population; welfare is the board's held-out number, mean [95% bootstrap CI] over seeds; P(split > "
+             "reinstate) with a paired bootstrap interval; the difference is split minus reinstate, seed by seed).", ""]
+    for name, case in sorted(cases.items()):
+        summary = case["summary"]
+        lines += [f"## {name}", "", "| seed | " + " | ".join(f"{r} welfare | {r} serving | {r} splits"
+                                                             for r in EMPTY_POLICY_RULES) + " |",
+                  "|---:|" + "---:|---:|---:|" * len(EMPTY_POLICY_RULES)]
+        seeds = sorted(set().union(*(set(runs) for runs in case["rules"].values())))
+        for seed in seeds:
+            cells = []
+            for rule in EMPTY_POLICY_RULES:
+                run = case["rules"].get(rule, {}).get(seed)
+                cells += ([f"{run['welfare']:.2f}", str(run["serving_policies"]),
+                           "-" if run["splits"] is None else str(run["splits"])] if run else ["", "", ""])
+            lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for rule in EMPTY_POLICY_RULES:
+            if rule in summary:
+                lines.append(f"- {rule}: welfare {_ci(summary[rule]['welfare'], 2)}, policies serving users "
+                             f"{summary[rule]['serving_policies']:.1f} of {case['k']} (mean over seeds)")
+        if "paired" in summary:
+            paired = summary["paired"]
+            lines.append(f"- split against reinstate, {len(paired['seeds'])} paired seeds: P(split > reinstate) = "
+                         f"{_ci(paired['p_split_better'], 2)}, difference {_ci(paired['mean_difference'], 2)}, "
+                         f"split higher on {paired['split_better_on']} of {len(paired['seeds'])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(args: Args) -> None:
+    work = ROOT / args.work_dir
+    board, runs_dir = work / "board", work / "runs"
+    if not args.rescore:
+        if not (board / "reference_points.json").is_file():  # the board's W_random and W_k, not recomputed here
+            board.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / "leaderboard" / "reference_points.json", board / "reference_points.json")
+        for rule in EMPTY_POLICY_RULES:
+            sweep(args.envs, [SOLVER], args.k, args.seeds, args.total_timesteps, runs_dir / rule, board,
+                  workers=args.workers or None, extra_args=["--empty-policy", rule])
+    cases = collect(board, runs_dir)
+    if not cases:
+        sys.exit(f"error: no scored runs on {board}")
+    for case in cases.values():
+        case["summary"] = summarize(case)
+    out = ROOT / args.out
+    atomic_write_json(out / "empty_policy.json", {"args": vars(args), "hardware": hardware(), "cases": cases})
+    atomic_write_text(out / "empty_policy.md", markdown(cases))
+    print((out / "empty_policy.md").read_text())
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args, description=__doc__.split("\n\n")[0]))
