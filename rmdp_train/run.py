@@ -95,6 +95,9 @@ class Run:
 
     def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None):
         self.args, self.solver = args, solver
+        # the code this process runs: read at start, since a commit (or an edit) during a long run would otherwise
+        # be recorded as the code that produced its result
+        self.commit = git_commit()
         self.interrupted = False  # set by the first Ctrl-C (_watch_ctrl_c); checkpoint() then stops the run
         self._previous_sigint: Any = None
         rollouts = type(args).rollouts
@@ -259,7 +262,7 @@ class Run:
         wall = state.elapsed()
         result = RunResult(
             env_id=args.env_id, env_kwargs=self.env_kwargs, population=self.env.population, solver=self.solver,
-            commit=git_commit(), seed=args.seed, k=args.k, n_agents=self.env.n, total_timesteps=args.total_timesteps,
+            commit=self.commit, seed=args.seed, k=args.k, n_agents=self.env.n, total_timesteps=args.total_timesteps,
             transitions=state.global_step, wall_time_s=wall, transitions_per_s=state.global_step / max(wall, 1e-9),
             utility=ev["utility"], assignment=state.assignment, welfare=ev["welfare"], best_welfare=ev["best_welfare"],
             best_assignment=ev["best_assignment"], eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
