@@ -268,3 +268,19 @@ def test_family_solver_runs_and_its_policies_are_accepted_by_the_board(env_id, t
     np.testing.assert_allclose(again.utility, np.asarray(result["utility"]), rtol=0, atol=1e-9)
     written = submit([run_dir], tmp_path / "board", log=lambda _m: None)
     assert len(written) == 1
+
+
+def test_em_split_rule_reseeds_every_emptied_policy(tmp_path):
+    """--empty-policy split: each policy its users leave is re-seeded (recorded in result.json), so all k serve someone;
+    the paper's rule, on the same seed, records no split."""
+    flags = ["--env-id", "rmdp/Chain-v0", "--n-agents", "12", "--k", "10", "--total-timesteps", "20480", "--seed", "0",
+             "--num-workers", "0"]
+    run_solver("em", tmp_path / "split", *flags, "--empty-policy", "split")
+    result = read_result(only_run_dir(tmp_path / "split"))
+    check_result(result, "em", "rmdp/Chain-v0", 10, 12)
+    assert result["args"]["empty_policy"] == "split" and result["splits"], "no policy emptied: the test needs a split"
+    for iteration, emptied, donor in result["splits"]:
+        assert 1 <= iteration <= result["args"]["num_iterations"] and emptied != donor and 0 <= min(emptied, donor)
+    assert np.bincount(result["assignment"], minlength=10).min() >= 1
+    run_solver("em", tmp_path / "reinstate", *flags)
+    assert "splits" not in read_result(only_run_dir(tmp_path / "reinstate"))
