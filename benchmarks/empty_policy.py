@@ -10,6 +10,8 @@ run's final policies with the board's protocol (users pick on the assignment epi
 held-out ones). Paired by seed: until the first emptied policy the two rules train the same numbers.
 
     python benchmarks/empty_policy.py --envs rmdp/HalfCheetahSpeed-v0 --k 5 --seeds 0 1 2 3 4
+    python benchmarks/empty_policy.py --envs rmdp/Chain-v0 --k 5 10 --seeds 0 1 2 3 4 5 6 7 8 9 \
+        --total-timesteps 100000 --solver-args="--n-agents 12 --learning-rate 0.001"  # the board's Chain rows
     python benchmarks/empty_policy.py --rescore          # tables again from the runs already on the board
 
 Writes ``{out}/empty_policy.json`` and ``empty_policy.md``. Runs that finished earlier are not run again
@@ -19,6 +21,7 @@ Writes ``{out}/empty_policy.json`` and ``empty_policy.md``. Runs that finished e
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -29,8 +32,9 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from leaderboard.render import _ci, serving_policies  # noqa: E402  (the board's own formats and column)
-from leaderboard.stats import interval, probability_of_improvement  # noqa: E402
+from leaderboard.references import k_bound, load_references  # noqa: E402
+from leaderboard.render import _ci, _digits, serving_policies  # noqa: E402  (the board's own formats and column)
+from leaderboard.stats import interval, normalized, probability_of_improvement  # noqa: E402
 from leaderboard.storage import load_submissions  # noqa: E402
 from leaderboard.sweep import Task, finished_run, sweep  # noqa: E402
 from rmdp_envs.core import EMPTY_POLICY_RULES  # noqa: E402
@@ -50,6 +54,8 @@ class Args:
     """training seeds, the same for both rules"""
     total_timesteps: int = 2_000_000
     """transitions of each run"""
+    solver_args: str = ""
+    """more solver flags for both rules, one quoted string (e.g. "--n-agents 12" for the board's Chain)"""
     workers: int = 0
     """concurrent runs (0: one per core)"""
     work_dir: str = "runs/empty_policy"
@@ -76,12 +82,15 @@ def splits_of(run_dir: Path | None) -> list | None:
 def collect(board: Path, runs_dir: Path) -> dict:
     """Per (env, k, transitions): each rule's runs by seed, from every scored submission on ``board``."""
     cases: dict[str, dict] = {}
+    references = load_references(board)["benchmarks"]
     for sub in load_submissions(board):
         env_id, k, rule = sub["benchmark"]["env_id"], sub["k"], rule_of(sub)
+        ref = references[f"{sub['benchmark']['key']}/{sub['protocol']['version']}"]
         for run in sub["runs"]:
             steps = run["total_timesteps"]
             case = cases.setdefault(f"{env_id} k={k} {steps:,} transitions", {
-                "env_id": env_id, "k": k, "total_timesteps": steps, "benchmark": sub["benchmark"]["key"], "rules": {}})
+                "env_id": env_id, "k": k, "total_timesteps": steps, "benchmark": sub["benchmark"]["key"],
+                "w_random": ref["random"]["welfare"], "w_k": k_bound(ref, k), "digits": _digits(ref), "rules": {}})
             task = Task(env_id, SOLVER, k, run["seed"], steps)
             splits = splits_of(finished_run(task.folder(runs_dir / rule)))
             case["rules"].setdefault(rule, {})[run["seed"]] = {
@@ -97,7 +106,9 @@ def summarize(case: dict) -> dict:
     out = {}
     for rule, runs in case["rules"].items():
         seeds = sorted(runs)
-        out[rule] = {"seeds": seeds, "welfare": interval([runs[s]["welfare"] for s in seeds], low=0.0),
+        welfare = interval([runs[s]["welfare"] for s in seeds], low=0.0, high=case["w_k"])
+        out[rule] = {"seeds": seeds, "welfare": welfare,
+                     "normalized": normalized(welfare[0], case["w_random"], case["w_k"]),
                      "serving_policies": float(np.mean([runs[s]["serving_policies"] for s in seeds]))}
     both = sorted(set(case["rules"].get("split", {})) & set(case["rules"].get("reinstate", {})))
     if len(both) >= 2:
@@ -114,9 +125,12 @@ def markdown(cases: dict) -> str:
              "`python benchmarks/empty_policy.py` (every run on its board; n = the board's "
              "population; welfare is the board's held-out number, mean [95% bootstrap CI] over seeds; P(split > "
              "reinstate) with a paired bootstrap interval; the difference is split minus reinstate, seed by seed).", ""]
-    for name, case in sorted(cases.items()):
-        summary = case["summary"]
-        lines += [f"## {name}", "", "| seed | " + " | ".join(f"{r} welfare | {r} serving | {r} splits"
+    order = lambda item: (item[1]["env_id"], item[1]["k"], item[1]["total_timesteps"])  # noqa: E731  (k = 5 before 10)
+    for name, case in sorted(cases.items(), key=order):
+        summary, digits = case["summary"], case["digits"]
+        bound = "" if case["w_k"] is None else (f"W_random = {case['w_random']:.{digits}f}, W_{case['k']} = "
+                                                f"{case['w_k']:.{digits}f} (the board's reference points)")
+        lines += [f"## {name}", "", bound, "", "| seed | " + " | ".join(f"{r} welfare | {r} serving | {r} splits"
                                                              for r in EMPTY_POLICY_RULES) + " |",
                   "|---:|" + "---:|---:|---:|" * len(EMPTY_POLICY_RULES)]
         seeds = sorted(set().union(*(set(runs) for runs in case["rules"].values())))
@@ -124,18 +138,21 @@ def markdown(cases: dict) -> str:
             cells = []
             for rule in EMPTY_POLICY_RULES:
                 run = case["rules"].get(rule, {}).get(seed)
-                cells += ([f"{run['welfare']:.2f}", str(run["serving_policies"]),
+                cells += ([f"{run['welfare']:.{digits}f}", str(run["serving_policies"]),
                            "-" if run["splits"] is None else str(run["splits"])] if run else ["", "", ""])
             lines.append(f"| {seed} | " + " | ".join(cells) + " |")
         lines.append("")
         for rule in EMPTY_POLICY_RULES:
             if rule in summary:
-                lines.append(f"- {rule}: welfare {_ci(summary[rule]['welfare'], 2)}, policies serving users "
-                             f"{summary[rule]['serving_policies']:.1f} of {case['k']} (mean over seeds)")
+                share = summary[rule]["normalized"]
+                lines.append(f"- {rule}: welfare {_ci(summary[rule]['welfare'], digits)}"
+                             + ("" if share is None else f" ({share:.2f} of the way from W_random to W_{case['k']})")
+                             + f", policies serving users {summary[rule]['serving_policies']:.1f} of {case['k']} "
+                             "(mean over seeds)")
         if "paired" in summary:
             paired = summary["paired"]
             lines.append(f"- split against reinstate, {len(paired['seeds'])} paired seeds: P(split > reinstate) = "
-                         f"{_ci(paired['p_split_better'], 2)}, difference {_ci(paired['mean_difference'], 2)}, "
+                         f"{_ci(paired['p_split_better'], 2)}, difference {_ci(paired['mean_difference'], digits)}, "
                          f"split higher on {paired['split_better_on']} of {len(paired['seeds'])}")
         lines.append("")
     return "\n".join(lines)
@@ -150,7 +167,7 @@ def main(args: Args) -> None:
             shutil.copy(ROOT / "leaderboard" / "reference_points.json", board / "reference_points.json")
         for rule in EMPTY_POLICY_RULES:
             sweep(args.envs, [SOLVER], args.k, args.seeds, args.total_timesteps, runs_dir / rule, board,
-                  workers=args.workers or None, extra_args=["--empty-policy", rule])
+                  workers=args.workers or None, extra_args=["--empty-policy", rule, *shlex.split(args.solver_args)])
     cases = collect(board, runs_dir)
     if not cases:
         sys.exit(f"error: no scored runs on {board}")
