@@ -8,8 +8,8 @@ policies (:func:`load_policies`) is the one entry point that needs the training 
 """
 
 from rmdp_envs.bounds import k_policy_bound
-from rmdp_envs.core import (EMPTY_POLICY_RULES, check_assignment, check_k, e_step, round_robin, split_largest_groups,
-                            upper_welfare)
+from rmdp_envs.core import (EMPTY_POLICY_RULES, EmptyPolicyRule, check_assignment, check_k, e_step, round_robin,
+                            split_largest_groups, upper_welfare)
 from rmdp_envs.evaluation import EvalResult, evaluate
 from rmdp_envs.exact import em_exact, optimal_welfare, policy_welfare, welfare_bounds
 from rmdp_envs.parallel import RMDPParallelEnv, parallel_env
@@ -28,7 +28,8 @@ __version__ = "0.1.0"
 _TRAIN_NAMES = ("MultiPolicyActor", "PolicySet", "load_policies", "save_policies")
 
 __all__ = [
-    "EMPTY_POLICY_RULES", "EvalResult", "GroupReward", "Population", "RMDPParallelEnv", "RMDPVectorEnv", "RunResult",
+    "EMPTY_POLICY_RULES", "EmptyPolicyRule", "EvalResult", "GroupReward", "Population", "RMDPParallelEnv",
+    "RMDPVectorEnv", "RunResult",
     "check_assignment", "check_k", "e_step", "k_policy_bound", "env_metadata", "evaluate", "make", "make_vector_env",
     "parallel_env", "register_envs", "registered_ids", "round_robin", "split_largest_groups", "upper_welfare",
     "TabularRMDP", "em_exact", "optimal_welfare", "policy_welfare", "welfare_bounds",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -98,8 +98,9 @@ def round_robin(n: int, k: int) -> np.ndarray:
     return np.arange(n) % k
 
 
-#: What the E-step does with a policy that all its users leave (``em_ppo.py --empty-policy``).
-EMPTY_POLICY_RULES = ("reinstate", "split")
+#: What the E-step does with a policy that all its users leave (``em_ppo.py --empty-policy``, whose choices it spells).
+EmptyPolicyRule = Literal["reinstate", "split"]
+EMPTY_POLICY_RULES: tuple[str, ...] = get_args(EmptyPolicyRule)
 
 
 def e_step(utility: np.ndarray, assignment: np.ndarray, tol: float = 0.0, empty: str = "reinstate") -> np.ndarray:

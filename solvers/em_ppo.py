@@ -12,7 +12,6 @@ Run: ``python solvers/em_ppo.py --env-id rmdp/ResourceGathering-v0 --k 5 --total
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -41,7 +40,7 @@ class Args(PPOArgs):
     """fraction of the budget spent on M-steps only, on the round-robin assignment (the authors: 50 of 1000 iterations)"""
     e_step_every: int = 1
     """iterations between E-steps after the warm start"""
-    empty_policy: Literal["reinstate", "split"] = "reinstate"
+    empty_policy: rmdp_envs.EmptyPolicyRule = "reinstate"
     """a policy that all its users leave in an E-step: "reinstate" hands it back the user whose move gained least
     (the paper's rule), "split" makes it a copy of the policy of the largest group and gives it the half of that
     group the policy serves worst (rmdp_envs.split_largest_groups; README "Solvers")"""
