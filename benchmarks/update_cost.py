@@ -5,10 +5,13 @@ On two cores the on-policy update is about 30% of a 2M-transition EM run (README
 through it. Fewer minibatches or epochs make it cheaper but change the learner, so each setting is
 run on the same seeds as the default and compared seed by seed (paired: same seed, same rollout
 noise until the policies part). EM on ``rmdp/HalfCheetahSpeed-v0``, n = 100, k = 5,
-``--rollout workers`` with one worker per core; one run at a time.
+``--rollout workers`` with one worker per core; one run at a time. A setting may also pool the critic's
+users (``5x4b20``: ``--critic-bins 20``, one output per 5 users instead of one per user), the other way
+to make the update cheaper: the critic's n outputs are most of its arithmetic at n = 100.
 
     python benchmarks/update_cost.py                                   # default, 2 and 1 minibatches, seeds 0-2
     python benchmarks/update_cost.py --settings 5x4 2x4 --seeds 0 1 2 3 4
+    python benchmarks/update_cost.py --settings 5x4 5x4b50 5x4b20 --out benchmarks/results/update_cost_bins
 
 Writes ``{out}/update_cost.json`` and ``update_cost.md``.
 """
@@ -36,7 +39,8 @@ DEFAULT = "5x4"  # the MuJoCo family's update_epochs x num_minibatches (rmdp_tra
 @dataclass
 class Args:
     settings: list[str] = field(default_factory=lambda: [DEFAULT, "5x2", "5x1"])
-    """update budgets as EPOCHSxMINIBATCHES (--update-epochs, --num-minibatches); the first is the reference"""
+    """update budgets as EPOCHSxMINIBATCHES[bBINS] (--update-epochs, --num-minibatches, and --critic-bins if given);
+    the first is the reference"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """training seeds, the same for every setting"""
     timesteps: int = 2_000_000
@@ -49,14 +53,17 @@ class Args:
     """run nothing: recompute the summary and update_cost.md from the rows already in {out}/update_cost.json"""
 
 
-def parse_setting(text: str) -> tuple[int, int]:
+def parse_setting(text: str) -> tuple[int, int, int | None]:
+    """``"5x4"`` -> (5, 4, None); ``"5x4b20"`` -> (5, 4, 20): epochs, minibatches, critic bins (None: the solver's)."""
+    budget, _, bins = text.lower().partition("b")
     try:
-        epochs, minibatches = (int(part) for part in text.lower().split("x"))
+        epochs, minibatches = (int(part) for part in budget.split("x"))
+        critic_bins = int(bins) if bins else None
     except ValueError:
-        sys.exit(f"error: a setting is EPOCHSxMINIBATCHES such as 5x4, got {text!r}")
-    if epochs < 1 or minibatches < 1:
-        sys.exit(f"error: epochs and minibatches must be at least 1, got {text!r}")
-    return epochs, minibatches
+        sys.exit(f"error: a setting is EPOCHSxMINIBATCHES[bBINS] such as 5x4 or 5x4b20, got {text!r}")
+    if epochs < 1 or minibatches < 1 or (critic_bins is not None and critic_bins < 1):
+        sys.exit(f"error: epochs, minibatches and bins must be at least 1, got {text!r}")
+    return epochs, minibatches, critic_bins
 
 
 def main(args: Args) -> None:
@@ -69,11 +76,13 @@ def main(args: Args) -> None:
     settings = {text: parse_setting(text) for text in args.settings}
     workers = args.workers or usable_cores()
     rows = []
-    for text, (epochs, minibatches) in settings.items():
+    for text, (epochs, minibatches, critic_bins) in settings.items():
+        bins_flag = [] if critic_bins is None else ["--critic-bins", str(critic_bins)]
         for seed in args.seeds:
             row = solver_rate(workers, args.timesteps, 8, rollout="workers",
-                              extra=["--seed", str(seed), "--update-epochs", str(epochs), "--num-minibatches", str(minibatches)])
-            row.update(setting=text, update_epochs=epochs, num_minibatches=minibatches)
+                              extra=["--seed", str(seed), "--update-epochs", str(epochs), "--num-minibatches", str(minibatches)]
+                              + bins_flag)
+            row.update(setting=text, update_epochs=epochs, num_minibatches=minibatches, critic_bins=critic_bins)
             rows.append(row)
             print(json.dumps(row), flush=True)
     report = {"machine": hardware(), "commit": git_commit(ROOT), "versions": library_versions(), "workers": workers,
@@ -111,7 +120,7 @@ def markdown(report: dict) -> str:
     lines = [f"# Update cost: {report['env']}", "",
              f"{report['machine']}; commit {str(report['commit'])[:10]}; {report['workers']} rollout workers; final "
              f"evaluation's best-response welfare; paired differences against {report['reference']} (same seed).", "",
-             "| setting (epochs x minibatches) | seed | transitions/s | learning s | rollout s | best welfare |",
+             "| setting (epochs x minibatches [b critic bins]) | seed | transitions/s | learning s | rollout s | best welfare |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
         if "best_welfare" in r:
