@@ -44,12 +44,15 @@ class Args(PPOArgs):
     """a policy that all its users leave in an E-step: "reinstate" hands it back the user whose move gained least
     (the paper's rule), "split" makes it a copy of the policy of the largest group and gives it the half of that
     group the policy serves worst (rmdp_envs.split_largest_groups; README "Solvers")"""
+    e_step_tol: float = 0.0
+    """a user moves only to a policy whose utility beats its current one's by more than this (in the task's return
+    units; 0: the paper's rule, any gain)"""
 
 
 if __name__ == "__main__":
     args = parse_args(Args, __file__)
     run = Run(args, SOLVER, positive=dict(e_step_every=args.e_step_every),
-              non_negative=dict(warm_start_fraction=args.warm_start_fraction))
+              non_negative=dict(warm_start_fraction=args.warm_start_fraction, e_step_tol=args.e_step_tol))
     k, m, n, env = args.k, args.num_envs, run.env.n, run.env
     warm_start_iterations = math.ceil(args.warm_start_fraction * args.num_iterations)
     run.create_folder()
@@ -130,7 +133,7 @@ if __name__ == "__main__":
         # E-step: reassign users to the policy that served them best recently
         old, splits = state.assignment, []
         if state.iteration > warm_start_iterations and state.iteration % args.e_step_every == 0 and state.seen.all():
-            state.assignment = rmdp_envs.e_step(state.utility, state.assignment, empty=args.empty_policy)
+            state.assignment = rmdp_envs.e_step(state.utility, state.assignment, args.e_step_tol, empty=args.empty_policy)
             if args.empty_policy == "split":
                 state.assignment, splits = rmdp_envs.split_largest_groups(state.utility, state.assignment)
                 for empty, donor in splits:  # the copy serves its new users as the donor did: its utility row too

@@ -284,3 +284,16 @@ def test_em_split_rule_reseeds_every_emptied_policy(tmp_path):
     assert np.bincount(result["assignment"], minlength=10).min() >= 1
     run_solver("em", tmp_path / "reinstate", *flags)
     assert "splits" not in read_result(only_run_dir(tmp_path / "reinstate"))
+
+
+def test_em_e_step_tol_holds_users_until_a_move_gains_more(tmp_path):
+    """--e-step-tol: a tolerance above any possible gain keeps every user on its warm-start (round-robin)
+    policy, so no policy empties and nothing is split; a negative one is refused with one line."""
+    flags = ["--env-id", "rmdp/Chain-v0", "--n-agents", "12", "--k", "10", "--total-timesteps", "20480", "--seed", "0",
+             "--num-workers", "0", "--empty-policy", "split"]
+    run_solver("em", tmp_path / "held", *flags, "--e-step-tol", "1000")
+    result = read_result(only_run_dir(tmp_path / "held"))
+    assert result["args"]["e_step_tol"] == 1000
+    assert result["assignment"] == rmdp_envs.round_robin(12, 10).tolist() and result["splits"] == []
+    proc = run_solver("em", tmp_path / "negative", *flags, "--e-step-tol", "-0.1", check=False)
+    assert proc.returncode != 0 and "--e-step-tol" in proc.stderr and not (tmp_path / "negative").exists()
