@@ -98,7 +98,23 @@ def collect(board: Path, runs_dir: Path) -> dict:
                 "worst_off": run.get("egalitarian_welfare"), "serving_policies": serving_policies(run),
                 "splits": None if splits is None else len(splits), "first_split": splits[0][0] if splits else None,
                 "wall_time_s": run["wall_time_s"], "commit": sub["solver"]["commit"]}
+    for case in cases.values():
+        _fill_runs_without_a_split(case, runs_dir)
     return cases
+
+
+def _fill_runs_without_a_split(case: dict, runs_dir: Path) -> None:
+    """A split-rule run in which no policy ever emptied trains the paper's rule's numbers bit for bit, so the
+    board keeps only one copy of its policies (a duplicate is skipped): pair it with the reinstate run it equals."""
+    split, reinstate = case["rules"].setdefault("split", {}), case["rules"].get("reinstate", {})
+    for seed, run in reinstate.items():
+        if seed in split:
+            continue
+        task = Task(case["env_id"], SOLVER, case["k"], seed, case["total_timesteps"])
+        if splits_of(finished_run(task.folder(runs_dir / "split"))) == []:
+            split[seed] = {**run, "splits": 0, "first_split": None, "same_as_reinstate": True}
+    if not split:
+        del case["rules"]["split"]
 
 
 def summarize(case: dict) -> dict:
