@@ -21,7 +21,7 @@ in ``{out}/tol_<tol>/``. Finished runs are not run again.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -39,27 +39,17 @@ from rmdp_envs.results import hardware  # noqa: E402
 
 
 @dataclass
-class Args:
+class Args(empty_policy.Args):
+    """benchmarks/empty_policy.py's flags, run once per tolerance."""
+
     tols: list[str] = field(default_factory=lambda: ["0", "1.0"])
     """E-step tolerances, as they name the folders; the first is the reference (0: the paper's rule)"""
-    envs: list[str] = field(default_factory=lambda: ["rmdp/HalfCheetahSpeed-v0"])
-    """env ids (the board's populations)"""
     k: list[int] = field(default_factory=lambda: [10])
     """budgets of policies"""
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    """training seeds, the same for every tolerance and rule"""
-    total_timesteps: int = 2_000_000
-    """transitions of each run"""
-    solver_args: str = ""
-    """more solver flags for every run, one quoted string (e.g. "--n-agents 12" for the board's Chain)"""
-    workers: int = 0
-    """concurrent runs (0: one per core)"""
     work_dir: str = "runs/e_step_tol"
     """each tolerance's runs and board go to ``{work_dir}_{tol}``"""
     out: str = "benchmarks/results/e_step_tol"
     """folder for e_step_tol.json / e_step_tol.md (and tol_<tol>/ with each tolerance's tables)"""
-    rescore: bool = False
-    """run nothing: the tables from the runs already on each tolerance's board"""
 
 
 def check_tols(tols: list[str]) -> None:
@@ -128,9 +118,9 @@ def main(args: Args) -> None:
     check_tols(args.tols)
     per_tol = {}
     for tol in args.tols:
-        ep_args = empty_policy.Args(envs=args.envs, k=args.k, seeds=args.seeds, total_timesteps=args.total_timesteps,
-                                    solver_args=f"{args.solver_args} --e-step-tol {tol}".strip(), workers=args.workers,
-                                    work_dir=f"{args.work_dir}_{tol}", out=f"{args.out}/tol_{tol}", rescore=args.rescore)
+        shared = {f.name: getattr(args, f.name) for f in fields(empty_policy.Args)}
+        ep_args = empty_policy.Args(**shared | dict(solver_args=f"{args.solver_args} --e-step-tol {tol}".strip(),
+                                                    work_dir=f"{args.work_dir}_{tol}", out=f"{args.out}/tol_{tol}"))
         empty_policy.main(ep_args)
         per_tol[tol] = empty_policy.collect(ROOT / ep_args.work_dir / "board", ROOT / ep_args.work_dir / "runs")
     comparison = compare(per_tol, args.tols[0])
