@@ -54,6 +54,8 @@ class Args:
     """training seeds, the same for both rules"""
     total_timesteps: int = 2_000_000
     """transitions of each run"""
+    rules: list[str] = field(default_factory=lambda: list(EMPTY_POLICY_RULES))
+    """the rules to run (both by default; one alone where the other's runs are already known)"""
     solver_args: str = ""
     """more solver flags for both rules, one quoted string (e.g. "--n-agents 12" for the board's Chain)"""
     workers: int = 0
@@ -175,13 +177,16 @@ def markdown(cases: dict) -> str:
 
 
 def main(args: Args) -> None:
+    unknown = sorted(set(args.rules) - set(EMPTY_POLICY_RULES))
+    if unknown or not args.rules:
+        sys.exit(f"error: --rules takes some of {', '.join(EMPTY_POLICY_RULES)}, got {args.rules}")
     work = ROOT / args.work_dir
     board, runs_dir = work / "board", work / "runs"
     if not args.rescore:
         if not (board / "reference_points.json").is_file():  # the board's W_random and W_k, not recomputed here
             board.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / "leaderboard" / "reference_points.json", board / "reference_points.json")
-        for rule in EMPTY_POLICY_RULES:
+        for rule in args.rules:
             sweep(args.envs, [SOLVER], args.k, args.seeds, args.total_timesteps, runs_dir / rule, board,
                   workers=args.workers or None, extra_args=["--empty-policy", rule, *shlex.split(args.solver_args)])
     cases = collect(board, runs_dir)
