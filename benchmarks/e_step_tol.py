@@ -4,7 +4,7 @@ Right after a split the two copies of a policy differ by noise alone, and users 
 empty one of them again: 76-97 splits in Chain k = 10's 20 iterations, 84-139 in AntSpeed's 195 (README
 "Solvers"). ``--e-step-tol t`` moves a user only when its estimated gain beats ``t`` (in the task's
 return units), which damps that, and also every other move. This runs ``benchmarks/empty_policy.py``
-(both rules on the same seeds, scored by the board's protocol in a board of their own) once per
+(both rules on the same seeds, or the ``--rules`` given, scored by the board's protocol in a board of their own) once per
 tolerance, each into ``{work_dir}_{tol}``, and compares every tolerance with the first, seed by seed,
 for each rule.
 

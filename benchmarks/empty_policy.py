@@ -108,15 +108,12 @@ def collect(board: Path, runs_dir: Path) -> dict:
 def _fill_runs_without_a_split(case: dict, runs_dir: Path) -> None:
     """A split-rule run in which no policy ever emptied trains the paper's rule's numbers bit for bit, so the
     board keeps only one copy of its policies (a duplicate is skipped): pair it with the reinstate run it equals."""
-    split, reinstate = case["rules"].setdefault("split", {}), case["rules"].get("reinstate", {})
-    for seed, run in reinstate.items():
-        if seed in split:
-            continue
+    split = case["rules"].get("split", {})
+    for seed, run in case["rules"].get("reinstate", {}).items():
         task = Task(case["env_id"], SOLVER, case["k"], seed, case["total_timesteps"])
-        if splits_of(finished_run(task.folder(runs_dir / "split"))) == []:
-            split[seed] = {**run, "splits": 0, "first_split": None, "same_as_reinstate": True}
-    if not split:
-        del case["rules"]["split"]
+        if seed not in split and splits_of(finished_run(task.folder(runs_dir / "split"))) == []:
+            case["rules"].setdefault("split", split)[seed] = {**run, "splits": 0, "first_split": None,
+                                                              "same_as_reinstate": True}
 
 
 def summarize(case: dict) -> dict:
