@@ -153,6 +153,7 @@ def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float |
     return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],
             "num_envs": num_envs, "main_share": result["args"]["main_share"],
             "transitions": result["transitions"], "wall_s": round(wall, 1), "phase_seconds": result.get("phase_seconds"),
+            "start_up_s": result.get("start_up_s"), "rollout_seconds": result.get("rollout_seconds"),
             "transitions_per_s": round(result["transitions"] / wall), "best_welfare": result["best_welfare"],
             "welfare": result["welfare"], "seed": result["seed"]}
 

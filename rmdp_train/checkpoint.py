@@ -10,6 +10,7 @@ checkpoint or the new one, never half of one.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,18 @@ def has_checkpoint(run_dir: str | Path) -> bool:
     return (Path(run_dir) / CHECKPOINT_FILE).is_file()
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started, from ``/proc`` (to the kernel's clock tick, 10 ms); None where there is none."""
+    try:
+        with open("/proc/self/stat") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime, after the command's name
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @dataclass
 class TrainState:
     """Everything a run needs to continue where it stopped, besides its arguments: one checkpoint.
@@ -121,10 +134,34 @@ class TrainState:
     phase_seconds: dict = field(default_factory=dict)
     """wall seconds by phase ("rollout", "learning", "evaluation"; the family's "selection"), over all processes of
     the run (:meth:`lap`)"""
+    rollout_seconds: dict = field(default_factory=dict)
+    """where the rollout phase's time went with ``--rollout workers`` (:meth:`add_rollout_seconds`): the main
+    process's seconds before, waiting for and after the workers, and each worker's own (its loop, MuJoCo's steps, the
+    per-step barrier), summed over rollouts and processes of the run"""
+    start_up_s: float | None = None
+    """this process's seconds from its start (``/proc``; None elsewhere) to :meth:`start_clock`: imports, the env
+    workers' start, building the learner"""
     _mark: float = field(default_factory=time.time)
 
     def start_clock(self) -> None:
         self.started = self._mark = time.time()
+        self.start_up_s = process_age_s()
+
+    def add_rollout_seconds(self, main: dict[str, float], workers: list[dict[str, float]]) -> None:
+        """Add one rollout's timings: ``main`` the main process's phases, ``workers`` one dict per worker."""
+        totals = self.rollout_seconds
+        for key, seconds in main.items():
+            totals[key] = totals.get(key, 0.0) + seconds
+        mine = totals.setdefault("workers", [])
+        mine.extend({} for _ in range(len(workers) - len(mine)))  # a resumed run may have more workers
+        for total, worker in zip(mine, workers):
+            for key, seconds in worker.items():
+                total[key] = total.get(key, 0.0) + seconds
+
+    def rounded_rollout_seconds(self) -> dict:
+        """:attr:`rollout_seconds` to the millisecond, for ``result.json``."""
+        return {key: [{k: round(v, 3) for k, v in worker.items()} for worker in value] if key == "workers" else round(value, 3)
+                for key, value in self.rollout_seconds.items()}
 
     def lap(self, phase: str, until: float | None = None) -> None:
         """Charge the wall time since the last lap (or :meth:`start_clock`) up to ``until`` (default: now) to ``phase``.
@@ -159,7 +196,7 @@ class TrainState:
             "optimizers": meta, "obs_rms_count": self.obs_rms.count, "numpy_rng": self.rng.bit_generator.state,
             "global_step": self.global_step, "iteration": self.iteration, "wall_time_s": self.elapsed(),
             "next_eval": self.next_eval, "eval_history": self.eval_history, "extra": self.extra,
-            "phase_seconds": self.phase_seconds, "resumed_at": self.resumed_at})
+            "phase_seconds": self.phase_seconds, "rollout_seconds": self.rollout_seconds, "resumed_at": self.resumed_at})
 
     def load(self, run_dir: str | Path) -> None:
         tensors, state = load_checkpoint(run_dir)
@@ -180,4 +217,5 @@ class TrainState:
         self.global_step, self.iteration, self.wall_time_s = state["global_step"], state["iteration"], state["wall_time_s"]
         self.next_eval, self.eval_history, self.extra = state["next_eval"], state["eval_history"], state["extra"]
         self.phase_seconds = dict(state.get("phase_seconds", {}))  # checkpoints written before phases were kept have none
+        self.rollout_seconds = dict(state.get("rollout_seconds", {}))
         self.resumed_at = [*state.get("resumed_at", []), self.iteration]

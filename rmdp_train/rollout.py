@@ -159,6 +159,7 @@ class WorkerSampler:
 
     def collect(self, agent, state) -> Rollout:
         state.lap("learning")  # everything since the last rollout: the update, the E-step, logging
+        started = time.perf_counter()
         buf, obs_rms, T, E = self.buf, self.obs_rms, self.T, self.E
         weights = {name: t.detach().cpu().numpy().copy() for name, t in agent.actor.state_dict().items()}
         # the noise main would draw, step by step: the Gaussian's, or the uniforms behind the Gumbel trick
@@ -167,7 +168,9 @@ class WorkerSampler:
         noise = torch.stack([draw(shape) for _ in range(T)]).reshape(T, E, -1).numpy()
         for pipe, sl in zip(self._pipes, self._slices):
             pipe.send(("collect", (weights, obs_rms.state_dict(), noise[:, sl])))
+        sent = time.perf_counter()
         parts = self._receive_all()
+        received = time.perf_counter()
         state.global_step += T * E
 
         def cat(key):
@@ -190,6 +193,8 @@ class WorkerSampler:
             for t, e in zip(*np.nonzero(truncations & ~terminations)):
                 truncated_finals.append((int(t), int(e), finals[(t, e)]))
         next_obs = torch.as_tensor(np.concatenate([p["next_obs"] for p in parts]), device=self.device)
+        state.add_rollout_seconds({"main_before": sent - started, "main_waiting": received - sent,
+                                   "main_after": time.perf_counter() - received}, [p["seconds"] for p in parts])
         state.lap("rollout")
         return Rollout(buf.obs, buf.actions, buf.logprobs, buf.rewards, buf.ends, truncated_finals, next_obs)
 
@@ -220,14 +225,18 @@ class _RolloutWorker:
         self.start, self.stop, self.barrier, self.index = start, stop, barrier, index
         self.shared = [np.frombuffer(array, dtype=np.float64).reshape(-1, self.actor.obs_dim) for array in shared]
 
-    def _update_statistics(self, t: int, raw_obs: np.ndarray) -> None:
-        """The statistics updated with step ``t``'s raw observations of *all* copies (the same update in every worker)."""
+    def _update_statistics(self, t: int, raw_obs: np.ndarray) -> float:
+        """The statistics updated with step ``t``'s raw observations of *all* copies (the same update in every worker).
+        Returns the seconds spent waiting for the other workers."""
         if not self.rms.enabled:
-            return
+            return 0.0
         all_obs = self.shared[t % 2]
         all_obs[self.start:self.stop] = raw_obs
+        arrived = time.perf_counter()
         self.barrier.wait(self.index)
+        waited = time.perf_counter() - arrived
         self.rms.update(all_obs)
+        return waited
 
     def reset(self, seed: int) -> np.ndarray:
         self.raw_obs, _ = self.envs.reset(seed=seed)
@@ -255,6 +264,8 @@ class _RolloutWorker:
             log_std = self.actor.log_std[self.group + self.first]
             std = log_std.exp()
         raw_obs, stats = self.raw_obs, []
+        clock = time.perf_counter
+        started, stepping, waiting = clock(), 0.0, 0.0  # where a worker's rollout goes (result.json's rollout_seconds)
         for t in range(T):
             obs = self.rms.normalize(raw_obs)
             out["obs"][t] = obs
@@ -271,16 +282,19 @@ class _RolloutWorker:
                 action = head + std * noise[t]
                 env_action = np.clip(action.numpy(), spec["action_low"], spec["action_high"])
             out["actions"][t] = action.numpy()
+            before_step = clock()
             raw_obs, reward, out["terminations"][t], out["truncations"][t], infos = self.envs.step(env_action)
+            stepping += clock() - before_step
             stats.append(reward)
             if "final_obs" in infos:  # before this step's update, as main
                 for c in np.flatnonzero(out["truncations"][t] & ~out["terminations"][t]):
                     out["finals"].append((t, int(c), self.rms.normalize(infos["final_obs"][c])))
-            self._update_statistics(t, raw_obs)
+            waiting += self._update_statistics(t, raw_obs)
         if not discrete:  # the whole rollout's log-probabilities at once: elementwise, the same numbers as step by step
             out["logprobs"][:] = gaussian_log_prob(heads, log_std, torch.from_numpy(out["actions"])).numpy()
         self.raw_obs = raw_obs
         out["stats"], out["next_obs"], out["obs_rms"] = np.stack(stats), self.rms.normalize(raw_obs), self.rms.state_dict()
+        out["seconds"] = {"loop": clock() - started, "env_step": stepping, "barrier": waiting}
         return out
 
 

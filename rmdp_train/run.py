@@ -269,6 +269,8 @@ class Run:
             finished=finished, eval_history=state.eval_history, hardware=hardware(), torch_threads=args.torch_threads,
             run_name=self.name, rmdp_version=rmdp_envs.__version__, args=vars(args), versions=library_versions(),
             extra={"phase_seconds": {phase: round(s, 3) for phase, s in state.phase_seconds.items()},
+                   **({"rollout_seconds": state.rounded_rollout_seconds()} if state.rollout_seconds else {}),
+                   **({"start_up_s": round(state.start_up_s, 2)} if state.start_up_s is not None else {}),
                    **({"resumed_at": state.resumed_at} if state.resumed_at else {}), **extra})
         result.write(self.dir)
         return result

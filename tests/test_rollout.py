@@ -43,11 +43,30 @@ def test_rollout_workers_gives_the_numbers_of_main(solver, env_id, extra, runs, 
                    "--num-workers", str(workers), "--save-model", "--seed", "4")
         run_dir = only_run_dir(out)
         outcomes.append((read_result(run_dir), _weights(run_dir)))
+        check_rollout_seconds(outcomes[-1][0], rollout, workers)
     (first, w1) = outcomes[0]
     check_result(first, solver, env_id, 3, first["n_agents"])
     for result, weights in outcomes[1:]:
         assert result["utility"] == first["utility"] and result["welfare"] == first["welfare"]
         assert weights.keys() == w1.keys() and all(np.array_equal(weights[key], w1[key]) for key in w1)
+
+
+def check_rollout_seconds(result: dict, rollout: str, workers: int) -> None:
+    """result.json says where a --rollout workers run's rollouts went: per worker, its loop holds MuJoCo's steps and
+    the barrier's waits; the main process's share is within the rollout phase. --rollout main keeps no such split."""
+    assert result["start_up_s"] > 0  # Linux: /proc gives the process's start
+    if rollout == "main":
+        assert "rollout_seconds" not in result
+        return
+    seconds = result["rollout_seconds"]
+    assert len(seconds["workers"]) == workers
+    for worker in seconds["workers"]:
+        assert worker["env_step"] > 0 and worker["barrier"] >= 0
+        assert worker["loop"] >= worker["env_step"] + worker["barrier"] - 0.002  # rounded to the millisecond
+    main = seconds["main_before"] + seconds["main_waiting"] + seconds["main_after"]
+    # a worker's loop starts once its own message is sent and ends before the main process receives its rollout
+    assert max(w["loop"] for w in seconds["workers"]) <= seconds["main_before"] + seconds["main_waiting"] + 0.01
+    assert main <= result["phase_seconds"]["rollout"] + 0.01
 
 
 def test_rollout_workers_resumes_after_interruption(tmp_path):
