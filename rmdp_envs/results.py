@@ -184,13 +184,27 @@ def hardware() -> str:
     except OSError:
         pass
     text = f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
-    torch = sys.modules.get("torch")  # never import torch just to describe the machine
+    gpus = nvidia_gpus()
+    torch = sys.modules.get("torch")  # never import torch (or start CUDA) just to describe the machine
     try:
-        if torch is not None and torch.cuda.is_available():
-            text += f", GPU {torch.cuda.get_device_name(0)}"
+        if not gpus and torch is not None and torch.cuda.is_initialized():
+            gpus = [torch.cuda.get_device_name(0)]
     except Exception:  # noqa: BLE001 - provenance only
         pass
-    return text
+    return text + (f", GPU {gpus[0]}" if gpus else "")
+
+
+def nvidia_gpus(root: str | Path = "/proc/driver/nvidia/gpus") -> list[str]:
+    """The NVIDIA GPUs' model names as the driver lists them in ``/proc``: asking CUDA instead initializes its driver,
+    seconds of a CPU run's start-up on a GPU host (``torch.cuda.is_available``)."""
+    names = []
+    for info in sorted(Path(root).glob("*/information")):
+        try:
+            models = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if line.startswith("Model:")]
+        except OSError:
+            continue
+        names += models[:1]
+    return names
 
 
 def _plain(value: Any) -> Any:

@@ -178,7 +178,7 @@ class Run:
         torch.manual_seed(args.seed)
         torch.backends.cudnn.deterministic = args.torch_deterministic
         torch.set_num_threads(args.torch_threads)
-        device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+        device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")  # CUDA's start costs seconds
         return np.random.default_rng(args.seed), device
 
     def open_writer(self, global_step: int) -> SummaryWriter:

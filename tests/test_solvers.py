@@ -297,3 +297,15 @@ def test_em_e_step_tol_holds_users_until_a_move_gains_more(tmp_path):
     assert result["assignment"] == rmdp_envs.round_robin(12, 10).tolist() and result["splits"] == []
     proc = run_solver("em", tmp_path / "negative", *flags, "--e-step-tol", "-0.1", check=False)
     assert proc.returncode != 0 and "--e-step-tol" in proc.stderr and not (tmp_path / "negative").exists()
+
+
+def test_nvidia_gpus_reads_the_driver_listing_without_starting_cuda(tmp_path):
+    """result.json's hardware names the GPU from the driver's /proc listing: asking CUDA would start its driver,
+    seconds of every CPU run's start-up on a GPU host."""
+    from rmdp_envs.results import nvidia_gpus
+    for bus, model in [("0000:1b:00.0", "NVIDIA H100 80GB HBM3"), ("0000:9a:00.0", "NVIDIA H200")]:
+        (tmp_path / bus).mkdir()
+        (tmp_path / bus / "information").write_text(f"Model: \t\t {model}\nIRQ:   \t\t 16\nGPU UUID: \t GPU-1\n")
+    (tmp_path / "0000:ff:00.0").mkdir()  # a folder without the file is skipped
+    assert nvidia_gpus(tmp_path) == ["NVIDIA H100 80GB HBM3", "NVIDIA H200"]
+    assert nvidia_gpus(tmp_path / "absent") == []
