@@ -7,11 +7,15 @@ run on the same seeds as the default and compared seed by seed (paired: same see
 noise until the policies part). EM on ``rmdp/HalfCheetahSpeed-v0``, n = 100, k = 5,
 ``--rollout workers`` with one worker per core; one run at a time. A setting may also pool the critic's
 users (``5x4b20``: ``--critic-bins 20``, one output per 5 users instead of one per user), the other way
-to make the update cheaper: the critic's n outputs are most of its arithmetic at n = 100.
+to make the update cheaper: the critic's n outputs are most of its arithmetic at n = 100. And a setting may
+reshape the rollout at the same batch (``5x4c32t64``: ``--num-envs 32 --num-steps 64``, 4x the copies for a
+quarter of the steps, so the same iterations and minibatches): the many-core way of PPO, where every env
+step of all copies costs the workers a barrier.
 
     python benchmarks/update_cost.py                                   # default, 2 and 1 minibatches, seeds 0-2
     python benchmarks/update_cost.py --settings 5x4 2x4 --seeds 0 1 2 3 4
     python benchmarks/update_cost.py --settings 5x4 5x4b50 5x4b20 --out benchmarks/results/update_cost_bins
+    python benchmarks/update_cost.py --settings 5x4 5x4c16t128 5x4c32t64 --out benchmarks/results/update_cost_shape
 
 Writes ``{out}/update_cost.json`` and ``update_cost.md``.
 """
@@ -19,6 +23,7 @@ Writes ``{out}/update_cost.json`` and ``update_cost.md``.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +44,8 @@ DEFAULT = "5x4"  # the MuJoCo family's update_epochs x num_minibatches (rmdp_tra
 @dataclass
 class Args:
     settings: list[str] = field(default_factory=lambda: [DEFAULT, "5x2", "5x1"])
-    """update budgets as EPOCHSxMINIBATCHES[bBINS] (--update-epochs, --num-minibatches, and --critic-bins if given);
-    the first is the reference"""
+    """update budgets as EPOCHSxMINIBATCHES[bBINS][cCOPIES][tSTEPS] (--update-epochs, --num-minibatches, and if given
+    --critic-bins, --num-envs (copies per policy; default 8), --num-steps (default 256)); the first is the reference"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """training seeds, the same for every setting"""
     timesteps: int = 2_000_000
@@ -53,17 +58,29 @@ class Args:
     """run nothing: recompute the summary and update_cost.md from the rows already in {out}/update_cost.json"""
 
 
-def parse_setting(text: str) -> tuple[int, int, int | None]:
-    """``"5x4"`` -> (5, 4, None); ``"5x4b20"`` -> (5, 4, 20): epochs, minibatches, critic bins (None: the solver's)."""
-    budget, _, bins = text.lower().partition("b")
-    try:
-        epochs, minibatches = (int(part) for part in budget.split("x"))
-        critic_bins = int(bins) if bins else None
-    except ValueError:
-        sys.exit(f"error: a setting is EPOCHSxMINIBATCHES[bBINS] such as 5x4 or 5x4b20, got {text!r}")
-    if epochs < 1 or minibatches < 1 or (critic_bins is not None and critic_bins < 1):
-        sys.exit(f"error: epochs, minibatches and bins must be at least 1, got {text!r}")
-    return epochs, minibatches, critic_bins
+COPIES = 8  # the MuJoCo family's --num-envs, which cores.solver_rate passes
+
+
+def parse_setting(text: str) -> dict:
+    """``"5x4"`` -> epochs 5, minibatches 4; ``"5x4b20c32t64"`` adds critic bins 20, 32 copies per policy and 64 steps
+    per rollout (None where not given: the solver's own)."""
+    match = re.fullmatch(r"(\d+)x(\d+)(?:b(\d+))?(?:c(\d+))?(?:t(\d+))?", text.lower())
+    if match is None:
+        sys.exit(f"error: a setting is EPOCHSxMINIBATCHES[bBINS][cCOPIES][tSTEPS] such as 5x4, 5x4b20 or 5x4c32t64, "
+                 f"got {text!r}")
+    values = [None if part is None else int(part) for part in match.groups()]
+    if any(value is not None and value < 1 for value in values):
+        sys.exit(f"error: epochs, minibatches, bins, copies and steps must be at least 1, got {text!r}")
+    return dict(zip(["update_epochs", "num_minibatches", "critic_bins", "num_envs", "num_steps"], values))
+
+
+def setting_flags(setting: dict) -> list[str]:
+    """The solver flags of a parsed setting, besides ``--num-envs`` (cores.solver_rate's own argument)."""
+    flags = []
+    for key, value in setting.items():
+        if value is not None and key != "num_envs":
+            flags += [f"--{key.replace('_', '-')}", str(value)]
+    return flags
 
 
 def main(args: Args) -> None:
@@ -76,17 +93,16 @@ def main(args: Args) -> None:
     settings = {text: parse_setting(text) for text in args.settings}
     workers = args.workers or usable_cores()
     rows = []
-    for text, (epochs, minibatches, critic_bins) in settings.items():
-        bins_flag = [] if critic_bins is None else ["--critic-bins", str(critic_bins)]
+    for text, setting in settings.items():
         for seed in args.seeds:
-            row = solver_rate(workers, args.timesteps, 8, rollout="workers",
-                              extra=["--seed", str(seed), "--update-epochs", str(epochs), "--num-minibatches", str(minibatches)]
-                              + bins_flag)
-            row.update(setting=text, update_epochs=epochs, num_minibatches=minibatches, critic_bins=critic_bins)
+            row = solver_rate(workers, args.timesteps, setting["num_envs"] or COPIES, rollout="workers",
+                              extra=["--seed", str(seed), *setting_flags(setting)])
+            row.update(setting=text, **{key: value for key, value in setting.items() if key != "num_envs"})
             rows.append(row)
             print(json.dumps(row), flush=True)
     report = {"machine": hardware(), "commit": git_commit(ROOT), "versions": library_versions(), "workers": workers,
-              "env": "EM on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, 8 copies per policy, --rollout workers",
+              "env": f"EM on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, {COPIES} copies per policy unless a setting says, "
+                     "--rollout workers",
               "reference": args.settings[0], "rows": rows, "summary": summarize(rows, args.settings)}
     write(report, out)
 
@@ -120,7 +136,7 @@ def markdown(report: dict) -> str:
     lines = [f"# Update cost: {report['env']}", "",
              f"{report['machine']}; commit {str(report['commit'])[:10]}; {report['workers']} rollout workers; final "
              f"evaluation's best-response welfare; paired differences against {report['reference']} (same seed).", "",
-             "| setting (epochs x minibatches [b critic bins]) | seed | transitions/s | learning s | rollout s | best welfare |",
+             "| setting (epochs x minibatches [b critic bins] [c copies] [t steps]) | seed | transitions/s | learning s | rollout s | best welfare |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
         if "best_welfare" in r:
