@@ -8,6 +8,8 @@
 # The update alone was measured on such a host on 2026-11-27 (benchmarks/results/update_parallel_16.json); rerun it
 # with UPDATE=1.
 #
+# A host without rmdp's libraries: carry `bash benchmarks/offline_wheels.sh DIR` and install them first (its header).
+#
 #   bash benchmarks/cores_host.sh OUT_DIR [TIMESTEPS]
 set -uo pipefail
 out=${1:?usage: bash benchmarks/cores_host.sh OUT_DIR [TIMESTEPS]}; T=${2:-2000000}
