@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import empty_policy  # noqa: E402
 from leaderboard.render import _ci  # noqa: E402  (the board's format)
-from leaderboard.stats import interval, probability_of_improvement  # noqa: E402
 from rmdp_envs.core import EMPTY_POLICY_RULES  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
 from rmdp_envs.results import hardware  # noqa: E402
@@ -72,21 +71,18 @@ def compare(per_tol: dict[str, dict], reference: str) -> dict:
         for name, case in cases.items():
             entry = out.setdefault(name, {key: case[key] for key in ("env_id", "k", "total_timesteps", "w_random",
                                                                     "w_k", "digits")} | {"rules": {}})
+            summary = empty_policy.summarize(case)
             for rule, runs in case["rules"].items():
-                seeds = sorted(runs)
+                seeds = summary[rule]["seeds"]
                 splits = [runs[s]["splits"] for s in seeds if runs[s]["splits"] is not None]
-                row = {"seeds": seeds, "welfare": interval([runs[s]["welfare"] for s in seeds], low=0.0, high=case["w_k"]),
-                       "serving_policies": float(np.mean([runs[s]["serving_policies"] for s in seeds])),
+                row = {"seeds": seeds, "welfare": summary[rule]["welfare"],
+                       "serving_policies": summary[rule]["serving_policies"],
                        "splits_mean": float(np.mean(splits)) if splits else None,
                        "per_seed": {s: runs[s]["welfare"] for s in seeds}}
-                ref_runs = per_tol[reference].get(name, {}).get("rules", {}).get(rule, {})
-                both = [s for s in seeds if s in ref_runs]
-                if tol != reference and len(both) >= 2:
-                    x, y = [runs[s]["welfare"] for s in both], [ref_runs[s]["welfare"] for s in both]
-                    row["against_reference"] = {"seeds": both, "p_better": probability_of_improvement(x, y),
-                                                "mean_difference": interval(np.subtract(x, y)),
-                                                "better_on": int(np.sum(np.greater(x, y))),
-                                                "worse_on": int(np.sum(np.less(x, y)))}
+                versus = None if tol == reference else \
+                    empty_policy.paired(runs, per_tol[reference].get(name, {}).get("rules", {}).get(rule, {}))
+                if versus:
+                    row["against_reference"] = versus
                 entry["rules"].setdefault(rule, {})[tol] = row
     return out
 

@@ -125,14 +125,22 @@ def summarize(case: dict) -> dict:
         out[rule] = {"seeds": seeds, "welfare": welfare,
                      "normalized": normalized(welfare[0], case["w_random"], case["w_k"]),
                      "serving_policies": float(np.mean([runs[s]["serving_policies"] for s in seeds]))}
-    both = sorted(set(case["rules"].get("split", {})) & set(case["rules"].get("reinstate", {})))
-    if len(both) >= 2:
-        x = [case["rules"]["split"][s]["welfare"] for s in both]
-        y = [case["rules"]["reinstate"][s]["welfare"] for s in both]
-        out["paired"] = {"seeds": both, "p_split_better": probability_of_improvement(x, y),
-                         "mean_difference": interval(np.subtract(x, y)),
-                         "split_better_on": int(np.sum(np.greater(x, y)))}
+    versus = paired(case["rules"].get("split", {}), case["rules"].get("reinstate", {}))
+    if versus:
+        out["paired"] = {"seeds": versus["seeds"], "p_split_better": versus["p_better"],
+                         "mean_difference": versus["mean_difference"], "split_better_on": versus["better_on"]}
     return out
+
+
+def paired(runs: dict, reference: dict) -> dict | None:
+    """``runs`` against ``reference`` (seed -> run) on the seeds both have, if at least two: P(better) with its
+    paired bootstrap interval, the mean welfare difference with its interval, and on how many seeds each is ahead."""
+    both = sorted(set(runs) & set(reference))
+    if len(both) < 2:
+        return None
+    x, y = [runs[s]["welfare"] for s in both], [reference[s]["welfare"] for s in both]
+    return {"seeds": both, "p_better": probability_of_improvement(x, y), "mean_difference": interval(np.subtract(x, y)),
+            "better_on": int(np.sum(np.greater(x, y))), "worse_on": int(np.sum(np.less(x, y)))}
 
 
 def markdown(cases: dict) -> str:
