@@ -16,6 +16,8 @@ step of all copies costs the workers a barrier.
     python benchmarks/update_cost.py --settings 5x4 2x4 --seeds 0 1 2 3 4
     python benchmarks/update_cost.py --settings 5x4 5x4b50 5x4b20 --out benchmarks/results/update_cost_bins
     python benchmarks/update_cost.py --settings 5x4 5x4c16t128 5x4c32t64 --out benchmarks/results/update_cost_shape
+    python benchmarks/update_cost.py --settings 5x4 5x4c16t128 --seeds 3 4 5 6 7 8 9 --append \
+        --out benchmarks/results/update_cost_shape                       # more seeds for the same table
 
 Writes ``{out}/update_cost.json`` and ``update_cost.md``.
 """
@@ -54,11 +56,15 @@ class Args:
     """rollout worker processes (0: one per core this process may use)"""
     out: str = "benchmarks/results"
     """folder for update_cost.json / update_cost.md"""
+    append: bool = False
+    """add these runs to the rows already in {out}/update_cost.json (more seeds for a verdict) instead of starting a new
+    file; a setting and seed already there is refused before anything runs, and every appended row records its commit"""
     rescore: bool = False
     """run nothing: recompute the summary and update_cost.md from the rows already in {out}/update_cost.json"""
 
 
 COPIES = 8  # the MuJoCo family's --num-envs, which cores.solver_rate passes
+STEPS = 256  # the MuJoCo family's --num-steps
 
 
 def parse_setting(text: str) -> dict:
@@ -92,19 +98,46 @@ def main(args: Args) -> None:
         return
     settings = {text: parse_setting(text) for text in args.settings}
     workers = args.workers or usable_cores()
+    earlier = appended_to(out, args, workers) if args.append else None
+    commit = git_commit(ROOT)
     rows = []
     for text, setting in settings.items():
         for seed in args.seeds:
             row = solver_rate(workers, args.timesteps, setting["num_envs"] or COPIES, rollout="workers",
                               extra=["--seed", str(seed), *setting_flags(setting)])
             row.update(setting=text, **{key: value for key, value in setting.items() if key != "num_envs"})
+            if earlier is not None:
+                row["commit"] = commit
             rows.append(row)
             print(json.dumps(row), flush=True)
-    report = {"machine": hardware(), "commit": git_commit(ROOT), "versions": library_versions(), "workers": workers,
+    if earlier is not None:
+        order = list(earlier["summary"]) + [text for text in args.settings if text not in earlier["summary"]]
+        earlier["rows"] += rows
+        earlier["summary"] = summarize(earlier["rows"], order)
+        write(earlier, out)
+        return
+    report = {"machine": hardware(), "commit": commit, "versions": library_versions(), "workers": workers,
               "env": f"EM on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, {COPIES} copies per policy unless a setting says, "
                      "--rollout workers",
               "reference": args.settings[0], "rows": rows, "summary": summarize(rows, args.settings)}
     write(report, out)
+
+
+def appended_to(out: Path, args: Args, workers: int) -> dict:
+    """The report ``--append`` adds to, after checking that the new runs fit it; exits with one ``error:`` line if not."""
+    path = out / "update_cost.json"
+    if not path.exists():
+        sys.exit(f"error: --append needs an earlier {path}; run without --append to start one")
+    report = json.loads(path.read_text())
+    first = report["rows"][0]  # a run's transitions are --total-timesteps rounded up to whole iterations
+    batch = 5 * first["num_envs"] * (first.get("num_steps") or STEPS)
+    if report["workers"] != workers or not args.timesteps <= first["transitions"] < args.timesteps + batch:
+        sys.exit(f"error: {path} has {report['workers']} workers and {first['transitions']:,} transitions per run; "
+                 f"these runs would have {workers} and {args.timesteps:,}: a paired table needs the same")
+    taken = sorted({(r["setting"], r["seed"]) for r in report["rows"]} & {(t, s) for t in args.settings for s in args.seeds})
+    if taken:
+        sys.exit(f"error: {path} already has setting and seed {', '.join(f'{t} {s}' for t, s in taken)}; leave those out")
+    return report
 
 
 def summarize(rows: list[dict], settings: list[str]) -> dict:
@@ -133,8 +166,10 @@ def write(report: dict, out: Path) -> None:
 
 
 def markdown(report: dict) -> str:
+    appended = sorted({r["commit"][:10] for r in report["rows"] if "commit" in r} - {str(report["commit"])[:10]})
+    commits = f"commit {str(report['commit'])[:10]}" + (f" (rows appended later: {', '.join(appended)})" if appended else "")
     lines = [f"# Update cost: {report['env']}", "",
-             f"{report['machine']}; commit {str(report['commit'])[:10]}; {report['workers']} rollout workers; final "
+             f"{report['machine']}; {commits}; {report['workers']} rollout workers; final "
              f"evaluation's best-response welfare; paired differences against {report['reference']} (same seed).", "",
              "| setting (epochs x minibatches [b critic bins] [c copies] [t steps]) | seed | transitions/s | learning s | rollout s | best welfare |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -144,7 +179,7 @@ def markdown(report: dict) -> str:
                          f"{r['phase_seconds']['rollout']:.1f} | {r['best_welfare']:.2f} |")
         else:
             lines.append(f"| {r['setting']} | - | error: {' '.join(r.get('error', []))[:120]} | | | |")
-    lines += ["", "Means over seeds with 95% bootstrap intervals (`leaderboard.stats.interval`; three seeds give wide ones).", "",
+    lines += ["", "Means over seeds with 95% bootstrap intervals (`leaderboard.stats.interval`; few seeds give wide ones).", "",
               "| setting | median transitions/s | median learning s | mean best welfare [95%] | minus the reference, "
               "per seed | mean difference [95%] |", "|---|---:|---:|---:|---|---:|"]
     for text, s in report["summary"].items():
