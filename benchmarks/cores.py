@@ -60,6 +60,9 @@ class Args:
     run the policies too; the main process only learns)"""
     update_threads: Optional[int] = None
     """--update-threads of the solver runs (default: the solvers' own, 2)"""
+    critic_bins: Optional[int] = None
+    """--critic-bins of the solver runs (default: the solvers' own, 128, so one critic output per user at n = 100; 20
+    is the cheaper update of README "Cores")"""
     repeats: int = 1
     """measurements of each process count, one after the other (a shared host's rate moves between minutes:
     the summary gives each count's median)"""
@@ -151,6 +154,7 @@ def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float |
     except SolverFailed as error:
         return {"workers": workers, "error": [str(error)]}
     return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],
+            "critic_bins": result["args"]["critic_bins"],
             "num_envs": num_envs, "main_share": result["args"]["main_share"],
             "transitions": result["transitions"], "wall_s": round(wall, 1), "phase_seconds": result.get("phase_seconds"),
             "start_up_s": result.get("start_up_s"), "rollout_seconds": result.get("rollout_seconds"),
@@ -167,8 +171,9 @@ def main(args: Args) -> None:
         row = {"processes": p, "repeat": repeat, "raw": round(raw_rate(p, args.raw_steps)), "rollout": round(rollout_rate(p))}
         if args.solver:
             workers = p if args.rollout == "workers" else p - 1  # "workers": the main process waits while they collect
+            bins = [] if args.critic_bins is None else ["--critic-bins", str(args.critic_bins)]
             row["solver"] = solver_rate(workers, args.timesteps, args.num_envs, args.main_share, args.rollout,
-                                        args.update_threads)
+                                        args.update_threads, extra=bins)
             if "transitions_per_s" in row["solver"]:
                 row["solver_to_raw"] = round(row["solver"]["transitions_per_s"] / row["raw"], 3)
         rows.append(row)

@@ -6,7 +6,8 @@
 # copies per policy. Every row keeps phase_seconds (learning, rollout, evaluation), start_up_s and rollout_seconds
 # (each worker's loop, MuJoCo steps and barrier waits; the main process's share) per run.
 # The update alone was measured on such a host on 2026-11-27 (benchmarks/results/update_parallel_16.json); rerun it
-# with UPDATE=1.
+# with UPDATE=1. BINS=1 adds the defaults with --critic-bins 20 (the cheaper update that ten seeds on two cores
+# could not tell apart from the default's welfare, README "Cores"; about 1.5 minutes more).
 #
 # A host without rmdp's libraries: carry `bash benchmarks/offline_wheels.sh DIR` and install them first (its header).
 #
@@ -26,3 +27,6 @@ run --processes "$P" --tag _host_default
 run --processes "$(( P > 1 ? P - 1 : 1 ))" --tag _host_one_fewer
 run --processes "$(( P > 1 ? P / 2 : 1 ))" --tag _host_half_workers
 run --processes "$P" --num-envs 32 --tag _host_envs32
+if [ "${BINS:-0}" = 1 ]; then
+  run --processes "$P" --critic-bins 20 --tag _host_bins20
+fi
