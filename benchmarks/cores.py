@@ -139,13 +139,16 @@ def timed_run(solver: str, flags: list[str]) -> tuple[float, dict]:
         return wall, json.loads(next(Path(out).glob("*/result.json")).read_text())
 
 
+POLICIES = 5  # k of every solver run here (the paper's HalfCheetahSpeed budget)
+
+
 def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None, rollout: str = "main",
                 update_threads: int | None = None, extra: list[str] | None = None) -> dict:
     """One EM run (n = 100, k = 5) as a subprocess: its transitions over the whole wall time, its phases and welfare.
 
     ``extra``: further solver flags (``benchmarks/update_cost.py`` varies the update with them).
     """
-    flags = ["--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5", "--total-timesteps", str(timesteps),
+    flags = ["--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", str(POLICIES), "--total-timesteps", str(timesteps),
              "--num-workers", str(workers), "--num-envs", str(num_envs), "--rollout", rollout]
     flags += ([] if main_share is None else ["--main-share", str(main_share)])
     flags += ([] if update_threads is None else ["--update-threads", str(update_threads)]) + list(extra or [])

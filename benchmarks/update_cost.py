@@ -36,7 +36,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from cores import solver_rate  # noqa: E402
+from cores import POLICIES, solver_rate  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
 
@@ -130,7 +130,7 @@ def appended_to(out: Path, args: Args, workers: int) -> dict:
         sys.exit(f"error: --append needs an earlier {path}; run without --append to start one")
     report = json.loads(path.read_text())
     first = report["rows"][0]  # a run's transitions are --total-timesteps rounded up to whole iterations
-    batch = 5 * first["num_envs"] * (first.get("num_steps") or STEPS)
+    batch = POLICIES * first["num_envs"] * (first.get("num_steps") or STEPS)
     if report["workers"] != workers or not args.timesteps <= first["transitions"] < args.timesteps + batch:
         sys.exit(f"error: {path} has {report['workers']} workers and {first['transitions']:,} transitions per run; "
                  f"these runs would have {workers} and {args.timesteps:,}: a paired table needs the same")
