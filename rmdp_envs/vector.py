@@ -123,6 +123,9 @@ class RMDPVectorEnv(_RMDPVectorBase):
         # the time limit counted here; None where a copy has wrappers that could change what step returns
         by_velocity = self._statistic and getattr(self.user_rewards, "key", None) == "x_velocity"
         self._fast = _velocity_steppers(self.envs) if by_velocity else None
+        # where the copies allow it, their velocity steps taken together (HalfCheetah: VelocityBatch), else one by one
+        self._batch = self._fast[0][0].velocity_batch([base for base, _ in self._fast]) if self._fast else None
+        self._limits = None if self._fast is None else np.array([limit for _, limit in self._fast])
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
         # float32 halves the per-step cost at large n; no per-user sums at all in statistic mode
         self._returns = None if self._statistic else np.zeros((self.num_envs, self.n_users), dtype=np.float32)
@@ -147,8 +150,29 @@ class RMDPVectorEnv(_RMDPVectorBase):
         rewards = np.empty((self.num_envs, self._reward_width), dtype=np.float64 if self._statistic else np.float32)
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
-        final_obs = None
         finished = np.zeros(self.num_envs, dtype=bool)
+        step_copies = self._step_each if self._batch is None else self._step_batch
+        final_obs = step_copies(actions, rewards, terminations, truncations, finished)
+        if self._returns is not None:
+            np.add(self._returns, rewards, out=self._returns)
+        self._lengths += ~self._done | finished
+        infos: dict[str, Any] = {}
+        if finished.any():
+            infos["episode"] = {"l": np.where(finished, self._lengths, 0)}
+            if self._returns is not None:
+                infos["episode"]["r"] = np.where(finished[:, None], self._returns, np.float32(0.0))
+                self._returns[finished] = 0.0
+            infos["_episode"] = finished
+            if final_obs is not None:
+                infos["final_obs"], infos["_final_obs"] = final_obs, finished
+            if self.autoreset_mode is AutoresetMode.SAME_STEP:
+                self._lengths[finished] = 0
+        return self._obs.copy(), rewards, terminations, truncations, infos
+
+    def _step_each(self, actions, rewards, terminations, truncations, finished) -> np.ndarray | None:
+        """Step the copies one by one into the given arrays; finished copies reset (``SAME_STEP``) or freeze
+        (``DISABLED``). Returns the final observations of the copies that finished, if any."""
+        final_obs = None
         for i, env in enumerate(self.envs):
             if self._done[i]:
                 rewards[i] = 0.0
@@ -170,21 +194,27 @@ class RMDPVectorEnv(_RMDPVectorBase):
                 else:
                     self._done[i] = True
             self._obs[i] = obs
-        if self._returns is not None:
-            np.add(self._returns, rewards, out=self._returns)
-        self._lengths += ~self._done | finished
-        infos: dict[str, Any] = {}
-        if finished.any():
-            infos["episode"] = {"l": np.where(finished, self._lengths, 0)}
-            if self._returns is not None:
-                infos["episode"]["r"] = np.where(finished[:, None], self._returns, np.float32(0.0))
-                self._returns[finished] = 0.0
-            infos["_episode"] = finished
-            if final_obs is not None:
-                infos["final_obs"], infos["_final_obs"] = final_obs, finished
+        return final_obs
+
+    def _step_batch(self, actions, rewards, terminations, truncations, finished) -> np.ndarray | None:
+        """:meth:`_step_each` for a ``VelocityBatch`` (``rmdp_envs.envs.mujoco_speed``): the live copies stepped
+        together, then those that finished reset or frozen one by one, the same numbers."""
+        frozen = self._done.any()  # only with DISABLED autoreset
+        live = np.flatnonzero(~self._done) if frozen else slice(None)
+        rewards[self._done] = 0.0
+        obs, rewards[live, 0], terminations[live] = self._batch.step(actions, live if frozen else None)
+        truncations[live] = self._lengths[live] + 1 >= self._limits[live]  # Gymnasium's TimeLimit, which this skips
+        self._obs[live] = obs
+        final_obs = None
+        for i in np.flatnonzero(terminations | truncations):  # both False for the frozen copies
+            finished[i] = True
             if self.autoreset_mode is AutoresetMode.SAME_STEP:
-                self._lengths[finished] = 0
-        return self._obs.copy(), rewards, terminations, truncations, infos
+                if final_obs is None:
+                    final_obs = self._obs.copy()
+                self._obs[i], _ = self.envs[i].reset()
+            else:
+                self._done[i] = True
+        return final_obs
 
     def close_extras(self, **kwargs):
         for env in self.envs:

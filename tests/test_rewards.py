@@ -163,13 +163,15 @@ def test_window_rewards_of_many_speeds_are_bit_for_bit_one_at_a_time(shape, pres
 @pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0",
                                     "rmdp/AntSpeed-v1"])
 def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autoreset_mode):
-    """The statistic mode steps the speed tasks' dynamics alone (``step_velocity``, the time limit counted by
-    the vector env): the same observations, velocities (to the bit), terminations, truncations and resets as
+    """The statistic mode steps the speed tasks' dynamics alone (``step_velocity``, or ``VelocityBatch`` for all
+    copies at once; the time limit counted by the vector env): the same observations, velocities (to the bit), terminations, truncations and resets as
     copies made by ``gymnasium.make`` and stepped with ``env.step``, for the same seeds and actions."""
     import gymnasium as gym
     kwargs = {"n_agents": 5, "max_episode_steps": 60}  # a short time limit: truncations inside the test
     stat = rmdp_envs.make_vector_env(env_id, 2, 2, kwargs, rewards="statistic", autoreset_mode=autoreset_mode)
     assert stat._fast is not None  # the velocity stepping is what is under test
+    # HalfCheetah's copies step together (VelocityBatch); the others one by one (step_velocity)
+    assert (stat._batch is not None) == (env_id == "rmdp/HalfCheetahSpeed-v0")
     refs = [gym.make(env_id, **kwargs) for _ in range(4)]
     obs, _ = stat.reset(seed=11)
     np.testing.assert_array_equal(obs, np.stack([ref.reset(seed=11 + i)[0] for i, ref in enumerate(refs)]))
