@@ -170,8 +170,8 @@ def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autores
     kwargs = {"n_agents": 5, "max_episode_steps": 60}  # a short time limit: truncations inside the test
     stat = rmdp_envs.make_vector_env(env_id, 2, 2, kwargs, rewards="statistic", autoreset_mode=autoreset_mode)
     assert stat._fast is not None  # the velocity stepping is what is under test
-    # HalfCheetah's copies step together (VelocityBatch); the others one by one (step_velocity)
-    assert (stat._batch is not None) == (env_id == "rmdp/HalfCheetahSpeed-v0")
+    # the planar robots' copies step together (VelocityBatch); Ant's one by one (step_velocity)
+    assert (stat._batch is not None) == (env_id != "rmdp/AntSpeed-v1")
     refs = [gym.make(env_id, **kwargs) for _ in range(4)]
     obs, _ = stat.reset(seed=11)
     np.testing.assert_array_equal(obs, np.stack([ref.reset(seed=11 + i)[0] for i, ref in enumerate(refs)]))

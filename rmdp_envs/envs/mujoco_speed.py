@@ -119,6 +119,32 @@ class SpeedRewardMixin:
 _NO_REWARD_VECTOR = np.zeros(0, dtype=np.float32)
 
 
+def _hopper_health(env: gym.Env, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    """Gymnasium's v5 ``HopperEnv.is_healthy`` of stacked copies, the same comparisons."""
+    (low, high), (min_z, max_z) = env._healthy_state_range, env._healthy_z_range
+    min_angle, max_angle = env._healthy_angle_range
+    state = np.concatenate((qpos, qvel), axis=1)[:, 2:]
+    z, angle = qpos[:, 1], qpos[:, 2]
+    return (np.all(np.logical_and(low < state, state < high), axis=1) & (min_z < z) & (z < max_z)
+            & (min_angle < angle) & (angle < max_angle))
+
+
+def _walker_health(env: gym.Env, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    """Gymnasium's v5 ``Walker2dEnv.is_healthy`` of stacked copies, the same comparisons."""
+    (min_z, max_z), (min_angle, max_angle) = env._healthy_z_range, env._healthy_angle_range
+    z, angle = qpos[:, 1], qpos[:, 2]
+    return (min_z < z) & (z < max_z) & (min_angle < angle) & (angle < max_angle)
+
+
+#: The planar robots whose v5 observation is ``(qpos[1:], qvel)`` (Hopper and Walker2d clip the velocities to
+#: +-10) and whose health depends on qpos and qvel alone: their velocity clip and health test for stacked copies.
+_PLANAR = {HalfCheetahEnv: (None, None), HopperEnv: (10, _hopper_health), Walker2dEnv: (10, _walker_health)}
+
+#: The settings every copy of a batch must share (what its observations, health and velocities depend on).
+_SHARED = ("frame_skip", "dt", "_exclude_current_positions_from_observation", "_terminates",
+           "_terminate_when_unhealthy", "_healthy_state_range", "_healthy_z_range", "_healthy_angle_range")
+
+
 class VelocityBatch:
     """:meth:`SpeedRewardMixin.step_velocity` of many copies of one speed env at once: the same numbers.
 
@@ -127,18 +153,20 @@ class VelocityBatch:
     ``dt`` property, ``_get_obs``'s flattens and concatenation, the attribute lookups of
     ``step_velocity`` and of the vector env's loop). Here a copy costs its MuJoCo calls (the same
     ``mj_step`` with the frame skip and ``mj_rnePostConstraint`` as Gymnasium's step, on the copy's own
-    ``MjData``, so the same warm start) and three array copies; observations and velocities are then
-    computed for all copies at once with numpy, the same float operations as Gymnasium's.
+    ``MjData``, so the same warm start) and three array copies; observations, velocities and health are
+    then computed for all copies at once with numpy, the same float operations as Gymnasium's.
 
-    Only for envs whose observation is their joint positions and velocities and that never terminate
-    (HalfCheetah): :meth:`of` returns ``None`` otherwise, and the caller keeps ``step_velocity``. The
-    copies' ``MjData`` must stay the same objects: Gymnasium's reset changes them in place.
+    For the planar robots of :data:`_PLANAR` (HalfCheetah, Hopper, Walker2d); :meth:`of` returns ``None``
+    for Ant (contact forces in its observation, its main body's x) or a subclass that changes them, and the
+    caller keeps ``step_velocity``. The copies' ``MjData`` must stay the same objects: Gymnasium's reset
+    changes them in place.
     """
 
-    def __init__(self, envs: Sequence[gym.Env]):
-        first = envs[0]
-        self.dt, self.frame_skip = first.dt, first.frame_skip
+    def __init__(self, envs: Sequence[gym.Env], clip: int | None, health):
+        first = self.first = envs[0]
+        self.dt, self.frame_skip, self.clip, self.health = first.dt, first.frame_skip, clip, health
         self.skip = 1 if first._exclude_current_positions_from_observation else 0
+        self.terminates = bool(first._terminates and first._terminate_when_unhealthy)
         self._copies = [(i, env.model, env.data, env.data.qpos, env.data.qvel, env.data.ctrl)
                         for i, env in enumerate(envs)]
         self.qpos = np.zeros((len(envs), first.model.nq))
@@ -149,14 +177,16 @@ class VelocityBatch:
     def of(cls, envs: Sequence[gym.Env]) -> "VelocityBatch | None":
         """A batch over these unwrapped copies, or ``None`` where their steps cannot be batched this way."""
         first = envs[0] if envs else None
-        cls_ = type(first)
-        if not (isinstance(first, SpeedRewardMixin) and cls_._get_obs is HalfCheetahEnv._get_obs
-                and cls_._forward_x is SpeedRewardMixin._forward_x and not first._terminates):
-            return None  # observations, x or terminations of another kind: per-copy step_velocity
-        same = all(type(env) is type(first) and env.frame_skip == first.frame_skip and env.dt == first.dt
-                   and env._exclude_current_positions_from_observation == first._exclude_current_positions_from_observation
-                   for env in envs)
-        return cls(envs) if same else None
+        kind = type(first)
+        base = next((base for base in _PLANAR if isinstance(first, base)), None)
+        if not (isinstance(first, SpeedRewardMixin) and base is not None and kind._get_obs is base._get_obs
+                and getattr(kind, "is_healthy", None) is getattr(base, "is_healthy", None)
+                and kind._forward_x is SpeedRewardMixin._forward_x):
+            return None  # observations, health or x of another kind: per-copy step_velocity
+        shared = [getattr(first, name, None) for name in _SHARED]
+        if any(type(env) is not kind or [getattr(env, name, None) for name in _SHARED] != shared for env in envs):
+            return None
+        return cls(envs, *_PLANAR[base])
 
     def step(self, actions: np.ndarray, copies: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step ``copies`` (indices into the batch; ``None``: all) with ``actions[copy]``: ``(observations,
@@ -172,9 +202,14 @@ class VelocityBatch:
             qvel_all[i] = qvel
         if copies is not None:
             qpos_all, qvel_all, x_before = qpos_all[copies], qvel_all[copies], x_before[copies]
-        observations = np.concatenate((qpos_all[:, self.skip:], qvel_all), axis=1)
         velocities = (qpos_all[:, 0] - x_before) / self.dt
-        return observations, velocities, np.zeros(len(velocities), dtype=bool)
+        shown = qvel_all if self.clip is None else np.clip(qvel_all, -self.clip, self.clip)
+        observations = np.concatenate((qpos_all[:, self.skip:], shown), axis=1)
+        if self.terminates:
+            terminations = ~self.health(self.first, qpos_all, qvel_all)
+        else:
+            terminations = np.zeros(len(velocities), dtype=bool)
+        return observations, velocities, terminations
 
 
 _DOC = """{name} where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).
