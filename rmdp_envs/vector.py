@@ -123,7 +123,7 @@ class RMDPVectorEnv(_RMDPVectorBase):
         # the time limit counted here; None where a copy has wrappers that could change what step returns
         by_velocity = self._statistic and getattr(self.user_rewards, "key", None) == "x_velocity"
         self._fast = _velocity_steppers(self.envs) if by_velocity else None
-        # where the copies allow it, their velocity steps taken together (HalfCheetah: VelocityBatch), else one by one
+        # where the copies allow it (the planar robots: VelocityBatch) their velocity steps taken together, else one by one
         self._batch = self._fast[0][0].velocity_batch([base for base, _ in self._fast]) if self._fast else None
         self._limits = None if self._fast is None else np.array([limit for _, limit in self._fast])
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
