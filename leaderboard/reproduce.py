@@ -88,6 +88,21 @@ def _run_folder(out: Path) -> Path:
     return run_dir
 
 
+def version_changes(recorded: dict | None) -> dict[str, tuple[str | None, str | None]]:
+    """``{library: (recorded, installed)}`` for the libraries whose installed version differs from a run's record.
+
+    The recorded commit pins rmdp's own code, not its dependencies: a different MuJoCo, torch or numpy can change
+    the last bits of a step or a matmul, which a chaotic task (HalfCheetah) grows into other trajectories and so
+    other trained policies (``benchmarks/results/mujoco4.md``). A retrained run then need not reproduce, while
+    ``verify`` (re-scoring the stored policies) still can.
+    """
+    from rmdp_envs.results import library_versions  # noqa: PLC0415
+
+    now = library_versions()
+    return {name: (version, now.get(name)) for name, version in sorted((recorded or {}).items())
+            if name != "rmdp" and name in now and version != now[name]}
+
+
 def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head: bool = False) -> bool:
     """Retrain the run of ``seed`` (default: the first) of a stored submission; True when it reproduces.
 
@@ -114,6 +129,11 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head:
                 log(f"code of the recorded commit {stored[:10]} (HEAD is {now[:10]}; --at-head retrains with HEAD's)")
             else:
                 log(f"note: commit {stored[:10]} is not in this clone: retraining with HEAD ({now[:10]})")
+        changed = version_changes(run.get("versions"))
+        if changed:
+            log("note: the run was trained under other library versions, which can change its numbers (`verify` "
+                "re-scores the stored policies instead): "
+                + ", ".join(f"{name} {was} (now {is_})" for name, (was, is_) in changed.items()))
         script = root / "solvers" / f"{solver['name']}_ppo.py"
         if not script.is_file():
             raise ValueError(f"{submission_dir}: solver {solver['name']!r} has no file {script}")

@@ -459,7 +459,8 @@ def test_resumable_run_only_for_the_task_that_started_it(tmp_path):
 
 
 def test_a_swept_run_reproduces_and_a_changed_one_does_not(tmp_path, board):
-    """reproduce retrains from the recorded configuration: same numbers; a tampered stored welfare is caught."""
+    """reproduce retrains from the recorded configuration: same numbers; a tampered stored welfare is caught, and a
+    library version other than the run's is named."""
     from leaderboard.reproduce import reproduce
     from leaderboard.storage import submissions_dir
     out = sweep([RG], ["em_ppo"], [2], [3], 2560, tmp_path / "runs", board, backend="local", workers=1, log=QUIET,
@@ -471,8 +472,12 @@ def test_a_swept_run_reproduces_and_a_changed_one_does_not(tmp_path, board):
     assert reproduce(folder, log=QUIET) is True
     stored = json.loads((folder / "submission.json").read_text())
     stored["runs"][0]["best_welfare"] += 0.05
+    stored["runs"][0]["versions"]["mujoco"] = "3.15.0"  # as if trained before the MuJoCo 4 upgrade
     (folder / "submission.json").write_text(json.dumps(stored))
-    assert reproduce(folder, log=QUIET) is False
+    said = []
+    assert reproduce(folder, log=said.append) is False
+    notes = [line for line in said if line.startswith("note:")]  # named: the library that changed, and it alone
+    assert len(notes) == 1 and "mujoco 3.15.0 (now " in notes[0] and "numpy" not in notes[0]
 
 
 @pytest.mark.skipif(not (REPO_ROOT / "solvers" / "em_ppo.py").is_file(), reason="solvers/em_ppo.py does not exist yet")
