@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import gymnasium as gym
 import mujoco
@@ -162,7 +162,8 @@ class VelocityBatch:
     changes them in place.
     """
 
-    def __init__(self, envs: Sequence[gym.Env], clip: int | None, health):
+    def __init__(self, envs: Sequence[gym.Env], clip: int | None,
+                 health: Callable[[gym.Env, np.ndarray, np.ndarray], np.ndarray] | None):
         first = self.first = envs[0]
         self.dt, self.frame_skip, self.clip, self.health = first.dt, first.frame_skip, clip, health
         self.skip = 1 if first._exclude_current_positions_from_observation else 0
