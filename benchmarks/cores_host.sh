@@ -30,3 +30,27 @@ run --processes "$P" --num-envs 32 --tag _host_envs32
 if [ "${BINS:-0}" = 1 ]; then
   run --processes "$P" --critic-bins 20 --tag _host_bins20
 fi
+# Last (the runs above are written already if the call's time runs out): where start-up goes on this host, which took
+# 10.5-13.2 s of each 2M run on the 16-core host against 2.3-2.5 s here (each piece in a fresh interpreter; then
+# the solver's own start_up_s at 1, 4 and P workers for one iteration). On the 2-core machine: torch 0.8 s,
+# torch._dynamo (imported by torch.optim's first optimizer) 0.8 s more, start-up 2.4 s flat from 1 to 16 workers.
+echo "== start-up pieces"
+python3 - "$P" <<'PY' 2>&1 | grep -v settotalmass | tee "$out/start_up_pieces.txt"
+import glob, json, subprocess, sys, tempfile, time
+def seconds(args):
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *args], check=True, capture_output=True)
+    return time.perf_counter() - start
+for label, code in [("python alone", "pass"), ("import torch", "import torch"),
+                    ("import torch, torch._dynamo", "import torch, torch._dynamo"),
+                    ("import torch, gymnasium, mujoco, rmdp_envs", "import torch, gymnasium, mujoco, rmdp_envs"),
+                    ("... and make one HalfCheetahSpeed", "import torch, rmdp_envs, gymnasium; gymnasium.make('rmdp/HalfCheetahSpeed-v0')")]:
+    print(f"{seconds(['-c', code]):7.2f} s  {label}", flush=True)
+for workers in sorted({1, 4, int(sys.argv[1])}):
+    with tempfile.TemporaryDirectory() as out:
+        wall = seconds(["solvers/em_ppo.py", "--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5", "--total-timesteps",
+                        "10240", "--num-workers", str(workers), "--output-dir", out])
+        result = json.loads(open(glob.glob(f"{out}/*/result.json")[0]).read())
+        print(f"{result['start_up_s']:7.2f} s  start_up_s of EM with {workers} workers (whole one-iteration run {wall:.1f} s)",
+              flush=True)
+PY
