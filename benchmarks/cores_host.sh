@@ -32,8 +32,9 @@ if [ "${BINS:-0}" = 1 ]; then
 fi
 # Last (the runs above are written already if the call's time runs out): where start-up goes on this host, which took
 # 10.5-13.2 s of each 2M run on the 16-core host against 2.3-2.5 s here (each piece in a fresh interpreter; then
-# the solver's own start_up_s at 1, 4 and P workers for one iteration). On the 2-core machine: torch 0.8 s,
-# torch._dynamo (imported by torch.optim's first optimizer) 0.8 s more, start-up 2.4 s flat from 1 to 16 workers.
+# the solver's own start_up_s at 1, 4 and P workers for one iteration). On the 2-core machine
+# (results/rollout_workers/start_up_pieces_2core.txt): torch 1.4 s, torch._dynamo (which torch.optim's first
+# optimizer imports) 0.9 s more, EM's start-up 2.5-2.8 s at 1, 4 and 16 workers alike.
 echo "== start-up pieces"
 python3 - "$P" <<'PY' 2>&1 | grep -v settotalmass | tee "$out/start_up_pieces.txt"
 import glob, json, subprocess, sys, tempfile, time
