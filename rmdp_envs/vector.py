@@ -184,16 +184,10 @@ class RMDPVectorEnv(_RMDPVectorBase):
             else:
                 obs, reward, terminations[i], truncations[i], info = env.step(actions[i])
                 rewards[i] = self.user_rewards.statistic(reward, info) if self._statistic else reward
+            self._obs[i] = obs
             if terminations[i] or truncations[i]:
                 finished[i] = True
-                if self.autoreset_mode is AutoresetMode.SAME_STEP:
-                    if final_obs is None:
-                        final_obs = self._obs.copy()
-                    final_obs[i] = obs
-                    obs, _ = env.reset()
-                else:
-                    self._done[i] = True
-            self._obs[i] = obs
+                final_obs = self._end_episode(i, final_obs)
         return final_obs
 
     def _step_batch(self, actions, rewards, terminations, truncations, finished) -> np.ndarray | None:
@@ -208,12 +202,19 @@ class RMDPVectorEnv(_RMDPVectorBase):
         final_obs = None
         for i in np.flatnonzero(terminations | truncations):  # both False for the frozen copies
             finished[i] = True
-            if self.autoreset_mode is AutoresetMode.SAME_STEP:
-                if final_obs is None:
-                    final_obs = self._obs.copy()
-                self._obs[i], _ = self.envs[i].reset()
-            else:
-                self._done[i] = True
+            final_obs = self._end_episode(i, final_obs)
+        return final_obs
+
+    def _end_episode(self, i: int, final_obs: np.ndarray | None) -> np.ndarray | None:
+        """Copy ``i`` finished this step, its last observation in ``self._obs[i]``: reset it (``SAME_STEP``, the last
+        observation kept in ``final_obs``, allocated at the step's first finish) or freeze it (``DISABLED``)."""
+        if self.autoreset_mode is AutoresetMode.SAME_STEP:
+            if final_obs is None:
+                final_obs = self._obs.copy()
+            final_obs[i] = self._obs[i]  # copies stepped one by one after the first finish are not in that copy yet
+            self._obs[i], _ = self.envs[i].reset()
+        else:
+            self._done[i] = True
         return final_obs
 
     def close_extras(self, **kwargs):
