@@ -56,7 +56,7 @@ class Args:
     seed: int = 0
     """training seed of the throughput, million and refusal runs"""
     welfare_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    """training seeds of the welfare runs (rows of other seeds already in scale.json are kept)"""
+    """training seeds of the welfare and grid runs (rows of other seeds already in scale.json are kept)"""
     num_workers: int = 1
     """env worker processes per run (the solver's default on 2 cores)"""
     out: str = "benchmarks/results"
@@ -174,13 +174,16 @@ def main(args: Args) -> None:
                              "target": "mean fraction at n = 100,000 within 10% of the mean fraction at n = 100"}
     if "grid" in args.cases:
         bound = k_bound(100, args.k, "grid")
-        rows = [with_fraction(run_em(100, args.k, args.welfare_timesteps, seed, args.num_workers, ["--population", "grid"]),
-                              bound) for seed in args.welfare_seeds]
-        for row in rows:
+        kept = {r["seed"]: r for r in report.get("grid", {}).get("rows", []) if r.get("k") == args.k
+                and r.get("timesteps") == args.welfare_timesteps}
+        for seed in args.welfare_seeds:
+            kept[seed] = row = with_fraction(run_em(100, args.k, args.welfare_timesteps, seed, args.num_workers,
+                                                    ["--population", "grid"]), bound)
             print(json.dumps(row), flush=True)
+        rows = [kept[seed] for seed in sorted(kept)]
         mean = float(np.mean([r["fraction"] for r in rows if "fraction" in r]))
         large = report.get("welfare", {}).get("mean_fraction", {}).get("100000")
-        report["grid"] = {"rows": rows, "population": "grid", "seeds": list(args.welfare_seeds), "mean_fraction": round(mean, 4),
+        report["grid"] = {"rows": rows, "population": "grid", "seeds": sorted(kept), "mean_fraction": round(mean, 4),
                           "relative_difference_100k_uniform": None if large is None else round(large / mean - 1, 4),
                           "question": "is the welfare case's gap the yardstick (a random draw of 100 targets clumps, "
                                       "raising W_k) or the learning? n = 100 evenly spaced targets, the same runs otherwise"}
@@ -193,7 +196,8 @@ def main(args: Args) -> None:
     atomic_write_json(path, report)
     atomic_write_text(out / "scale.md", markdown(report))
     plot(report, out / "scale.png")
-    print(f"wrote {path}, {out / 'scale.md'}, {out / 'scale.png'}")
+    plot_welfare(report, out / "scale_welfare.png")
+    print(f"wrote {path}, {out / 'scale.md'}, {out / 'scale.png'} / {out / 'scale_welfare.png'} (those with cases to show)")
 
 
 def markdown(report: dict) -> str:
@@ -228,8 +232,9 @@ def markdown(report: dict) -> str:
                   f"{g['mean_fraction']} {_fraction_interval(g['rows'], 100)}; n = 100,000 uniform against it: relative "
                   f"difference {g['relative_difference_100k_uniform']}."]
     if "welfare" in report or "grid" in report:
-        lines += ["Brackets: 95% bootstrap interval of the mean over seeds (`leaderboard.stats.interval`, clipped to [0, 1]; "
-                  "three seeds give wide ones)."]
+        fewest = min(len(report[case]["seeds"]) for case in ("welfare", "grid") if case in report)
+        lines += ["Brackets: 95% bootstrap interval of the mean over seeds (`leaderboard.stats.interval`, clipped to [0, 1]"
+                  + ("; three seeds give wide ones)." if fewest <= 3 else ").")]
     return "\n".join(lines) + "\n"
 
 
@@ -263,6 +268,38 @@ def plot(report: dict, path: Path) -> None:
     b.axhline(12, ls="--", color="grey")
     b.set(xscale="log", xlabel="users n", ylabel="peak resident GB", title="memory (limits 4 / 12 GB dotted / dashed)")
     fig.suptitle(f"{report['env_id']} on {report['machine']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_welfare(report: dict, path: Path) -> None:
+    """Each seed's final welfare as a fraction of W_k, per population, beside the mean and its interval."""
+    from leaderboard.stats import interval  # noqa: PLC0415
+
+    groups = [(f"uniform, n = {n:,}", [r for r in report.get("welfare", {}).get("rows", []) if r["n"] == n])
+              for n in (100, 100_000)]
+    groups.insert(1, ("grid, n = 100", report.get("grid", {}).get("rows", [])))
+    groups = [(label, [r["fraction"] for r in rows if "fraction" in r]) for label, rows in groups]
+    groups = [(label, values) for label, values in groups if values]
+    if not groups:
+        return
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for x, (label, values) in enumerate(groups):
+        ax.plot([x] * len(values), values, "o", color=f"C{x}", alpha=0.5)
+        mean, low, high = interval(values, low=0.0, high=1.0)
+        if low is not None:
+            ax.errorbar([x + 0.15], [mean], yerr=[[mean - low], [high - mean]], fmt="D", color="black", capsize=4)
+    ax.set_xticks(range(len(groups)), [f"{label}\n{len(values)} seeds" for label, values in groups], fontsize=8)
+    ax.set(ylabel="final welfare / W_k (best response)", xlim=(-0.5, len(groups) - 0.5),
+           title=f"EM, k = {report.get('welfare', report.get('grid', {})).get('rows', [{}])[0].get('k')}: "
+                 "dots seeds, diamonds mean with 95% interval")
+    ax.title.set_fontsize(8)
+    fig.suptitle(f"{report['env_id']} on {report['machine']}", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
