@@ -61,6 +61,8 @@ class Args:
     """env worker processes per run (the solver's default on 2 cores)"""
     out: str = "benchmarks/results"
     """folder for scale.json / scale.md / scale.png"""
+    render_only: bool = False
+    """run nothing: write scale.md and the plots again from the folder's scale.json"""
 
 
 def tree_rss(pid: int) -> int:
@@ -141,6 +143,11 @@ def main(args: Args) -> None:
     out = Path(args.out)
     path = out / "scale.json"
     report = json.loads(path.read_text()) if path.is_file() else {}
+    if args.render_only:
+        if not report:
+            sys.exit(f"error: --render-only needs {path}, which does not exist")
+        write_views(report, out)
+        return
     for case in CASES:  # cases kept from an earlier run keep that run's provenance
         if case in report:
             report[case].setdefault("provenance", {key: report.get(key) for key in ("machine", "commit", "versions")})
@@ -194,10 +201,16 @@ def main(args: Args) -> None:
     for case in args.cases:
         report[case]["provenance"] = provenance
     atomic_write_json(path, report)
+    print(f"wrote {path}")
+    write_views(report, out)
+
+
+def write_views(report: dict, out: Path) -> None:
+    """scale.md and the plots (scale.png: throughput and memory; scale_welfare.png: the welfare cases), from the report."""
     atomic_write_text(out / "scale.md", markdown(report))
     plot(report, out / "scale.png")
     plot_welfare(report, out / "scale_welfare.png")
-    print(f"wrote {path}, {out / 'scale.md'}, {out / 'scale.png'} / {out / 'scale_welfare.png'} (those with cases to show)")
+    print(f"wrote {out / 'scale.md'} and the plots of the cases it has ({out / 'scale.png'}, {out / 'scale_welfare.png'})")
 
 
 def markdown(report: dict) -> str:
@@ -225,16 +238,19 @@ def markdown(report: dict) -> str:
         lines += [f"Welfare as a fraction of W_k (best response, final evaluation), mean over seeds {w['seeds']}: "
                   f"n = 100: {w['mean_fraction']['100']} {_fraction_interval(w['rows'], 100)}, n = 100,000: "
                   f"{w['mean_fraction']['100000']} {_fraction_interval(w['rows'], 100_000)}; relative "
-                  f"difference {w['relative_difference']} (target within +-0.10)."]
+                  f"difference {w['relative_difference']} {_relative_interval(w['rows'], w['rows'], 100)} "
+                  "(target within +-0.10)."]
     if "grid" in report:
         g = report["grid"]
         lines += [f"Grid control (case grid: n = 100 evenly spaced targets, seeds {g['seeds']}): mean fraction "
                   f"{g['mean_fraction']} {_fraction_interval(g['rows'], 100)}; n = 100,000 uniform against it: relative "
-                  f"difference {g['relative_difference_100k_uniform']}."]
+                  f"difference {g['relative_difference_100k_uniform']}"
+                  f" {_relative_interval(report.get('welfare', {}).get('rows', []), g['rows'], 100)}."]
     if "welfare" in report or "grid" in report:
         fewest = min(len(report[case]["seeds"]) for case in ("welfare", "grid") if case in report)
         lines += ["Brackets: 95% bootstrap interval of the mean over seeds (`leaderboard.stats.interval`, clipped to [0, 1]"
-                  + ("; three seeds give wide ones)." if fewest <= 3 else ").")]
+                  + ("; three seeds give wide ones)" if fewest <= 3 else ")")
+                  + "; after a relative difference, its unpaired bootstrap interval (`leaderboard.stats.relative_difference`)."]
     return "\n".join(lines) + "\n"
 
 
@@ -242,6 +258,18 @@ def _fraction_interval(rows: list[dict], n: int) -> str:
     from leaderboard.stats import interval  # noqa: PLC0415
 
     _, low, high = interval([r["fraction"] for r in rows if r["n"] == n and "fraction" in r], low=0.0, high=1.0)
+    return "[-]" if low is None else f"[{low:.4f}, {high:.4f}]"
+
+
+def _relative_interval(large_rows: list[dict], small_rows: list[dict], small_n: int) -> str:
+    """The interval of mean fraction at n = 100,000 over mean fraction of ``small_rows`` at ``small_n``, minus one."""
+    from leaderboard.stats import relative_difference  # noqa: PLC0415
+
+    large = [r["fraction"] for r in large_rows if r["n"] == 100_000 and "fraction" in r]
+    small = [r["fraction"] for r in small_rows if r["n"] == small_n and "fraction" in r]
+    if not large or not small:
+        return "[-]"
+    _, low, high = relative_difference(large, small)
     return "[-]" if low is None else f"[{low:.4f}, {high:.4f}]"
 
 

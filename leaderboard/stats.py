@@ -62,6 +62,24 @@ def interval(values: Sequence[float], statistic: Callable = mean, low: float | N
     return clip(point), clip(lo), clip(hi)
 
 
+def _relative(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis) / np.mean(y, axis=axis) - 1.0
+
+
+def relative_difference(x: Sequence[float], y: Sequence[float]) -> tuple[float, float | None, float | None]:
+    """``mean(x) / mean(y) - 1`` with an unpaired bootstrap interval (x and y resampled each on its own).
+
+    For two sets of runs that share no seed-by-seed pairing, such as one solver on two populations:
+    "within 10%" is then a question about this interval, not about two means read side by side.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    point = float(_relative(x, y))
+    if x.size < 2 or y.size < 2:
+        return point, None, None
+    lo, hi = _bootstrap((x, y), _relative, paired=False)
+    return point, lo, hi
+
+
 def _poi(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     x, y = np.moveaxis(x, axis, -1), np.moveaxis(y, axis, -1)
     greater = (x[..., :, None] > y[..., None, :]).mean(axis=(-2, -1))

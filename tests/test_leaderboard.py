@@ -22,7 +22,8 @@ from leaderboard import __main__ as cli
 from leaderboard.protocol import PROTOCOL
 from leaderboard.references import upper_welfare
 from leaderboard.render import collect, render, serving_cell, serving_policies, welfare_plot
-from leaderboard.stats import distinguishable, interval, iqm, mean, normalized, probability_of_improvement
+from leaderboard.stats import (distinguishable, interval, iqm, mean, normalized, probability_of_improvement,
+                               relative_difference)
 from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
 from leaderboard.submit import SubmissionError, schema_errors, submit
 from leaderboard.sweep import TASK_FILE, Task, resumable_run, sweep
@@ -261,6 +262,16 @@ def test_probability_of_improvement_is_paired_and_tells_apart_only_clear_gaps():
     same = probability_of_improvement(x, list(reversed(x)))
     assert same[0] == pytest.approx(0.5) and not distinguishable(same)
     assert probability_of_improvement([1.0], [0.0])[1] is None
+
+
+def test_relative_difference_is_a_ratio_of_means_with_an_unpaired_interval():
+    x, y = [1.1, 1.2, 1.3, 1.2, 1.15], [1.0, 1.02, 0.98, 1.0]  # unequal sizes: nothing is paired
+    point, lo, hi = relative_difference(x, y)
+    assert point == pytest.approx(np.mean(x) / np.mean(y) - 1)
+    assert 0.1 < lo < point < hi < 0.3
+    _, lo, hi = relative_difference(x, x)
+    assert lo < 0 < hi
+    assert relative_difference([1.0], y)[1] is None
 
 
 def test_committed_board_is_intact():
