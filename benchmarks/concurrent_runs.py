@@ -12,6 +12,9 @@ the same budget in every setting.
     python benchmarks/concurrent_runs.py --solvers em em em em --env-id rmdp/HalfCheetahSpeed-v0 --settings 2 3 \
         --timesteps 200000 --tag _cheetah4
 
+    python benchmarks/concurrent_runs.py --solvers em em --env-id rmdp/HalfCheetahSpeed-v0 --settings 3 \
+        --timesteps 2000000 --raw --tag _cheetah2_2M    # a 2-core machine's seed sweep against its raw rate
+
 Writes ``{out}/concurrent_runs{tag}.json``.
 """
 
@@ -60,6 +63,9 @@ class Args:
     """folder for concurrent_runs{tag}.json"""
     tag: str = ""
     """appended to the file name"""
+    raw: bool = False
+    """after each setting, also step raw HalfCheetah-v5 in one process per usable core (``benchmarks/cores.py``'s
+    raw rate), so the group's summed transitions/s can be read as a fraction of what the cores step"""
 
 
 def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
@@ -87,11 +93,15 @@ def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
             if proc.returncode != 0:
                 sys.exit(f"error: {name} failed: {err.strip().splitlines()[-1:]}")
             result = json.loads(next(Path(out, name.split("-")[0]).glob("*/result.json")).read_text())
-            runs[name] = {"seed": result["seed"], "finished": True, "wall_time_s": round(result["wall_time_s"], 2),
+            runs[name] = {"seed": result["seed"], "finished": True, "transitions": result["transitions"],
+                          "wall_time_s": round(result["wall_time_s"], 2),
                             "phase_seconds": result["phase_seconds"], "best_welfare": result["best_welfare"],
                             "update_threads": result["args"]["update_threads"], "rollout": result["args"]["rollout"],
                             "num_workers": result["args"]["num_workers"]}
-        return {"wall_s": round(time.perf_counter() - start, 1), "all_finished": finished, "runs": runs}
+        wall = time.perf_counter() - start
+        transitions = sum(run.get("transitions", 0) for run in runs.values())
+        return {"wall_s": round(wall, 1), "all_finished": finished, "transitions_per_s": round(transitions / wall),
+                "runs": runs}
 
 
 def main(args: Args) -> None:
@@ -101,6 +111,11 @@ def main(args: Args) -> None:
         sys.exit(f"error: --settings are numbered 1 to {len(SETTINGS)}, got {args.settings}")
     for _, (name, (environ, flags)) in chosen:
         rows[name] = run_together(args, environ, flags)
+        if args.raw:
+            from cores import RAW_STEPS, raw_rate  # noqa: PLC0415 (benchmarks/cores.py, beside this script)
+
+            raw = raw_rate(usable_cores(), RAW_STEPS)
+            rows[name].update(raw=round(raw), to_raw=round(rows[name]["transitions_per_s"] / raw, 3))
         print(name, json.dumps(rows[name]), flush=True)
     report = {"machine": hardware(), "cores": usable_cores(), "commit": git_commit(ROOT), "versions": library_versions(),
               "env_id": args.env_id, "solvers": args.solvers, "timesteps": args.timesteps, "seed": args.seed,

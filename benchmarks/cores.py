@@ -41,11 +41,15 @@ from rmdp_envs.files import atomic_write_json  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
 
 
+#: env steps per process of a raw-rate measurement (a few seconds: long enough to be steady, short beside a run)
+RAW_STEPS = 20_000
+
+
 @dataclass
 class Args:
     processes: list[int] = field(default_factory=lambda: [1, 2])
     """process (or thread) counts to measure"""
-    raw_steps: int = 20_000
+    raw_steps: int = RAW_STEPS
     """env steps per process for the raw rate"""
     timesteps: int = 1_000_000
     """transitions of each solver run"""
