@@ -36,12 +36,16 @@ sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
 
-#: Each setting: (extra environment, extra solver flags).
+#: Each setting: (extra environment, extra solver flags). The flag ``PIN`` is not the solver's: it pins run i to
+#: core i (mod the usable cores) with its worker processes, which inherit the affinity.
+PIN = "pin"
 SETTINGS = {
     "2 update threads each (the default with OMP_NUM_THREADS unset)": ({}, ["--update-threads", "2"]),
     "OMP_NUM_THREADS=1 (the update's default follows it)": ({"OMP_NUM_THREADS": "1"}, []),
     "OMP_NUM_THREADS=1 and --num-workers 0 (one process per run, as the sweep)": ({"OMP_NUM_THREADS": "1"},
                                                                                   ["--num-workers", "0"]),
+    "OMP_NUM_THREADS=1, one worker, run i pinned to core i (a run per core, as the one-core runs of cores_scaling.sh)": (
+        {"OMP_NUM_THREADS": "1"}, ["--num-workers", "1", "--rollout", "workers", PIN]),
 }
 
 
@@ -75,12 +79,15 @@ def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="rmdp-concurrent-") as out:
         procs = {}
         start = time.perf_counter()
+        cores = sorted(os.sched_getaffinity(0))
         for index, solver in enumerate(args.solvers):
             cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), "--env-id", args.env_id,
                    "--seed", str(args.seed + index), "--total-timesteps", str(args.timesteps),
-                   "--output-dir", f"{out}/{index}", *flags]
+                   "--output-dir", f"{out}/{index}", *(flag for flag in flags if flag != PIN)]
+            core = {cores[index % len(cores)]}
+            pin = (lambda: os.sched_setaffinity(0, core)) if PIN in flags else None  # noqa: E731
             procs[f"{index}-{solver}"] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                             text=True)
+                                                          text=True, preexec_fn=pin)
         runs, finished = {}, True
         for name, proc in procs.items():
             try:
