@@ -304,9 +304,10 @@ def plot_welfare(report: dict, path: Path) -> None:
     """Each seed's final welfare as a fraction of W_k, per population, beside the mean and its interval."""
     from leaderboard.stats import interval  # noqa: PLC0415
 
-    groups = [(f"uniform, n = {n:,}", [r for r in report.get("welfare", {}).get("rows", []) if r["n"] == n])
-              for n in (100, 100_000)]
-    groups.insert(1, ("grid, n = 100", report.get("grid", {}).get("rows", [])))
+    welfare_rows, grid_rows = report.get("welfare", {}).get("rows", []), report.get("grid", {}).get("rows", [])
+    groups = [("uniform, n = 100", [r for r in welfare_rows if r["n"] == 100]), ("grid, n = 100", grid_rows),
+              ("uniform, n = 100,000", [r for r in welfare_rows if r["n"] == 100_000])]
+    k = next((r["k"] for r in welfare_rows + grid_rows), None)
     groups = [(label, [r["fraction"] for r in rows if "fraction" in r]) for label, rows in groups]
     groups = [(label, values) for label, values in groups if values]
     if not groups:
@@ -324,8 +325,7 @@ def plot_welfare(report: dict, path: Path) -> None:
             ax.errorbar([x + 0.15], [mean], yerr=[[mean - low], [high - mean]], fmt="D", color="black", capsize=4)
     ax.set_xticks(range(len(groups)), [f"{label}\n{len(values)} seeds" for label, values in groups], fontsize=8)
     ax.set(ylabel="final welfare / W_k (best response)", xlim=(-0.5, len(groups) - 0.5),
-           title=f"EM, k = {report.get('welfare', report.get('grid', {})).get('rows', [{}])[0].get('k')}: "
-                 "dots seeds, diamonds mean with 95% interval")
+           title=f"EM, k = {k}: dots seeds, diamonds mean with 95% interval")
     ax.title.set_fontsize(8)
     fig.suptitle(f"{report['env_id']} on {report['machine']}", fontsize=7)
     fig.tight_layout()
