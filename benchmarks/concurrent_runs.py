@@ -36,16 +36,15 @@ sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
 
-#: Each setting: (extra environment, extra solver flags). The flag ``PIN`` is not the solver's: it pins run i to
-#: core i (mod the usable cores) with its worker processes, which inherit the affinity.
-PIN = "pin"
+#: Each setting: (extra environment, extra solver flags, pinned). Pinned: run i and its worker processes (which
+#: inherit the affinity) keep to core i, modulo the usable cores.
 SETTINGS = {
-    "2 update threads each (the default with OMP_NUM_THREADS unset)": ({}, ["--update-threads", "2"]),
-    "OMP_NUM_THREADS=1 (the update's default follows it)": ({"OMP_NUM_THREADS": "1"}, []),
+    "2 update threads each (the default with OMP_NUM_THREADS unset)": ({}, ["--update-threads", "2"], False),
+    "OMP_NUM_THREADS=1 (the update's default follows it)": ({"OMP_NUM_THREADS": "1"}, [], False),
     "OMP_NUM_THREADS=1 and --num-workers 0 (one process per run, as the sweep)": ({"OMP_NUM_THREADS": "1"},
-                                                                                  ["--num-workers", "0"]),
+                                                                                  ["--num-workers", "0"], False),
     "OMP_NUM_THREADS=1, one worker, run i pinned to core i (a run per core, as the one-core runs of cores_scaling.sh)": (
-        {"OMP_NUM_THREADS": "1"}, ["--num-workers", "1", "--rollout", "workers", PIN]),
+        {"OMP_NUM_THREADS": "1"}, ["--num-workers", "1", "--rollout", "workers"], True),
 }
 
 
@@ -72,7 +71,12 @@ class Args:
     raw rate), so the group's summed transitions/s can be read as a fraction of what the cores step"""
 
 
-def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
+def _pinned_to(core: int):
+    """What the child runs before the solver starts: keep to ``core``."""
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def run_together(args: Args, environ: dict, flags: list[str], pinned: bool) -> dict:
     """Start one run per solver at once; wall time of the whole group and each run's phases and welfare."""
     env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env.update(environ)
@@ -83,9 +87,8 @@ def run_together(args: Args, environ: dict, flags: list[str]) -> dict:
         for index, solver in enumerate(args.solvers):
             cmd = [sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), "--env-id", args.env_id,
                    "--seed", str(args.seed + index), "--total-timesteps", str(args.timesteps),
-                   "--output-dir", f"{out}/{index}", *(flag for flag in flags if flag != PIN)]
-            core = {cores[index % len(cores)]}
-            pin = (lambda: os.sched_setaffinity(0, core)) if PIN in flags else None  # noqa: E731
+                   "--output-dir", f"{out}/{index}", *flags]
+            pin = _pinned_to(cores[index % len(cores)]) if pinned else None
             procs[f"{index}-{solver}"] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                                           text=True, preexec_fn=pin)
         runs, finished = {}, True
@@ -116,8 +119,8 @@ def main(args: Args) -> None:
     chosen = [(number, item) for number, item in enumerate(SETTINGS.items(), 1) if number in args.settings]
     if len(chosen) != len(set(args.settings)):
         sys.exit(f"error: --settings are numbered 1 to {len(SETTINGS)}, got {args.settings}")
-    for _, (name, (environ, flags)) in chosen:
-        rows[name] = run_together(args, environ, flags)
+    for _, (name, (environ, flags, pinned)) in chosen:
+        rows[name] = run_together(args, environ, flags, pinned)
         if args.raw:
             from cores import RAW_STEPS, raw_rate  # noqa: PLC0415 (benchmarks/cores.py, beside this script)
 

@@ -20,10 +20,14 @@ them, so its wall time is the work divided by two plus what cannot overlap. Anyt
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rmdp_envs.files import atomic_write_json  # noqa: E402
 
 
 @dataclass
@@ -68,7 +72,7 @@ def main(args: Args) -> None:
     if not pairs:
         raise SystemExit(f"error: no cores_2_scaling_r*.json in {args.folder}: run benchmarks/cores_scaling.sh first")
     out = args.folder / args.out
-    out.write_text(json.dumps({"what": __doc__.split("\n\n")[0], "pairs": pairs}, indent=1) + "\n")
+    atomic_write_json(out, {"what": __doc__.split("\n\n")[0], "pairs": pairs})
     for p in pairs:
         print(f"{p['two_cores']}: measured {p['measured_wall_s']} s ({p['measured_to_raw']} of raw), perfect pipeline "
               f"{p['perfect_pipeline_wall_s']} s, {p['perfect_pipeline_transitions_per_s']:,}/s, "
