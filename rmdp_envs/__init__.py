@@ -8,6 +8,7 @@ policies (:func:`load_policies`) is the one entry point that needs the training 
 """
 
 from rmdp_envs.bounds import k_policy_bound
+from rmdp_envs.checks import RMDPContractError, check_rmdp_env
 from rmdp_envs.core import (EMPTY_POLICY_RULES, EmptyPolicyRule, check_assignment, check_k, e_step, round_robin,
                             split_largest_groups, upper_welfare)
 from rmdp_envs.evaluation import EvalResult, evaluate
@@ -29,8 +30,8 @@ _TRAIN_NAMES = ("MultiPolicyActor", "PolicySet", "load_policies", "save_policies
 
 __all__ = [
     "EMPTY_POLICY_RULES", "EmptyPolicyRule", "EvalResult", "GroupReward", "Population", "RMDPParallelEnv",
-    "RMDPVectorEnv", "RunResult",
-    "check_assignment", "check_k", "e_step", "k_policy_bound", "env_metadata", "evaluate", "make", "make_vector_env",
+    "RMDPContractError", "RMDPVectorEnv", "RunResult",
+    "check_assignment", "check_k", "check_rmdp_env", "e_step", "k_policy_bound", "env_metadata", "evaluate", "make", "make_vector_env",
     "parallel_env", "register_envs", "registered_ids", "round_robin", "split_largest_groups", "upper_welfare",
     "TabularRMDP", "em_exact", "optimal_welfare", "policy_welfare", "welfare_bounds",
     *_TRAIN_NAMES,

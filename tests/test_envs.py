@@ -1,69 +1,96 @@
 """API tests run over every registered r-MDP: the contract every environment keeps."""
 
 import json
-import pickle
 import subprocess
 import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import rmdp_envs
-from rmdp_envs import GroupReward, Population
+from rmdp_envs import Population
+from rmdp_envs.envs.cartpole_position import CartPolePositionEnv
 
 ENV_IDS = rmdp_envs.registered_ids()
 # Small populations keep the API tests fast; the population itself is tested separately.
 SMALL = {eid: ({"n_agents": 8} if "Speed" in eid or "CartPole" in eid else {}) for eid in ENV_IDS}
 
 
-def rollout(env, seed, steps=200):
-    """Observations and reward vectors of `steps` seeded random steps, resetting on episode end."""
-    obs, _ = env.reset(seed=seed)
-    env.action_space.seed(seed)
-    trace = [obs]
-    for _ in range(steps):
-        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-        trace += [obs, reward]
-        if terminated or truncated:
-            obs, _ = env.reset()
-            trace.append(obs)
-    return trace
+# check_env (inside check_rmdp_env) warns that unbounded observation boxes (MuJoCo's, CartPole's velocities) are
+# wide, as it does for Gymnasium's own envs; any other warning still shows
+WIDE_BOXES = pytest.mark.filterwarnings("ignore:.*A Box observation space m(in|ax)imum value is -?infinity:UserWarning")
 
 
-# check_env warns that the view is a wrapper (checking the view is the point) and that MuJoCo's unbounded
-# observation boxes are wide (Gymnasium's own MuJoCo envs say the same); any other warning still shows
-@pytest.mark.filterwarnings("ignore:.*is different from the unwrapped version:UserWarning",
-                            "ignore:.*A Box observation space m(in|ax)imum value is -?infinity:UserWarning")
+@WIDE_BOXES
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_group_reward_view_passes_gymnasium_check_env(env_id):
+def test_registered_env_keeps_the_rmdp_contract(env_id):
+    """Population and reward space, stated facts, Gymnasium's check_env on one user's view, float32 reward
+    vectors inside the space, seeded determinism over 200 steps, pickling, the users' reward description."""
     env = gym.make(env_id, **SMALL[env_id])
-    check_env(GroupReward(env.unwrapped, users=[0, 1]), skip_render_check=True)
+    rmdp_envs.check_rmdp_env(env, steps=200, seed=3)
+    assert env.unwrapped.metadata["rmdp_family"] == rmdp_envs.env_metadata(env_id)["rmdp_family"]  # the instance says it too
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_seeded_determinism_over_200_steps(env_id):
-    a = rollout(gym.make(env_id, **SMALL[env_id]), seed=3)
-    b = rollout(gym.make(env_id, **SMALL[env_id]), seed=3)
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)
+class _Float64Rewards(CartPolePositionEnv):
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward.astype(np.float64), terminated, truncated, info
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_reward_vector_shape_dtype_and_space(env_id):
-    env = gym.make(env_id, **SMALL[env_id])
-    space = env.unwrapped.reward_space
-    n = env.unwrapped.population.n
-    assert space.shape == (n,)
-    env.reset(seed=0)
-    for _ in range(50):
-        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-        assert reward.shape == (n,) and reward.dtype == np.float32
-        assert space.contains(reward)
-        if terminated or truncated:
-            env.reset()
+class _RewardsOutsideTheSpace(CartPolePositionEnv):
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward + np.float32(1.0), terminated, truncated, info
+
+
+class _UnseededNoise(CartPolePositionEnv):
+    """From its 5th step on, the last user's reward comes from a generator that reset(seed=...) does not
+    reseed: not reproducible, though the first steps (all Gymnasium's own check_env compares) are."""
+    _noise = np.random.default_rng()
+
+    def reset(self, **kwargs):
+        self._steps = 0
+        return super().reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self._steps += 1
+        if self._steps >= 5:
+            reward[-1] = np.float32(0.1) * np.float32(self._noise.random())
+        return obs, reward, terminated, truncated, info
+
+
+class _HalvedRewards(CartPolePositionEnv):
+    """Returns half the rewards its user_rewards() description (inherited) rebuilds."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward * np.float32(0.5), terminated, truncated, info
+
+
+class _NoFamily(CartPolePositionEnv):
+    metadata = {**CartPolePositionEnv.metadata, "rmdp_family": None}
+
+
+@WIDE_BOXES
+@pytest.mark.parametrize("env_class,rule", [
+    (_Float64Rewards, "float32 array of shape"), (_RewardsOutsideTheSpace, "leaves reward_space"),
+    (_UnseededNoise, "differs between two runs"), (_HalvedRewards, "does not rebuild the reward vector"),
+    (_NoFamily, "rmdp_family"),
+])
+def test_check_rmdp_env_names_the_broken_rule(env_class, rule):
+    with pytest.raises(rmdp_envs.RMDPContractError, match=rule):
+        rmdp_envs.check_rmdp_env(env_class(n_agents=6), steps=100)
+
+
+def test_check_rmdp_env_needs_a_population_and_an_env():
+    env = CartPolePositionEnv(n_agents=4)
+    env.population = env.population.params  # an array, not a Population
+    with pytest.raises(rmdp_envs.RMDPContractError, match="must be a rmdp_envs.Population"):
+        rmdp_envs.check_rmdp_env(env)
+    with pytest.raises(TypeError, match="gymnasium.Env"):
+        rmdp_envs.check_rmdp_env("rmdp/CartPolePosition-v0")
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -90,13 +117,6 @@ def test_only_the_settotalmass_deprecation_is_silenced():
         assert mujoco.get_mju_user_warning() == seen.append  # the caller's handler is back
     finally:
         mujoco.set_mju_user_warning(None)
-
-
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_env_pickles(env_id):
-    env = gym.make(env_id, **SMALL[env_id])
-    clone = pickle.loads(pickle.dumps(env))
-    assert clone.unwrapped.population == env.unwrapped.population
 
 
 SPEED_IDS = [e for e in ENV_IDS if "Speed" in e]

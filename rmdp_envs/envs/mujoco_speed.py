@@ -29,14 +29,48 @@ from rmdp_envs.population import Population
 REWARD_SCALE = 0.1
 
 
-class SpeedRewardMixin:
-    """Replaces a MuJoCo env's scalar reward by the users' target-speed rewards.
+#: The facts every speed task states (:data:`rmdp_envs.core.EVALUATION_CLASSES`, :data:`~rmdp_envs.core.FAMILIES`):
+#: continuous physics, re-evaluated with the leaderboard's loose tolerance; the solvers' MuJoCo defaults.
+SPEED_FACTS = {"rmdp_evaluation": "chaotic", "rmdp_family": "mujoco"}
 
-    User ``i`` with target ``t_i`` gets ``0.1 * clip(1 - |v - t_i| / l, 0, 1)`` per step, where
-    ``v = info["x_velocity"]`` and ``l = (high - low) / 20`` for targets drawn from ``(low, high)``.
+
+class SpeedRewardMixin:
+    """Replaces a Gymnasium MuJoCo env's scalar reward by the users' target-speed rewards.
+
+    A speed task is this mixin before one of Gymnasium's v5 robots (``class HalfCheetahSpeedEnv(
+    SpeedRewardMixin, HalfCheetahEnv)``), which keeps the dynamics, observation and action unchanged.
+
+    ## Rewards
+    A float32 vector of length ``n_agents``: user ``i`` with target ``t_i`` gets
+    ``0.1 * clip(1 - |v - t_i| / l, 0, 1)`` per step, ``v = info["x_velocity"]``,
+    ``l = (high - low) / 20`` for targets from ``(low, high)``; at most 100 per user over the
+    1000-step limit.
+
+    ## Population
+    ``n_agents`` (default 100) targets drawn by the sampler ``population`` (default ``"uniform"``)
+    from ``target_range`` (default: the task's :attr:`default_target_range`) with ``population_seed``
+    (default 0); or pass a :class:`rmdp_envs.Population` (or its dict) as ``population``.
+    ``env.unwrapped.population``.
+
+    ## Arguments
+    ``n_agents``, ``population``, ``population_seed``, ``target_range``, and any keyword of the
+    robot's Gymnasium env (over the task's :attr:`base_defaults`).
     """
 
+    #: the interval the users' targets are drawn from unless ``target_range`` says otherwise
     default_target_range: tuple[float, float] = (0.0, 1.0)
+    #: keywords the task passes to the Gymnasium robot unless the caller overrides them (the costs no user pays)
+    base_defaults: dict[str, Any] = {}
+
+    def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
+                 population_seed: int | None = 0, target_range: tuple[float, float] | None = None, **kwargs):
+        self._init_population(n_agents, population, population_seed, target_range)
+        with _without_settotalmass_warning():
+            super().__init__(**{**self.base_defaults, **kwargs})
+        # Gymnasium's MuJoCo __init__ sets the instance's own metadata (render_fps): state the task's facts there too
+        self.metadata = {**self.metadata, **SPEED_FACTS}
+        # Record our own arguments (the robot recorded its own), so pickling rebuilds this class.
+        EzPickle.__init__(self, n_agents, population, population_seed, target_range, **kwargs)
 
     def _init_population(
         self,
@@ -213,30 +247,6 @@ class VelocityBatch:
         return observations, velocities, terminations
 
 
-_DOC = """{name} where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).
-
-    ## Dynamics, observation and action
-    Exactly Gymnasium's ``{base}-v5`` ({extra}); see its documentation.
-
-    ## Rewards
-    A float32 vector of length ``n_agents``: user ``i`` gets
-    ``0.1 * clip(1 - |v - target_i| / l, 0, 1)`` per step, ``v = info["x_velocity"]``,
-    ``l = (high - low) / 20``; at most 100 per user over the 1000-step limit.
-
-    ## Population
-    ``n_agents`` (default 100) targets drawn by the sampler ``population`` (default ``"uniform"``)
-    from ``target_range`` (default {range}) with ``population_seed`` (default 0); or pass a
-    :class:`rmdp_envs.Population` (or its dict) as ``population``. ``env.unwrapped.population``.
-
-    ## Arguments
-    ``n_agents``, ``population``, ``population_seed``, ``target_range``, and any keyword of
-    Gymnasium's ``{base}Env``.
-
-    ## Version History
-    * v0: initial version (the paper's reward; Gymnasium v5 dynamics).
-    """
-
-
 #: MuJoCo >= 3.16 deprecates the ``settotalmass`` compiler attribute of Gymnasium's half_cheetah.xml and
 #: says so on every compile; the compiled model is the same, and the XML is Gymnasium's, not ours to edit.
 _SETTOTALMASS = "compiler attribute 'settotalmass' is deprecated"
@@ -262,39 +272,78 @@ def _without_settotalmass_warning() -> Iterator[None]:
         mujoco.set_mju_user_warning(previous)
 
 
-def _main_body_x(self) -> float:
-    return self.data.body(self._main_body).xpos[0]
+_VERSION_0 = """
+    ## Version History
+    * v0: initial version (the paper's reward; Gymnasium v5 dynamics).
+    """
 
 
-def _speed_env(base: type, name: str, target_range: tuple[float, float], fixed: dict[str, Any], extra: str,
-               **overrides: Any) -> type:
-    """Build the r-MDP subclass of one Gymnasium MuJoCo env (one class per robot, same recipe)."""
+class HalfCheetahSpeedEnv(SpeedRewardMixin, HalfCheetahEnv):
+    """HalfCheetah where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).
 
-    def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
-                 population_seed: int | None = 0, target_range: tuple[float, float] | None = None, **kwargs):
-        self._init_population(n_agents, population, population_seed, target_range)
-        with _without_settotalmass_warning():
-            base.__init__(self, **{**fixed, **kwargs})
-        # Record our own arguments (the base recorded its own), so pickling rebuilds this class.
-        EzPickle.__init__(self, n_agents, population, population_seed, target_range, **kwargs)
+    ## Dynamics, observation and action
+    Exactly Gymnasium's ``HalfCheetah-v5`` with the control cost off (``ctrl_cost_weight=0``); see its
+    documentation. Episodes never terminate; they are truncated at 1000 steps.
 
-    cls = type(name, (SpeedRewardMixin, base), {
-        "__init__": __init__,
-        "metadata": {**base.metadata, "rmdp_evaluation": "chaotic", "rmdp_family": "mujoco"},
-        "default_target_range": target_range,
-        "__doc__": _DOC.format(name=name, base=base.__name__[:-3], range=target_range, extra=extra),
-        "__module__": __name__,
-        **overrides,
-    })
-    return cls
+    ## Users
+    Targets in (0, 4) by default. Rewards, population and arguments: :class:`SpeedRewardMixin`.
+    """ + _VERSION_0
+
+    metadata = {**HalfCheetahEnv.metadata, **SPEED_FACTS}
+    default_target_range = (0.0, 4.0)
+    base_defaults = {"ctrl_cost_weight": 0.0}
+    _terminates = False
 
 
-HalfCheetahSpeedEnv = _speed_env(HalfCheetahEnv, "HalfCheetahSpeedEnv", (0.0, 4.0),
-                                 {"ctrl_cost_weight": 0.0}, "control cost off", _terminates=False)
-HopperSpeedEnv = _speed_env(HopperEnv, "HopperSpeedEnv", (0.0, 2.5),
-                            {"ctrl_cost_weight": 0.0}, "control cost off; unhealthy states terminate")
-Walker2dSpeedEnv = _speed_env(Walker2dEnv, "Walker2dSpeedEnv", (0.0, 2.5),
-                              {"ctrl_cost_weight": 0.0}, "control cost off; unhealthy states terminate")
-AntSpeedEnv = _speed_env(AntEnv, "AntSpeedEnv", (0.0, 3.0),
-                         {"ctrl_cost_weight": 0.0, "contact_cost_weight": 0.0, "healthy_z_range": (0.4, 1.0)},
-                         "control and contact costs off, healthy_z_range (0.4, 1.0)", _forward_x=_main_body_x)
+class HopperSpeedEnv(SpeedRewardMixin, HopperEnv):
+    """Hopper where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).
+
+    ## Dynamics, observation and action
+    Exactly Gymnasium's ``Hopper-v5`` with the control cost off; unhealthy states terminate, as there.
+
+    ## Users
+    Targets in (0, 2.5) by default. Rewards, population and arguments: :class:`SpeedRewardMixin`.
+    """ + _VERSION_0
+
+    metadata = {**HopperEnv.metadata, **SPEED_FACTS}
+    default_target_range = (0.0, 2.5)
+    base_defaults = {"ctrl_cost_weight": 0.0}
+
+
+class Walker2dSpeedEnv(SpeedRewardMixin, Walker2dEnv):
+    """Walker2d where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).
+
+    ## Dynamics, observation and action
+    Exactly Gymnasium's ``Walker2d-v5`` with the control cost off; unhealthy states terminate, as there.
+
+    ## Users
+    Targets in (0, 2.5) by default. Rewards, population and arguments: :class:`SpeedRewardMixin`.
+    """ + _VERSION_0
+
+    metadata = {**Walker2dEnv.metadata, **SPEED_FACTS}
+    default_target_range = (0.0, 2.5)
+    base_defaults = {"ctrl_cost_weight": 0.0}
+
+
+class AntSpeedEnv(SpeedRewardMixin, AntEnv):
+    """Ant where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).
+
+    ## Dynamics, observation and action
+    Exactly Gymnasium's ``Ant-v5`` with the control and contact costs off and ``healthy_z_range``
+    (0.4, 1.0); unhealthy states terminate. The velocity is the main body's, as Gymnasium's.
+
+    ## Users
+    Targets in (0, 3) by default. Rewards, population and arguments: :class:`SpeedRewardMixin`.
+
+    ## Version History
+    * v1: MuJoCo 4 (its contact dynamics differ from MuJoCo 3's; ``benchmarks/results/mujoco4.md``).
+    * v0: initial version under MuJoCo < 4, retired (``gymnasium.make`` names v1).
+    """
+
+    metadata = {**AntEnv.metadata, **SPEED_FACTS}
+    default_target_range = (0.0, 3.0)
+    base_defaults = {"ctrl_cost_weight": 0.0, "contact_cost_weight": 0.0, "healthy_z_range": (0.4, 1.0)}
+
+    def _forward_x(self) -> float:
+        """Gymnasium's v5 Ant differentiates its main body's x, not the root joint's."""
+        return self.data.body(self._main_body).xpos[0]
