@@ -12,7 +12,12 @@ run in k processes. This measures what that would buy before anything is built:
 * ``split``: the k policies dealt to P processes (``--processes``) of ``--split-threads`` torch threads
   each, stepping at the same time;
 * ``one_policy``: one policy's share alone in this process at ``--split-threads``: the floor of a split
-  into k processes on a host with k idle cores (measurable where there are fewer).
+  into k processes on a host with k idle cores (measurable where there are fewer);
+* ``compiled`` (with ``--compile``): the joint update with its forward pass and losses compiled by
+  ``torch.compile`` (inductor), at each of ``--threads``: its fused kernels cut the small elementwise
+  operations that half of a minibatch step is, but they round differently (``same_as_eager``) and the
+  compile is paid at every run's start (``compile_s``: the first minibatch step, forward and backward, with
+  inductor's on-disk caches off, as a first run on a machine pays it; later runs there pay less).
 
 Both run EM's update (``solvers/em_ppo.py``'s loss, from ``rmdp_train.ppo``) on HalfCheetahSpeed's shapes
 (17 observations, 6 actions, n = 100 critic outputs) over random data of a real rollout's size, the same
@@ -23,6 +28,7 @@ only shorten it). The rest of the learning phase (the critic's pass for GAE, E-s
 
     python benchmarks/update_parallel.py                      # this host's cores; 3 alternating repeats
     python benchmarks/update_parallel.py --threads 1 2 4 8 16 --processes 2 3 5
+    python benchmarks/update_parallel.py --compile --processes --out benchmarks/results/update_compile
 
 Writes ``{out}/update_parallel_{cores}.json``.
 """
@@ -60,6 +66,8 @@ class Args:
     """process counts of the split update (default: 2, 3, 5 where k and the cores allow)"""
     split_threads: int = 1
     """torch threads of each split process"""
+    compile: bool = False
+    """also time the joint update compiled by torch.compile at each of --threads (rows ``compiled``)"""
     k: int = 5
     """policies"""
     n: int = 100
@@ -117,8 +125,20 @@ def make_update(args: Args, policies: range) -> Update:
     return Update(agent, optimizer, batch, orders)
 
 
+def minibatch_loss(agent: MultiPolicyAgent, obs, actions, logprobs, advantages, returns, clip_coef: float,
+                   ent_coef: float, vf_coef: float):
+    """EM's M-step loss of one minibatch (``solvers/em_ppo.py``), with the log-ratio and ratio its statistics read."""
+    _, newlogprob, entropy, newvalue = agent.get_action_and_value(obs, actions)
+    logratio = newlogprob - logprobs
+    ratio = logratio.exp()
+    pg_loss = clipped_policy_loss(normalize_per_policy(advantages), ratio, clip_coef)
+    loss = pg_loss - ent_coef * entropy.mean(1).sum() + vf_coef * value_loss(newvalue, returns)
+    return loss, logratio.detach(), ratio.detach()
+
+
 def minibatch_steps(u: Update, first: int, count: int, minibatches: int, clip_coef: float = 0.2,
-                    ent_coef: float = 1e-3, vf_coef: float = 0.5, max_grad_norm: float = 0.5) -> None:
+                    ent_coef: float = 1e-3, vf_coef: float = 0.5, max_grad_norm: float = 0.5,
+                    loss_fn=minibatch_loss) -> None:
     """Minibatch steps ``first .. first + count`` of EM's M-step (``solvers/em_ppo.py``), as the solver takes them."""
     b = u.batch
     size = b["obs"].shape[1] // minibatches
@@ -126,14 +146,11 @@ def minibatch_steps(u: Update, first: int, count: int, minibatches: int, clip_co
         order = u.orders[step // minibatches]
         start = (step % minibatches) * size
         idx = order[:, start:start + size]
-        _, newlogprob, entropy, newvalue = u.agent.get_action_and_value(take(b["obs"], idx), take(b["actions"], idx))
-        logratio = newlogprob - take(b["logprobs"], idx)
-        ratio = logratio.exp()
+        loss, logratio, ratio = loss_fn(u.agent, take(b["obs"], idx), take(b["actions"], idx), take(b["logprobs"], idx),
+                                        take(b["advantages"], idx), take(b["returns"], idx), clip_coef, ent_coef, vf_coef)
         with torch.no_grad():
             ((ratio - 1) - logratio).mean()
             ((ratio - 1.0).abs() > clip_coef).float().mean().item()
-        pg_loss = clipped_policy_loss(normalize_per_policy(take(b["advantages"], idx)), ratio, clip_coef)
-        loss = pg_loss - ent_coef * entropy.mean(1).sum() + vf_coef * value_loss(newvalue, take(b["returns"], idx))
         u.optimizer.zero_grad()
         loss.backward()
         u.agent.clip_grad_norm_(max_grad_norm)
@@ -144,12 +161,28 @@ def parameter_bytes(agent: MultiPolicyAgent) -> list[bytes]:
     return [p.detach().numpy().tobytes() for p in agent.parameters()]
 
 
-def timed_steps(args: Args, u: Update) -> float:
+def timed_steps(args: Args, u: Update, loss_fn=minibatch_loss) -> float:
     """Seconds of ``--steps`` minibatch steps after ``--warmup`` untimed ones."""
-    minibatch_steps(u, 0, args.warmup, args.num_minibatches)
+    minibatch_steps(u, 0, args.warmup, args.num_minibatches, loss_fn=loss_fn)
     start = time.perf_counter()
-    minibatch_steps(u, args.warmup, args.steps, args.num_minibatches)
+    minibatch_steps(u, args.warmup, args.steps, args.num_minibatches, loss_fn=loss_fn)
     return time.perf_counter() - start
+
+
+def compiled_run(args: Args, threads: int) -> tuple[float, list[bytes], float]:
+    """``joint_run`` with the loss compiled: its seconds, parameters, and the first step's seconds (the compile)."""
+    torch.set_num_threads(threads)
+    torch._dynamo.reset()  # compile afresh at every thread count, as a run would,
+    torch._inductor.config.force_disable_caches = True  # and cold, as a run's first on a machine: no on-disk kernels
+    u = make_update(args, range(args.k))
+    loss_fn = torch.compile(minibatch_loss)
+    start = time.perf_counter()
+    minibatch_steps(u, 0, 1, args.num_minibatches, loss_fn=loss_fn)
+    compile_s = time.perf_counter() - start
+    minibatch_steps(u, 1, args.warmup - 1, args.num_minibatches, loss_fn=loss_fn)
+    start = time.perf_counter()
+    minibatch_steps(u, args.warmup, args.steps, args.num_minibatches, loss_fn=loss_fn)
+    return time.perf_counter() - start, [p.detach().contiguous().numpy().tobytes() for p in u.agent.parameters()], compile_s
 
 
 def _split_process(args: Args, policies: range, barrier, results) -> None:
@@ -202,6 +235,8 @@ def check(args: Args, threads: list[int], processes: list[int]) -> Optional[str]
         return "--threads and --split-threads must be >= 1"
     if args.steps < 1 or args.warmup < 0 or args.repeats < 1:
         return "--steps and --repeats must be >= 1 and --warmup >= 0"
+    if args.compile and args.warmup < 1:
+        return "--compile needs --warmup >= 1: its first minibatch step is the compile, timed apart"
     if args.num_minibatches < 1 or args.copies_per_policy * args.num_steps % args.num_minibatches:
         return "--num-minibatches must divide --copies-per-policy x --num-steps"
     return None
@@ -215,12 +250,17 @@ def main(args: Args) -> None:
     if problem:
         sys.exit(f"error: {problem}")
     configs = [("joint", t) for t in threads] + [("split", p) for p in processes] + [("one_policy", args.split_threads)]
+    configs += [("compiled", t) for t in threads] if args.compile else []
     seconds: dict = {c: [] for c in configs}
     hashes: dict = {}
+    compile_seconds: dict = {c: [] for c in configs}
     for r in range(args.repeats):
         for mode, count in configs:
             if mode == "split":
                 wall, tensors = split_run(args, count)
+            elif mode == "compiled":
+                wall, tensors, compile_s = compiled_run(args, count)
+                compile_seconds[(mode, count)].append(compile_s)
             else:
                 wall, tensors = joint_run(args, count, range(1) if mode == "one_policy" else None)
             seconds[(mode, count)].append(wall)
@@ -236,6 +276,9 @@ def main(args: Args) -> None:
                "update_s_projected": round(ms * steps_2m / 1e3, 1), "parameters_md5": hashes[(mode, count)]}
         if mode == "one_policy":
             row["update_s_projected_note"] = "a split into k processes with no interference between them"
+        if mode == "compiled":
+            row["compile_s"] = round(statistics.median(compile_seconds[(mode, count)]), 1)
+            row["same_as_eager"] = hashes[(mode, count)] == hashes[("joint", count)]
         if mode == "split":
             row["threads_each"] = args.split_threads
             reference = hashes.get(("joint", args.split_threads))
@@ -249,7 +292,9 @@ def main(args: Args) -> None:
               "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats, "seed": args.seed, "rows": rows,
               "note": "medians of alternating repeats; same_as_joint compares the split parameters bit for bit with "
                       "the joint update at the split processes' thread count; update_s_projected is the update's "
-                      "minibatch steps alone (no GAE critic pass, E-step or logging), before any KL early stop"}
+                      "minibatch steps alone (no GAE critic pass, E-step or logging), before any KL early stop; "
+                      "compiled rows: compile_s is the median first minibatch step (forward and backward compiled), "
+                      "same_as_eager compares their parameters bit for bit with the eager joint update's"}
     path = Path(args.out) / f"update_parallel_{cores}.json"
     atomic_write_json(path, report)
     for row in rows:
