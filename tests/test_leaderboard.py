@@ -491,6 +491,26 @@ def test_a_swept_run_reproduces_and_a_changed_one_does_not(tmp_path, board):
     assert len(notes) == 1 and "mujoco 3.15.0 (now " in notes[0] and "numpy" not in notes[0]
 
 
+def test_every_board_rows_recorded_code_takes_the_sweeps_process_flags():
+    """reproduce passes HEAD's PROCESS_FLAGS to the code of the commit a row records: a flag added there that an
+    older row's solvers lack would fail that row's reproduce (tyro rejects unknown flags). Checked per recorded commit
+    against its rmdp_train and solvers (a dataclass field per flag); commits this clone lacks are left out."""
+    from leaderboard.sweep import PROCESS_FLAGS
+    fields = [flag[2:].replace("-", "_") for flag in PROCESS_FLAGS if flag.startswith("--")]
+    commits = {(sub.get("solver", {}).get("commit") or "").split("-")[0] for sub in load_submissions(REPO_ROOT / "leaderboard")}
+    checked = 0
+    for commit in sorted(c for c in commits if c):
+        if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO_ROOT, capture_output=True).returncode:
+            continue
+        for field in fields:
+            found = subprocess.run(["git", "grep", "-q", "-E", rf"^\s+{field}\s*:", commit, "--", "solvers", "rmdp_train"],
+                                   cwd=REPO_ROOT, capture_output=True)
+            assert found.returncode == 0, f"the code of {commit[:10]} (a board row's) has no --{field.replace('_', '-')}"
+        checked += 1
+    if commits and not checked:
+        pytest.skip("no recorded commit is in this clone (a shallow one?): nothing to check")
+
+
 @pytest.mark.skipif(not (REPO_ROOT / "solvers" / "em_ppo.py").is_file(), reason="solvers/em_ppo.py does not exist yet")
 def test_a_resumed_run_reproduces_by_replaying_its_stop(tmp_path, board):
     """A run stopped at iteration 4 and resumed trains other numbers than the same run in one go (fresh episodes
