@@ -44,14 +44,16 @@ class Args:
 PHASES = ("rows", "forward and loss", "statistics", "zero_grad", "backward", "clip", "adam")
 
 
-def phase_seconds(u, first: int, count: int, clip_coef=0.2, ent_coef=1e-3, vf_coef=0.5, max_grad_norm=0.5) -> dict:
-    """``minibatch_steps`` with a clock between its phases: each phase's total seconds."""
+def phase_seconds(u, first: int, count: int, minibatches: int, clip_coef=0.2, ent_coef=1e-3, vf_coef=0.5,
+                  max_grad_norm=0.5) -> dict:
+    """``update_parallel.minibatch_steps`` with a clock between its phases: each phase's total seconds."""
     totals = dict.fromkeys(PHASES, 0.0)
     b, clock = u.batch, time.perf_counter
-    size = b["obs"].shape[1] // 4
+    size = b["obs"].shape[1] // minibatches
     for step in range(first, first + count):
         t0 = clock()
-        idx = u.orders[step // 4][:, (step % 4) * size:(step % 4 + 1) * size]
+        start = (step % minibatches) * size
+        idx = u.orders[step // minibatches][:, start:start + size]
         rows = [take(b[name], idx) for name in ("obs", "actions", "logprobs", "advantages", "returns")]
         t1 = clock()
         loss, logratio, ratio = minibatch_loss(u.agent, *rows, clip_coef, ent_coef, vf_coef)
@@ -80,7 +82,7 @@ def main(args: Args) -> None:
     shapes = UpdateArgs(steps=args.steps + args.profiled_steps, warmup=20)
     u = make_update(shapes, range(shapes.k))
     minibatch_steps(u, 0, 20, shapes.num_minibatches)
-    totals = phase_seconds(u, 20, args.steps)
+    totals = phase_seconds(u, 20, args.steps, shapes.num_minibatches)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         minibatch_steps(u, 20 + args.steps, args.profiled_steps, shapes.num_minibatches)
     lines = [f"# {__doc__.splitlines()[0]}", f"# {hardware()}, torch {torch.__version__}, {args.threads} thread(s), "
