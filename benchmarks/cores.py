@@ -67,6 +67,9 @@ class Args:
     critic_bins: Optional[int] = None
     """--critic-bins of the solver runs (default: the solvers' own, 128, so one critic output per user at n = 100; 20
     is the cheaper update of README "Cores")"""
+    cuda: bool = False
+    """--cuda for the solver runs: the update on the GPU, the rollout workers keep the policies on the CPU (each row
+    records whether the solver found CUDA: without it --cuda runs on the CPU)"""
     repeats: int = 1
     """measurements of each process count, one after the other (a shared host's rate moves between minutes:
     the summary gives each count's median)"""
@@ -146,6 +149,14 @@ def timed_run(solver: str, flags: list[str]) -> tuple[float, dict]:
 POLICIES = 5  # k of every solver run here (the paper's HalfCheetahSpeed budget)
 
 
+def _update_device(cuda_flag: bool) -> str:
+    """Where the solver's update ran: ``--cuda`` uses the GPU only where torch finds one (as this process's torch does)."""
+    if not cuda_flag:
+        return "cpu"
+    import torch  # noqa: PLC0415 (only for --cuda rows: the CPU rows need no torch here)
+    return "cuda" if torch.cuda.is_available() else "cpu (--cuda, but torch found no CUDA device)"
+
+
 def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None, rollout: str = "main",
                 update_threads: int | None = None, extra: list[str] | None = None) -> dict:
     """One EM run (n = 100, k = 5) as a subprocess: its transitions over the whole wall time, its phases and welfare.
@@ -161,7 +172,7 @@ def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float |
     except SolverFailed as error:
         return {"workers": workers, "error": [str(error)]}
     return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],
-            "critic_bins": result["args"]["critic_bins"],
+            "critic_bins": result["args"]["critic_bins"], "update_device": _update_device(result["args"].get("cuda", False)),
             "num_envs": num_envs, "main_share": result["args"]["main_share"],
             "transitions": result["transitions"], "wall_s": round(wall, 1), "phase_seconds": result.get("phase_seconds"),
             "start_up_s": result.get("start_up_s"), "rollout_seconds": result.get("rollout_seconds"),
@@ -178,9 +189,10 @@ def main(args: Args) -> None:
         row = {"processes": p, "repeat": repeat, "raw": round(raw_rate(p, args.raw_steps)), "rollout": round(rollout_rate(p))}
         if args.solver:
             workers = p if args.rollout == "workers" else p - 1  # "workers": the main process waits while they collect
-            bins = [] if args.critic_bins is None else ["--critic-bins", str(args.critic_bins)]
+            extra = [] if args.critic_bins is None else ["--critic-bins", str(args.critic_bins)]
+            extra += ["--cuda"] if args.cuda else []
             row["solver"] = solver_rate(workers, args.timesteps, args.num_envs, args.main_share, args.rollout,
-                                        args.update_threads, extra=bins)
+                                        args.update_threads, extra=extra)
             if "transitions_per_s" in row["solver"]:
                 row["solver_to_raw"] = round(row["solver"]["transitions_per_s"] / row["raw"], 3)
         rows.append(row)

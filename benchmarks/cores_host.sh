@@ -7,7 +7,10 @@
 # (each worker's loop, MuJoCo steps and barrier waits; the main process's share) per run.
 # The update alone was measured on such a host on 2026-11-27 (benchmarks/results/update_parallel_16.json); rerun it
 # with UPDATE=1. BINS=1 adds the defaults with --critic-bins 20 (the cheaper update that ten seeds on two cores
-# could not tell apart from the default's welfare, README "Cores"; about 1.5 minutes more).
+# could not tell apart from the default's welfare, README "Cores"; about 1.5 minutes more). CUDA=1 adds the defaults
+# with --cuda (the update on the host's GPU, the policies still in the CPU workers; skipped where torch finds no CUDA).
+# SHAPES="default one_fewer half_workers envs32" (the default) picks the CPU runs, e.g. SHAPES="default envs32" to
+# leave time for BINS and CUDA in one device call.
 #
 # A host without rmdp's libraries: carry `bash benchmarks/offline_wheels.sh DIR` and install them first (its header).
 #
@@ -23,12 +26,24 @@ fi
 # device call's output tail for the results
 run() { echo "== $*"; python3 benchmarks/cores.py --out "$out" --timesteps "$T" --rollout workers "$@" 2>&1 |
         grep -v -e '^{' -e 'settotalmass' -e '^$' ; }
-run --processes "$P" --tag _host_default
-run --processes "$(( P > 1 ? P - 1 : 1 ))" --tag _host_one_fewer
-run --processes "$(( P > 1 ? P / 2 : 1 ))" --tag _host_half_workers
-run --processes "$P" --num-envs 32 --tag _host_envs32
+for shape in ${SHAPES:-default one_fewer half_workers envs32}; do
+  case $shape in
+    default) run --processes "$P" --tag _host_default ;;
+    one_fewer) run --processes "$(( P > 1 ? P - 1 : 1 ))" --tag _host_one_fewer ;;
+    half_workers) run --processes "$(( P > 1 ? P / 2 : 1 ))" --tag _host_half_workers ;;
+    envs32) run --processes "$P" --num-envs 32 --tag _host_envs32 ;;
+    *) echo "error: unknown shape $shape in SHAPES (default, one_fewer, half_workers, envs32)" >&2; exit 2 ;;
+  esac
+done
 if [ "${BINS:-0}" = 1 ]; then
   run --processes "$P" --critic-bins 20 --tag _host_bins20
+fi
+if [ "${CUDA:-0}" = 1 ]; then
+  if python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    run --processes "$P" --cuda --tag _host_cuda
+  else
+    echo "== --cuda skipped: torch finds no CUDA device here"
+  fi
 fi
 # Last (the runs above are written already if the call's time runs out): where start-up goes on this host, which took
 # 10.5-13.2 s of each 2M run on the 16-core host against 2.3-2.5 s here (each piece in a fresh interpreter; then
