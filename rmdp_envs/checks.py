@@ -57,6 +57,8 @@ def check_rmdp_env(env: gym.Env, steps: int = 200, seed: int = 0) -> None:
     """
     if not isinstance(env, gym.Env):
         raise TypeError(f"check_rmdp_env needs a gymnasium.Env, got {type(env).__name__}")
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer (the rules are checked over that many steps), got {steps!r}")
     base = env.unwrapped
     population = getattr(base, "population", None)
     _require(isinstance(population, Population),

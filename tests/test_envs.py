@@ -91,6 +91,8 @@ def test_check_rmdp_env_needs_a_population_and_an_env():
         rmdp_envs.check_rmdp_env(env)
     with pytest.raises(TypeError, match="gymnasium.Env"):
         rmdp_envs.check_rmdp_env("rmdp/CartPolePosition-v0")
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        rmdp_envs.check_rmdp_env(CartPolePositionEnv(n_agents=4), steps=0)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
