@@ -195,6 +195,13 @@ def test_retired_ant_version_names_the_current_one():
         gym.make("rmdp/AntSpeed-v0")
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_env_class_documents_itself(env_id):
+    """Each env class is its own manual (Gymnasium's way): a docstring with its version history."""
+    doc = type(gym.make(env_id, **SMALL[env_id]).unwrapped).__doc__ or ""
+    assert "Version History" in doc and "v" + env_id.rsplit("-v", 1)[1] in doc
+
+
 def test_speed_env_defaults_follow_the_paper():
     for env_id, target_range in [("rmdp/HalfCheetahSpeed-v0", (0, 4)), ("rmdp/HopperSpeed-v0", (0, 2.5)),
                                  ("rmdp/Walker2dSpeed-v0", (0, 2.5)), ("rmdp/AntSpeed-v1", (0, 3))]:

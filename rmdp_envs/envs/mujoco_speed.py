@@ -272,12 +272,6 @@ def _without_settotalmass_warning() -> Iterator[None]:
         mujoco.set_mju_user_warning(previous)
 
 
-_VERSION_0 = """
-    ## Version History
-    * v0: initial version (the paper's reward; Gymnasium v5 dynamics).
-    """
-
-
 class HalfCheetahSpeedEnv(SpeedRewardMixin, HalfCheetahEnv):
     """HalfCheetah where each of n users wants its own forward velocity (Ivanov & Ben-Porat, AAAI 2024).
 
@@ -287,7 +281,10 @@ class HalfCheetahSpeedEnv(SpeedRewardMixin, HalfCheetahEnv):
 
     ## Users
     Targets in (0, 4) by default. Rewards, population and arguments: :class:`SpeedRewardMixin`.
-    """ + _VERSION_0
+
+    ## Version History
+    * v0: initial version (the paper's reward; Gymnasium v5 dynamics).
+    """
 
     metadata = {**HalfCheetahEnv.metadata, **SPEED_FACTS}
     default_target_range = (0.0, 4.0)
@@ -303,7 +300,10 @@ class HopperSpeedEnv(SpeedRewardMixin, HopperEnv):
 
     ## Users
     Targets in (0, 2.5) by default. Rewards, population and arguments: :class:`SpeedRewardMixin`.
-    """ + _VERSION_0
+
+    ## Version History
+    * v0: initial version (the paper's reward; Gymnasium v5 dynamics).
+    """
 
     metadata = {**HopperEnv.metadata, **SPEED_FACTS}
     default_target_range = (0.0, 2.5)
@@ -318,7 +318,10 @@ class Walker2dSpeedEnv(SpeedRewardMixin, Walker2dEnv):
 
     ## Users
     Targets in (0, 2.5) by default. Rewards, population and arguments: :class:`SpeedRewardMixin`.
-    """ + _VERSION_0
+
+    ## Version History
+    * v0: initial version (the paper's reward; Gymnasium v5 dynamics).
+    """
 
     metadata = {**Walker2dEnv.metadata, **SPEED_FACTS}
     default_target_range = (0.0, 2.5)
