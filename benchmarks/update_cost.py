@@ -10,7 +10,9 @@ users (``5x4b20``: ``--critic-bins 20``, one output per 5 users instead of one p
 to make the update cheaper: the critic's n outputs are most of its arithmetic at n = 100. And a setting may
 reshape the rollout at the same batch (``5x4c32t64``: ``--num-envs 32 --num-steps 64``, 4x the copies for a
 quarter of the steps, so the same iterations and minibatches): the many-core way of PPO, where every env
-step of all copies costs the workers a barrier.
+step of all copies costs the workers a barrier. Or a setting may remove that barrier (``5x4r``:
+``--norm-obs-update rollout``, the observation statistics frozen during each rollout). Settings alternate seed by
+seed (one run at a time), so that a slower hour slows every setting alike.
 
     python benchmarks/update_cost.py                                   # default, 2 and 1 minibatches, seeds 0-2
     python benchmarks/update_cost.py --settings 5x4 2x4 --seeds 0 1 2 3 4
@@ -18,6 +20,8 @@ step of all copies costs the workers a barrier.
     python benchmarks/update_cost.py --settings 5x4 5x4c16t128 5x4c32t64 --out benchmarks/results/update_cost_shape
     python benchmarks/update_cost.py --settings 5x4 5x4c16t128 --seeds 3 4 5 6 7 8 9 --append \
         --out benchmarks/results/update_cost_shape                       # more seeds for the same table
+    python benchmarks/update_cost.py --settings 5x4 5x4r --seeds 0 1 2 3 4 5 6 7 8 9 \
+        --out benchmarks/results/norm_obs_update                         # no per-step barrier
 
 Writes ``{out}/update_cost.json`` and ``update_cost.md``.
 """
@@ -46,8 +50,9 @@ DEFAULT = "5x4"  # the MuJoCo family's update_epochs x num_minibatches (rmdp_tra
 @dataclass
 class Args:
     settings: list[str] = field(default_factory=lambda: [DEFAULT, "5x2", "5x1"])
-    """update budgets as EPOCHSxMINIBATCHES[bBINS][cCOPIES][tSTEPS] (--update-epochs, --num-minibatches, and if given
-    --critic-bins, --num-envs (copies per policy; default 8), --num-steps (default 256)); the first is the reference"""
+    """update budgets as EPOCHSxMINIBATCHES[bBINS][cCOPIES][tSTEPS][r] (--update-epochs, --num-minibatches, and if given
+    --critic-bins, --num-envs (copies per policy; default 8), --num-steps (default 256), --norm-obs-update rollout);
+    the first is the reference"""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """training seeds, the same for every setting"""
     timesteps: int = 2_000_000
@@ -69,15 +74,17 @@ STEPS = 256  # the MuJoCo family's --num-steps
 
 def parse_setting(text: str) -> dict:
     """``"5x4"`` -> epochs 5, minibatches 4; ``"5x4b20c32t64"`` adds critic bins 20, 32 copies per policy and 64 steps
-    per rollout (None where not given: the solver's own)."""
-    match = re.fullmatch(r"(\d+)x(\d+)(?:b(\d+))?(?:c(\d+))?(?:t(\d+))?", text.lower())
+    per rollout; a final ``r`` updates the observation statistics once per rollout (``--norm-obs-update rollout``)
+    (None where not given: the solver's own)."""
+    match = re.fullmatch(r"(\d+)x(\d+)(?:b(\d+))?(?:c(\d+))?(?:t(\d+))?(r)?", text.lower())
     if match is None:
-        sys.exit(f"error: a setting is EPOCHSxMINIBATCHES[bBINS][cCOPIES][tSTEPS] such as 5x4, 5x4b20 or 5x4c32t64, "
-                 f"got {text!r}")
-    values = [None if part is None else int(part) for part in match.groups()]
+        sys.exit(f"error: a setting is EPOCHSxMINIBATCHES[bBINS][cCOPIES][tSTEPS][r] such as 5x4, 5x4b20, 5x4c32t64 or "
+                 f"5x4r, got {text!r}")
+    values = [None if part is None else int(part) for part in match.groups()[:-1]]
     if any(value is not None and value < 1 for value in values):
         sys.exit(f"error: epochs, minibatches, bins, copies and steps must be at least 1, got {text!r}")
-    return dict(zip(["update_epochs", "num_minibatches", "critic_bins", "num_envs", "num_steps"], values))
+    return {**dict(zip(["update_epochs", "num_minibatches", "critic_bins", "num_envs", "num_steps"], values)),
+            "norm_obs_update": "rollout" if match.group(6) else None}
 
 
 def setting_flags(setting: dict) -> list[str]:
@@ -101,8 +108,8 @@ def main(args: Args) -> None:
     earlier = appended_to(out, args, workers) if args.append else None
     commit = git_commit(ROOT)
     rows = []
-    for text, setting in settings.items():
-        for seed in args.seeds:
+    for seed in args.seeds:  # settings alternate seed by seed, so that a slower hour slows all of them alike
+        for text, setting in settings.items():
             row = solver_rate(workers, args.timesteps, setting["num_envs"] or COPIES, rollout="workers",
                               extra=["--seed", str(seed), *setting_flags(setting)])
             row.update(setting=text, **{key: value for key, value in setting.items() if key != "num_envs"})
@@ -171,7 +178,7 @@ def markdown(report: dict) -> str:
     lines = [f"# Update cost: {report['env']}", "",
              f"{report['machine']}; {commits}; {report['workers']} rollout workers; final "
              f"evaluation's best-response welfare; paired differences against {report['reference']} (same seed).", "",
-             "| setting (epochs x minibatches [b critic bins] [c copies] [t steps]) | seed | transitions/s | learning s | rollout s | best welfare |",
+             "| setting (epochs x minibatches [b critic bins] [c copies] [t steps] [r statistics per rollout]) | seed | transitions/s | learning s | rollout s | best welfare |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
         if "best_welfare" in r:

@@ -90,7 +90,7 @@ def main(args: Args) -> None:
     actor = MultiPolicyActor(K, obs_dim, act_dim)
     spec = dict(env_id=ENV_ID, env_kwargs={}, K=K, copies=COPIES_PER_POLICY, T=T, architecture=actor.architecture(),
                 discrete=False, action_low=env.action_space.low, action_high=env.action_space.high, obs_clip=5.0,
-                obs_epsilon=1e-8, norm_obs=True)
+                obs_epsilon=1e-8, norm_obs=True, hold_observations=False)
     ctx = mp.get_context("fork")
     shared = [ctx.RawArray("d", K * COPIES_PER_POLICY * obs_dim) for _ in range(2)]
     worker = _RolloutWorker(spec, 0, args.copies, shared, StepBarrier(ctx, 1), 0)

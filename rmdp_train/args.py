@@ -26,6 +26,9 @@ from rmdp_train.cli import fail
 RolloutMode = Literal["main", "workers"]
 ROLLOUT_MODES: tuple[str, ...] = get_args(RolloutMode)
 
+#: ``--norm-obs-update`` choices: when the observation statistics are updated.
+NormObsUpdate = Literal["step", "rollout"]
+
 
 @dataclass
 class PPOArgs:
@@ -129,6 +132,11 @@ class PPOArgs:
     """stop the update's epochs once the mean approximate KL exceeds this (default per env; <= 0: never)"""
     norm_obs: Optional[bool] = None
     """running observation normalization, clipped to [-5, 5] (default: on for MuJoCo, off for ResourceGathering)"""
+    norm_obs_update: NormObsUpdate = "step"
+    """when the running observation statistics take in new observations: every step (Gymnasium's NormalizeObservation;
+    with --rollout workers the workers then meet at a barrier every step to share them), or once per rollout, all of
+    its observations at its end (frozen while it runs, so no worker waits for another: a different learner, compared
+    in README "Cores")"""
     bootstrap_truncated: Optional[bool] = None
     """bootstrap from the value of the last observation at time-limit truncations (default: on for MuJoCo)"""
     hidden_size: int = 64

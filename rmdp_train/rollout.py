@@ -21,6 +21,11 @@ chosen by ``--rollout``:
   neither depends on how many workers share the copies. (Noise drawn per copy in the workers from
   its own seeded generator was tried first: learning then differed from ``main``, which left the
   two modes to be compared seed by seed; equal numbers leave nothing to compare.)
+
+``--norm-obs-update rollout`` (a different learner) freezes the statistics while a rollout runs and
+updates them once at its end with all of its observations: both samplers then hold the raw
+observations (:func:`holds_observations`), the workers meet no barrier and send theirs back whole,
+and ``workers`` again gives ``main``'s numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -67,6 +72,12 @@ class _Buffers:
         self.ends = torch.zeros((T, E), device=device)
 
 
+def holds_observations(args) -> bool:
+    """Whether a rollout's raw observations are held until it ends and then update the statistics at once
+    (``--norm-obs-update rollout``, with ``--norm-obs``), instead of every step's as it comes (``step``)."""
+    return args.norm_obs_update == "rollout" and bool(args.norm_obs)
+
+
 class MainProcessSampler:
     """The policies run here, one batched forward pass of all ``K`` policies per step (``--rollout main``)."""
 
@@ -79,6 +90,7 @@ class MainProcessSampler:
         self.bootstrap_truncated = args.bootstrap_truncated
         self.policy_index = self.envs.policy_index  # each copy's policy
         self.buf = _Buffers(self.T, self.E, env.obs_dim, env.act_dim, env.discrete, users.outputs, device)
+        self.held = np.zeros((self.T, self.E, env.obs_dim)) if holds_observations(args) else None
 
     def reset(self, seed: int) -> None:
         raw_obs, _ = self.envs.reset(seed=seed)
@@ -106,7 +118,13 @@ class MainProcessSampler:
             if self.bootstrap_truncated:
                 for e in np.flatnonzero(truncations & ~terminations):
                     truncated_finals.append((step, e, obs_rms.normalize(infos["final_obs"][e])))
-            obs_rms.update(raw_obs)
+            if self.held is None:
+                obs_rms.update(raw_obs)
+            else:
+                self.held[step] = raw_obs
+            next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=self.device)
+        if self.held is not None:  # the rollout's observations at once; the next one starts from the new statistics
+            obs_rms.update(self.held)
             next_obs = torch.as_tensor(obs_rms.normalize(raw_obs), device=self.device)
         self.next_obs = next_obs
         state.lap("rollout")
@@ -137,7 +155,8 @@ class WorkerSampler:
         spec = dict(env_id=args.env_id, env_kwargs=run.env_kwargs, K=K, copies=copies, T=self.T,
                     architecture=actor.architecture(), discrete=env.discrete, action_low=env.action_low,
                     action_high=env.action_high, obs_clip=obs_rms.clip, obs_epsilon=obs_rms.epsilon,
-                    norm_obs=obs_rms.enabled)
+                    norm_obs=obs_rms.enabled, hold_observations=holds_observations(args))
+        self.hold = spec["hold_observations"]
         ctx = mp.get_context(context)
         # every step's raw observations of all copies, for the statistics (two, alternating by step parity:
         # one barrier per step then keeps a fast worker from overwriting a step others still read)
@@ -183,16 +202,21 @@ class WorkerSampler:
         ends = terminations | truncations
         # the users' side in step order, as if stepped here; the statistics as every worker updated them
         buf.rewards.copy_(torch.from_numpy(self.users.steps(cat("stats"), ends, state)))
-        if any(not np.array_equal(p["obs_rms"]["mean"], parts[0]["obs_rms"]["mean"]) for p in parts[1:]):
-            raise RuntimeError("rollout workers disagree on the observation statistics")  # they apply the same updates
-        obs_rms.load_state_dict(parts[0]["obs_rms"])
+        if self.hold:  # the rollout's observations at once, as main updates them; the next rollout starts from these
+            obs_rms.update(cat("held"))
+            next_obs = obs_rms.normalize(np.concatenate([p["last_raw"] for p in parts]))
+        else:
+            if any(not np.array_equal(p["obs_rms"]["mean"], parts[0]["obs_rms"]["mean"]) for p in parts[1:]):
+                raise RuntimeError("rollout workers disagree on the observation statistics")  # they apply the same updates
+            obs_rms.load_state_dict(parts[0]["obs_rms"])
+            next_obs = np.concatenate([p["next_obs"] for p in parts])
         buf.ends.copy_(torch.from_numpy(ends.astype(np.float32)))
         truncated_finals = []
         if self.bootstrap_truncated:
             finals = {(t, sl.start + c): final for p, sl in zip(parts, self._slices) for t, c, final in p["finals"]}
             for t, e in zip(*np.nonzero(truncations & ~terminations)):
                 truncated_finals.append((int(t), int(e), finals[(t, e)]))
-        next_obs = torch.as_tensor(np.concatenate([p["next_obs"] for p in parts]), device=self.device)
+        next_obs = torch.as_tensor(next_obs, device=self.device)
         state.add_rollout_seconds({"main_before": sent - started, "main_waiting": received - sent,
                                    "main_after": time.perf_counter() - received}, [p["seconds"] for p in parts])
         state.lap("rollout")
@@ -222,6 +246,8 @@ class _RolloutWorker:
         self.rms = RunningMeanStd((self.actor.obs_dim,), clip=spec["obs_clip"], epsilon=spec["obs_epsilon"],
                                   enabled=spec["norm_obs"])
         self.raw_obs = None
+        # --norm-obs-update rollout: statistics frozen during a rollout, no barrier; the raw observations go back whole
+        self.held = np.zeros((self.T, stop - start, self.actor.obs_dim)) if spec["hold_observations"] else None
         self.start, self.stop, self.barrier, self.index = start, stop, barrier, index
         self.shared = [np.frombuffer(array, dtype=np.float64).reshape(-1, self.actor.obs_dim) for array in shared]
 
@@ -289,11 +315,18 @@ class _RolloutWorker:
             if "final_obs" in infos:  # before this step's update, as main
                 for c in np.flatnonzero(out["truncations"][t] & ~out["terminations"][t]):
                     out["finals"].append((t, int(c), self.rms.normalize(infos["final_obs"][c])))
-            waiting += self._update_statistics(t, raw_obs)
+            if self.held is None:
+                waiting += self._update_statistics(t, raw_obs)
+            else:
+                self.held[t] = raw_obs
         if not discrete:  # the whole rollout's log-probabilities at once: elementwise, the same numbers as step by step
             out["logprobs"][:] = gaussian_log_prob(heads, log_std, torch.from_numpy(out["actions"])).numpy()
         self.raw_obs = raw_obs
-        out["stats"], out["next_obs"], out["obs_rms"] = np.stack(stats), self.rms.normalize(raw_obs), self.rms.state_dict()
+        out["stats"] = np.stack(stats)
+        if self.held is None:
+            out["next_obs"], out["obs_rms"] = self.rms.normalize(raw_obs), self.rms.state_dict()
+        else:
+            out["held"], out["last_raw"] = self.held, raw_obs
         out["seconds"] = {"loop": clock() - started, "env_step": stepping, "barrier": waiting}
         return out
 

@@ -36,6 +36,7 @@ from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import ConditionedActor
 from rmdp_train.ppo import (advantages_and_returns, clipped_policy_loss, minibatch_order, normalize_per_policy, per_policy,
                             schedules, take, value_loss)
+from rmdp_train.rollout import holds_observations
 from rmdp_train.run import Run
 
 SOLVER = "family"
@@ -129,6 +130,7 @@ if __name__ == "__main__":
     rewards_buf = torch.zeros((T, E, 1), device=device)
     ends_buf = torch.zeros((T, E), device=device)
     policy_of_env = torch.zeros(E, dtype=torch.long, device=device)
+    held = np.zeros((T, E, env.obs_dim)) if holds_observations(args) else None  # --norm-obs-update rollout
 
     state.start_clock()
     start_step = state.global_step
@@ -169,7 +171,13 @@ if __name__ == "__main__":
                 state.utility[0, u] = args.utility_ema * state.utility[0, u] + (1 - args.utility_ema) * r if state.seen[0] else r
                 state.seen[0] = True
             users[ends] = rng.integers(n, size=int(ends.sum()))
-            obs_rms.update(raw_obs)
+            if held is None:
+                obs_rms.update(raw_obs)
+            else:
+                held[step] = raw_obs
+            next_obs = conditioned(raw_obs, users, obs_rms, zt)
+        if held is not None:  # the rollout's observations at once; the next rollout starts from the new statistics
+            obs_rms.update(held)
             next_obs = conditioned(raw_obs, users, obs_rms, zt)
         state.extra["users"] = users.tolist()
         state.lap("rollout")

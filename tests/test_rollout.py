@@ -7,6 +7,7 @@ the main-process path (the users' side of a whole rollout at once, a subset of p
 
 from __future__ import annotations
 
+import json
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ TRUNCATING = ["--env-kwargs", '{"max_episode_steps": 40}']
 @pytest.mark.parametrize("solver,env_id,extra,runs", [
     ("em", CHEETAH, [], [("main", 1), ("workers", 1), ("workers", 3)]),
     ("em", CHEETAH, TRUNCATING, [("main", 1), ("workers", 2)]),
+    ("em", CHEETAH, [*TRUNCATING, "--norm-obs-update", "rollout"], [("main", 1), ("workers", 2)]),  # no barrier
     ("cluster", RG, [], [("main", 0), ("workers", 2)]),  # discrete actions; a new sampler for phase 2
     ("e2e", RG, [], [("main", 0), ("workers", 3)]),
 ])
@@ -49,6 +51,22 @@ def test_rollout_workers_gives_the_numbers_of_main(solver, env_id, extra, runs, 
     for result, weights in outcomes[1:]:
         assert result["utility"] == first["utility"] and result["welfare"] == first["welfare"]
         assert weights.keys() == w1.keys() and all(np.array_equal(weights[key], w1[key]) for key in w1)
+
+
+def test_norm_obs_update_rollout_is_another_learner(tmp_path):
+    """--norm-obs-update rollout changes what is learned (statistics frozen during each rollout), and the statistics
+    still follow the observations: the saved mean is not the prior's."""
+    outcomes = {}
+    for update in ("step", "rollout"):
+        out = tmp_path / update
+        run_solver("em", out, "--env-id", CHEETAH, "--k", "3", *SMALL[CHEETAH], "--rollout", "main", "--num-workers", "1",
+                   "--norm-obs-update", update, "--save-model", "--seed", "4")
+        run_dir = only_run_dir(out)
+        spec = json.loads((run_dir / "policies.json").read_text())
+        outcomes[update] = (read_result(run_dir)["utility"], _weights(run_dir), np.asarray(spec["obs_norm"]["mean"]))
+    (u_step, w_step, mean_step), (u_roll, w_roll, mean_roll) = outcomes["step"], outcomes["rollout"]
+    assert u_step != u_roll and not all(np.array_equal(w_step[key], w_roll[key]) for key in w_step)
+    assert np.abs(mean_roll).max() > 0.01 and not np.array_equal(mean_step, mean_roll)
 
 
 def check_rollout_seconds(result: dict, rollout: str, workers: int) -> None:
