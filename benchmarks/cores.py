@@ -67,6 +67,9 @@ class Args:
     critic_bins: Optional[int] = None
     """--critic-bins of the solver runs (default: the solvers' own, 128, so one critic output per user at n = 100; 20
     is the cheaper update of README "Cores")"""
+    norm_obs_update: Optional[str] = None
+    """--norm-obs-update of the solver runs (default: the solvers' own, "step"; "rollout" freezes the observation
+    statistics during each rollout, so the workers meet no per-step barrier)"""
     cuda: bool = False
     """--cuda for the solver runs: the update on the GPU, the rollout workers keep the policies on the CPU (each row
     records whether the solver found CUDA: without it --cuda runs on the CPU)"""
@@ -172,7 +175,8 @@ def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float |
     except SolverFailed as error:
         return {"workers": workers, "error": [str(error)]}
     return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],
-            "critic_bins": result["args"]["critic_bins"], "update_device": _update_device(result["args"].get("cuda", False)),
+            "critic_bins": result["args"]["critic_bins"], "norm_obs_update": result["args"].get("norm_obs_update", "step"),
+            "update_device": _update_device(result["args"].get("cuda", False)),
             "num_envs": num_envs, "main_share": result["args"]["main_share"],
             "transitions": result["transitions"], "wall_s": round(wall, 1), "phase_seconds": result.get("phase_seconds"),
             "start_up_s": result.get("start_up_s"), "rollout_seconds": result.get("rollout_seconds"),
@@ -190,6 +194,7 @@ def main(args: Args) -> None:
         if args.solver:
             workers = p if args.rollout == "workers" else p - 1  # "workers": the main process waits while they collect
             extra = [] if args.critic_bins is None else ["--critic-bins", str(args.critic_bins)]
+            extra += [] if args.norm_obs_update is None else ["--norm-obs-update", args.norm_obs_update]
             extra += ["--cuda"] if args.cuda else []
             row["solver"] = solver_rate(workers, args.timesteps, args.num_envs, args.main_share, args.rollout,
                                         args.update_threads, extra=extra)

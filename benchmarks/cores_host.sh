@@ -10,7 +10,8 @@
 # could not tell apart from the default's welfare, README "Cores"; about 1.5 minutes more). CUDA=1 adds the defaults
 # with --cuda (the update on the host's GPU, the policies still in the CPU workers; skipped where torch finds no CUDA).
 # SHAPES="default one_fewer half_workers envs32" (the default) picks the CPU runs, e.g. SHAPES="default envs32" to
-# leave time for BINS and CUDA in one device call.
+# leave time for BINS and CUDA in one device call; the shape rollout_stats (not in the default list) runs the defaults
+# with --norm-obs-update rollout, no per-step barrier between the workers (README "Cores").
 #
 # A host without rmdp's libraries: carry `bash benchmarks/offline_wheels.sh DIR` and install them first (its header).
 #
@@ -32,7 +33,8 @@ for shape in ${SHAPES:-default one_fewer half_workers envs32}; do
     one_fewer) run --processes "$(( P > 1 ? P - 1 : 1 ))" --tag _host_one_fewer ;;
     half_workers) run --processes "$(( P > 1 ? P / 2 : 1 ))" --tag _host_half_workers ;;
     envs32) run --processes "$P" --num-envs 32 --tag _host_envs32 ;;
-    *) echo "error: unknown shape $shape in SHAPES (default, one_fewer, half_workers, envs32)" >&2; exit 2 ;;
+    rollout_stats) run --processes "$P" --norm-obs-update rollout --tag _host_rollout_stats ;;
+    *) echo "error: unknown shape $shape in SHAPES (default, one_fewer, half_workers, envs32, rollout_stats)" >&2; exit 2 ;;
   esac
 done
 if [ "${BINS:-0}" = 1 ]; then
