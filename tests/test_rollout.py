@@ -46,6 +46,8 @@ def test_rollout_workers_gives_the_numbers_of_main(solver, env_id, extra, runs, 
         run_dir = only_run_dir(out)
         outcomes.append((read_result(run_dir), _weights(run_dir)))
         check_rollout_seconds(outcomes[-1][0], rollout, workers)
+        if "--norm-obs-update" in extra and rollout == "workers":  # statistics frozen per rollout: nobody waits per step
+            assert all(worker["barrier"] == 0 for worker in outcomes[-1][0]["rollout_seconds"]["workers"])
     (first, w1) = outcomes[0]
     check_result(first, solver, env_id, 3, first["n_agents"])
     for result, weights in outcomes[1:]:
