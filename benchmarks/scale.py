@@ -1,4 +1,4 @@
-"""Scale: EM on HalfCheetahSpeed with 10^2 to 10^6 users (throughput, peak memory, welfare).
+"""Scale: EM on HalfCheetahSpeed (or another task, ``--env-id``) with 10^2 to 10^6 users (throughput, peak memory, welfare).
 
 Each case runs ``solvers/em_ppo.py`` as its own process (one at a time, so cases do not compete
 for the cores) and samples the resident memory of its whole process tree (solver and env
@@ -9,6 +9,7 @@ whole wall time, start-up, learning and final evaluation included. Writes
     python benchmarks/scale.py                     # every case of issue 11 (about 20 minutes on 2 cores)
     python benchmarks/scale.py --cases throughput  # n = 100 vs 100,000 only
     python benchmarks/scale.py --cases grid        # the welfare case at n = 100 with evenly spaced targets
+    python benchmarks/scale.py --cases throughput --env-id rmdp/TabularRandom-v0 --out benchmarks/results/scale_tabular
 
 Targets (issue 11): at k = 10, n = 100,000 runs at >= 50% of the transitions/s of n = 100 within
 4 GB; n = 10^6 completes 1M transitions within 12 GB; EM's welfare as a fraction of the k-policy
@@ -45,6 +46,8 @@ class Args:
     cases: list[str] = field(default_factory=lambda: list(CASES))
     """which cases: throughput (n = 100 vs 100,000), million (n = 10^6), welfare (fraction of W_k), grid (the welfare
     case at n = 100 with evenly spaced targets: a small population without a random draw's clumps), refusal"""
+    env_id: str = CHEETAH
+    """the task (any rmdp/ id with an ``n_agents`` keyword); the welfare and grid cases' k-policy bound is the speed tasks'"""
     k: int = 10
     """policies"""
     throughput_timesteps: int = 400_000
@@ -88,10 +91,11 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_em(n: int, k: int, timesteps: int, seed: int, num_workers: int, extra: list[str] | None = None) -> dict:
+def run_em(n: int, k: int, timesteps: int, seed: int, num_workers: int, extra: list[str] | None = None,
+           env_id: str = CHEETAH) -> dict:
     """One EM run as a subprocess: wall time, peak tree RSS, result.json's welfare (or the error line)."""
     with tempfile.TemporaryDirectory(prefix="rmdp-scale-") as out:
-        cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", CHEETAH, "--k", str(k),
+        cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--env-id", env_id, "--k", str(k),
                "--n-agents", str(n), "--total-timesteps", str(timesteps), "--seed", str(seed),
                "--num-workers", str(num_workers), "--rollout", "main",  # as scale.json was measured (README "Scale")
                "--output-dir", out, *(extra or [])]
@@ -140,6 +144,9 @@ def main(args: Args) -> None:
     unknown = set(args.cases) - set(CASES)
     if unknown:
         sys.exit(f"error: unknown cases {sorted(unknown)}; choose from {CASES}")
+    if args.env_id != CHEETAH and {"welfare", "grid"} & set(args.cases):
+        sys.exit(f"error: the welfare and grid cases measure against HalfCheetahSpeed's k-policy bound; "
+                 f"run {args.env_id} with the throughput, million and refusal cases")
     out = Path(args.out)
     path = out / "scale.json"
     report = json.loads(path.read_text()) if path.is_file() else {}
@@ -152,16 +159,19 @@ def main(args: Args) -> None:
         if case in report:
             report[case].setdefault("provenance", {key: report.get(key) for key in ("machine", "commit", "versions")})
     provenance = dict(machine=hardware(), commit=git_commit(ROOT), versions=library_versions())
-    report.update(provenance, env_id=CHEETAH)
+    if report.get("env_id", args.env_id) != args.env_id:
+        sys.exit(f"error: {path} holds {report['env_id']}'s cases, not {args.env_id}'s: choose another --out")
+    report.update(provenance, env_id=args.env_id)
     if "throughput" in args.cases:
-        rows = [run_em(n, args.k, args.throughput_timesteps, args.seed, args.num_workers) for n in (100, 100_000)]
+        rows = [run_em(n, args.k, args.throughput_timesteps, args.seed, args.num_workers, env_id=args.env_id)
+                for n in (100, 100_000)]
         small, large = rows
         ratio = large["transitions_per_s"] / small["transitions_per_s"] if large["returncode"] == 0 else None
         report["throughput"] = {"rows": rows, "ratio_100k_to_100": ratio and round(ratio, 3),
                                 "target": "ratio >= 0.5, peak RSS at n = 100,000 <= 4 GB"}
         print(json.dumps(report["throughput"], indent=1))
     if "million" in args.cases:
-        row = run_em(1_000_000, args.k, args.million_timesteps, args.seed, args.num_workers)
+        row = run_em(1_000_000, args.k, args.million_timesteps, args.seed, args.num_workers, env_id=args.env_id)
         report["million"] = {"row": row, "target": "completes, peak RSS <= 12 GB"}
         print(json.dumps(report["million"], indent=1))
     if "welfare" in args.cases:
@@ -195,7 +205,7 @@ def main(args: Args) -> None:
                           "question": "is the welfare case's gap the yardstick (a random draw of 100 targets clumps, "
                                       "raising W_k) or the learning? n = 100 evenly spaced targets, the same runs otherwise"}
     if "refusal" in args.cases:
-        row = run_em(10**9, args.k, 100_000, args.seed, args.num_workers)
+        row = run_em(10**9, args.k, 100_000, args.seed, args.num_workers, env_id=args.env_id)
         report["refusal"] = {"row": row, "target": "exits at once with one error: line"}
         print(json.dumps(report["refusal"], indent=1))
     for case in args.cases:
