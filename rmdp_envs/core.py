@@ -11,6 +11,12 @@ from gymnasium import spaces
 from rmdp_envs.population import Population
 
 
+#: What ``step`` returns as the reward while an env's ``reward_vector`` is off: a vector env in statistic mode
+#: (:mod:`rmdp_envs.rewards`) reads the users' rewards from ``info`` and skips the O(n) vector.
+NO_REWARD_VECTOR = np.zeros(0, dtype=np.float32)
+NO_REWARD_VECTOR.setflags(write=False)
+
+
 def make_reward_space(n: int, low: float, high: float) -> spaces.Box:
     """The Box that every reward vector of an ``n``-user r-MDP lies in (MO-Gymnasium style)."""
     return spaces.Box(low=np.float32(low), high=np.float32(high), shape=(n,), dtype=np.float32)

@@ -13,9 +13,11 @@ A :class:`UserRewards` gives both from a per-step *statistic* of width ``dim``. 
 users differ only in a target on one scalar (the speed tasks, CartPole's position) describe every
 user's reward by that scalar (:class:`WindowRewards`, ``dim = 1``): group rewards cost
 O(log n) per step and copy with prefix sums over the sorted targets, and an episode's returns
-O(n log steps) from its sorted list of visited values. Every other environment is described by
-its reward vector itself (:class:`VectorRewards`, ``dim = n``), which is exact and as cheap as
-before. ``tests/test_rewards.py`` checks that both give the same group rewards and returns as
+O(n log steps) from its sorted list of visited values. The tabular r-MDPs describe it by the
+step's (state, action) cell (:class:`TableRewards`, ``dim = 1``): group and bin rewards are
+looked up in tables made once, an episode's returns follow from its visit counts. Every other
+environment is described by its reward vector itself (:class:`VectorRewards`, ``dim = n``),
+which is exact and as cheap as before. ``tests/test_rewards.py`` checks that both give the same group rewards and returns as
 the environments' reward vectors.
 """
 
@@ -159,6 +161,55 @@ class VectorRewards(UserRewards):
 
     def episode_returns(self, num_envs, dtype=np.float64):
         return _VectorReturns(num_envs, self.n, dtype)
+
+
+class TableRewards(UserRewards):
+    """Users rewarded by a table of the step's (state, action) cell, ``r_i = R[i, s, a]`` (``dim = 1``).
+
+    The statistic is the cell's flat index ``s * A + a`` (``info[key]``). With the users' tables
+    transposed once to ``(cells, n)``, a step's reward vectors are rows of it (the env's float32
+    values, bit for bit), a policy group's reward and a bin's mean reward are looked up in
+    ``(K, cells)`` and ``(cells, bins)`` tables made once per assignment or binning, and an
+    episode's returns follow from how often it visited each cell: O(1) per step and copy, and
+    O(cells x n) when episodes are folded, instead of O(n) per step and copy and a rollout of
+    ``steps x copies x n`` statistics.
+    """
+
+    needs_reward_vector = False
+
+    def __init__(self, tables: np.ndarray, key: str = "state_action"):
+        tables = np.asarray(tables)
+        self.n, self.dim, self.key = tables.shape[0], 1, key
+        self.by_cell = np.ascontiguousarray(tables.reshape(self.n, -1).T, dtype=np.float32)  # (cells, n)
+        self._by_cell_f64 = None  # the same values in float64, for returns (made on first use)
+
+    @staticmethod
+    def cells(stats: np.ndarray) -> np.ndarray:
+        """``(B, 1)`` statistics -> ``(B,)`` cell indices."""
+        return np.asarray(stats).reshape(-1).astype(np.intp)
+
+    def by_cell_f64(self) -> np.ndarray:
+        if self._by_cell_f64 is None:
+            self._by_cell_f64 = self.by_cell.astype(np.float64)
+        return self._by_cell_f64
+
+    def statistic(self, reward, info):
+        return np.array([info[self.key]], dtype=np.float64)
+
+    def rewards(self, stats):
+        return self.by_cell[self.cells(stats)]
+
+    def grouped(self, weights):
+        per_cell = np.asarray(weights, dtype=np.float64) @ self.by_cell_f64().T  # (K, cells)
+        return lambda stats, policy: per_cell[policy, self.cells(stats)]
+
+    def pooled(self, bins):
+        """Each cell's bin means, by :meth:`VectorRewards.pooled`'s own arithmetic on the cell's reward vector."""
+        per_cell = VectorRewards(self.n).pooled(bins)(self.by_cell_f64())  # (cells, bins) float32
+        return lambda stats: per_cell[self.cells(stats)]
+
+    def episode_returns(self, num_envs, dtype=np.float64):
+        return _TableReturns(num_envs, self)
 
 
 class WindowRewards(UserRewards):
@@ -315,6 +366,26 @@ class _WindowReturns(EpisodeReturns):
 
     def clear(self, copies):
         self._length[list(copies)] = 0
+
+
+class _TableReturns(EpisodeReturns):
+    """Keeps each copy's visits per cell (O(num_envs x cells)); returns are the visits times the users' tables."""
+
+    def __init__(self, num_envs: int, model: TableRewards):
+        self.num_envs, self.model = num_envs, model
+        self._visits = np.zeros((num_envs, model.by_cell.shape[0]))
+
+    def add(self, stats, active=None):
+        cells = self.model.cells(stats)
+        copies = np.arange(self.num_envs) if active is None else np.flatnonzero(active)
+        self._visits[copies, cells[copies]] += 1.0
+
+    def combine(self, copies, coefs):
+        visits = np.asarray(coefs, dtype=np.float64) @ self._visits[list(copies)]  # (cells,)
+        return visits @ self.model.by_cell_f64()
+
+    def clear(self, copies):
+        self._visits[list(copies)] = 0.0
 
 
 def user_rewards_of(env) -> UserRewards:

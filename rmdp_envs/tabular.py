@@ -10,8 +10,9 @@ import numpy as np
 import gymnasium as gym
 from gymnasium import spaces
 
-from rmdp_envs.core import make_reward_space
+from rmdp_envs.core import NO_REWARD_VECTOR, make_reward_space
 from rmdp_envs.population import Population
+from rmdp_envs.rewards import TableRewards
 
 #: How far a probability row may sum from 1 before it is rejected (then it is renormalized).
 PROBABILITY_TOLERANCE = 1e-8
@@ -21,7 +22,9 @@ def validate_tables(P, R, init, horizon) -> tuple[np.ndarray, np.ndarray, np.nda
     """Check and normalize the tables of a finite-horizon r-MDP; raises ``ValueError`` on bad input.
 
     Returns float64 copies ``P (S, A, S)``, ``R (n, S, A)``, ``init (S,)`` (probability rows
-    renormalized to sum to exactly 1) and ``horizon`` as an int, all read-only.
+    renormalized to sum to exactly 1) and ``horizon`` as an int, all read-only. A table that is
+    already a read-only float64 array is kept, not copied: the generators hand every env copy of a
+    process the same tables (:mod:`rmdp_envs.envs.tabular_generators`), O(n x S x A) once.
     """
     P = _float_array(P, "P")
     R = _float_array(R, "R")
@@ -43,10 +46,13 @@ def validate_tables(P, R, init, horizon) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def _float_array(x, name: str) -> np.ndarray:
-    try:
-        a = np.array(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a numeric array") from None
+    if isinstance(x, np.ndarray) and x.dtype == np.float64 and not x.flags.writeable:
+        a = x  # read-only (a generator's shared table): no copy per env copy
+    else:
+        try:
+            a = np.array(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a numeric array") from None
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return a
@@ -114,10 +120,17 @@ class TabularRMDP(gym.Env):
         self.reward_space = make_reward_space(n, self.R.min(), self.R.max())
         self.action_space = spaces.Discrete(A)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(S + 1,), dtype=np.float32)
-        self._step_rewards = np.ascontiguousarray(self.R.transpose(1, 2, 0), dtype=np.float32)  # (S, A, n)
+        self._step_rewards = None  # (S, A, n) float32, made by the first step that returns a reward vector
         self._next_cdf = np.cumsum(self.P, axis=-1)
         self._init_cdf = np.cumsum(self.init)
         self._state, self._t = 0, 0
+
+    #: Whether ``step`` returns the ``(n,)`` reward vector; a vector env reading :meth:`user_rewards` turns it off.
+    reward_vector = True
+
+    def user_rewards(self) -> TableRewards:
+        """Every user's reward as a function of ``info["state_action"]`` (:mod:`rmdp_envs.rewards`)."""
+        return TableRewards(self.R, "state_action")
 
     @property
     def n_agents(self) -> int:
@@ -169,6 +182,11 @@ class TabularRMDP(gym.Env):
         obs[-1] = self._t / self.horizon
         return obs
 
+    def _reward_vector(self, state: int, action: int) -> np.ndarray:
+        if self._step_rewards is None:
+            self._step_rewards = np.ascontiguousarray(self.R.transpose(1, 2, 0), dtype=np.float32)
+        return self._step_rewards[state, action].copy()
+
     def _sample(self, cdf: np.ndarray) -> int:
         return min(int(np.searchsorted(cdf, self.np_random.random(), side="right")), self.n_states - 1)
 
@@ -183,8 +201,8 @@ class TabularRMDP(gym.Env):
         if self._t >= self.horizon:
             raise RuntimeError("the episode has ended (horizon reached); call reset()")
         state, action = self._state, int(action)
-        reward = self._step_rewards[state, action].copy()
+        reward = self._reward_vector(state, action) if self.reward_vector else NO_REWARD_VECTOR
         self._state = self._sample(self._next_cdf[state, action])
         self._t += 1
-        info = {"state": self._state, "t": self._t, "prev_state": state}
+        info = {"state": self._state, "t": self._t, "prev_state": state, "state_action": state * self.n_actions + action}
         return self._obs(), reward, self._t == self.horizon, False, info

@@ -347,12 +347,14 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int) -> int:
     * The final evaluation: every user's return in each episode (k x eval_episodes x n float64,
       twice while stacked) and the result file's utility matrix as numbers (~40 bytes each).
     * Environments without a compact reward statistic (``reward_dim = n``): each copy's reward
-      vector, statistic and episode sums (3 arrays of k*m x n).
+      vector, statistic and episode sums (3 arrays of k*m x n), and the rollout's statistics
+      ((T + 1) x k*m x reward_dim float64, twice: the workers' and the main process's).
     The n-independent rest (networks, observation buffers, MuJoCo) is a few hundred MB.
     """
     k, copies = args.k, args.k * args.num_envs
     outputs, episodes = min(n, args.critic_bins), args.eval_episodes or 1
     rollout = 4 * (8 * (args.num_steps + 1) * copies * outputs + 4 * k * args.hidden_size * outputs)
+    rollout += 2 * 8 * (args.num_steps + 1) * copies * reward_dim
     per_user = 8 * 8 * k * n + 32 * (copies + k * min(episodes, 256) + 1) * n + (16 + 40) * k * episodes * n
     env_side = 3 * 8 * copies * n if reward_dim >= n else 0
     return rollout + per_user + env_side

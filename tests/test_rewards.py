@@ -10,7 +10,7 @@ import pytest
 
 import rmdp_envs
 from rmdp_envs.population import Population
-from rmdp_envs.rewards import VectorRewards, WindowRewards, user_rewards_of
+from rmdp_envs.rewards import TableRewards, VectorRewards, WindowRewards, user_rewards_of
 from rmdp_train.users import UserTracker, user_bins
 
 K, M = 2, 2
@@ -28,6 +28,9 @@ CASES = [
     ("rmdp/HopperSpeed-v0", dict(n_agents=40), WindowRewards),  # terminations: episodes of different lengths
     ("rmdp/CartPolePosition-v0", dict(n_agents=50), WindowRewards),  # box-shaped rewards
     ("rmdp/ResourceGathering-v0", {}, VectorRewards),
+    ("rmdp/TabularRandom-v0", dict(n_agents=40), TableRewards),  # every user its own noisy table
+    ("rmdp/GridGoals-v0", dict(n_agents=30), TableRewards),
+    ("rmdp/Chain-v0", dict(n_agents=30), TableRewards),
 ]
 
 
@@ -124,6 +127,33 @@ def test_statistic_mode_skips_the_reward_vector_and_checks_its_mode():
     env.close()
     with pytest.raises(ValueError, match="rewards must be one of"):
         rmdp_envs.make_vector_env("rmdp/HalfCheetahSpeed-v0", 1, 1, rewards="vectors")
+
+
+def test_tabular_copies_share_their_tables_and_skip_the_vector():
+    """A statistic-mode vector env of a tabular task: one set of reward tables per process, no (n,) vector per step,
+    and per-step rewards rebuilt from the cell bit for bit the env's (float32) values."""
+    kwargs = dict(n_agents=100_000)
+    env = rmdp_envs.make_vector_env("rmdp/TabularRandom-v0", 2, 2, kwargs, rewards="statistic")
+    tables = {id(e.unwrapped.R) for e in env.envs}
+    assert len(tables) == 1 and not env.envs[0].unwrapped.R.flags.writeable
+    env.reset(seed=0)
+    _, stats, *_ = env.step(env.action_space.sample())
+    assert stats.shape == (4, 1) and all(not e.unwrapped.reward_vector and e.unwrapped._step_rewards is None for e in env.envs)
+    single = rmdp_envs.make("rmdp/TabularRandom-v0", **kwargs)
+    single.reset(seed=0)
+    _, reward, *_, info = single.step(1)
+    np.testing.assert_array_equal(env.user_rewards.rewards([[info["state_action"]]])[0], reward)
+    assert single.unwrapped.R is env.envs[0].unwrapped.R  # the same process: the same tables
+    env.close()
+
+
+def test_tabular_populations_given_by_the_caller_stay_theirs():
+    """A Population passed in is the env's own, its tables not cached: only a sampler's name gives shared tables."""
+    population = Population(params=np.linspace(0.0, 9.0, 12)[:, None], kind="custom")
+    env = rmdp_envs.make("rmdp/Chain-v0", population=population)
+    assert env.unwrapped.population is population
+    other = rmdp_envs.make("rmdp/Chain-v0", population=population)
+    assert other.unwrapped.R is not env.unwrapped.R
 
 
 def test_evaluation_at_a_million_users_is_cheap():

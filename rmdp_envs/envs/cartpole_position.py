@@ -6,7 +6,7 @@ import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from rmdp_envs.rewards import TargetWindowReward, WindowRewards
-from rmdp_envs.core import make_reward_space, resolve_population
+from rmdp_envs.core import NO_REWARD_VECTOR, make_reward_space, resolve_population
 from rmdp_envs.population import Population
 
 
@@ -58,5 +58,5 @@ class CartPolePositionEnv(CartPoleEnv):
     def step(self, action):
         obs, _, terminated, truncated, _ = super().step(action)
         x = float(self.state[0])
-        reward = self._reward_fn(x) if self.reward_vector else np.zeros(0, dtype=np.float32)
+        reward = self._reward_fn(x) if self.reward_vector else NO_REWARD_VECTOR
         return obs, reward, terminated, truncated, {"x_position": x}

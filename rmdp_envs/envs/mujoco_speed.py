@@ -22,7 +22,7 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from rmdp_envs.bounds import MAX_TENT_USERS, TENT_BINS, binned_tent_welfare_bound, tent_welfare_bound
 from rmdp_envs.rewards import TargetWindowReward, WindowRewards
-from rmdp_envs.core import make_reward_space, resolve_population
+from rmdp_envs.core import NO_REWARD_VECTOR, make_reward_space, resolve_population
 from rmdp_envs.population import Population
 
 #: Per-step reward of a user whose target is met exactly; 1000 steps give at most 100.
@@ -119,7 +119,7 @@ class SpeedRewardMixin:
 
     def step(self, action):
         obs, _, terminated, truncated, info = super().step(action)
-        reward = self._reward_fn(info["x_velocity"]) if self.reward_vector else _NO_REWARD_VECTOR
+        reward = self._reward_fn(info["x_velocity"]) if self.reward_vector else NO_REWARD_VECTOR
         return obs, reward, terminated, truncated, info
 
     def step_velocity(self, action) -> tuple[np.ndarray, float, bool]:
@@ -148,9 +148,6 @@ class SpeedRewardMixin:
     def _forward_x(self) -> float:
         """The x position Gymnasium's v5 ``step`` differentiates (the root joint's; Ant: its main body's)."""
         return self.data.qpos[0]
-
-
-_NO_REWARD_VECTOR = np.zeros(0, dtype=np.float32)
 
 
 def _hopper_health(env: gym.Env, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
