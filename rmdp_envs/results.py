@@ -207,6 +207,10 @@ def nvidia_gpus(root: str | Path = "/proc/driver/nvidia/gpus") -> list[str]:
     return names
 
 
+#: Types json writes as they are: a list of only these needs no conversion (a population's rows, n of them).
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars and arrays -> JSON types."""
     if isinstance(value, np.ndarray):
@@ -216,5 +220,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if all(map(_JSON_SCALARS.__contains__, map(type, value))):  # in C: no Python call per element
+            return list(value)
         return [_plain(v) for v in value]
     return value

@@ -318,12 +318,16 @@ class EpisodeReturns:
     def combine(self, copies, coefs) -> np.ndarray:
         raise NotImplementedError
 
+    def combine_groups(self, groups) -> np.ndarray:
+        """``(len(groups), n)``: :meth:`combine` of each ``(copies, coefs)`` pair (one pass where a description can)."""
+        return np.stack([self.combine(copies, coefs) for copies, coefs in groups])
+
     def clear(self, copies) -> None:
         raise NotImplementedError
 
     def returns(self) -> np.ndarray:
         """``(num_envs, n)``: every copy's current episode return (O(num_envs x n): small n or evaluation)."""
-        return np.stack([self.combine([e], [1.0]) for e in range(self.num_envs)])
+        return self.combine_groups([([e], [1.0]) for e in range(self.num_envs)])
 
 
 class _VectorReturns(EpisodeReturns):
@@ -381,8 +385,14 @@ class _TableReturns(EpisodeReturns):
         self._visits[copies, cells[copies]] += 1.0
 
     def combine(self, copies, coefs):
-        visits = np.asarray(coefs, dtype=np.float64) @ self._visits[list(copies)]  # (cells,)
-        return visits @ self.model.by_cell_f64()
+        return self.combine_groups([(copies, coefs)])[0]
+
+    def combine_groups(self, groups):
+        """One matrix product for all groups: the users' tables are read once, not once per group."""
+        weights = np.zeros((len(groups), self.num_envs))
+        for row, (copies, coefs) in zip(weights, groups):
+            row[list(copies)] = coefs
+        return (weights @ self._visits) @ self.model.by_cell_f64()
 
     def clear(self, copies):
         self._visits[list(copies)] = 0.0

@@ -106,16 +106,16 @@ class UserTracker:
         first episode replaces ``U``); returns are linear in an episode's statistics, so one call covers all c.
         """
         ema = self.ema
-        for p in np.unique(self.policy[finished]):
+        policies, groups = np.unique(self.policy[finished]), []
+        for p in policies:
             copies = np.flatnonzero(finished & (self.policy == p))
-            c = len(copies)
-            coefs = (1 - ema) * ema ** np.arange(c - 1, -1, -1, dtype=np.float64)
-            if state.seen[p]:
-                state.utility[p] = ema ** c * state.utility[p] + self._episodes.combine(copies, coefs)
-            else:
-                coefs[0] = ema ** (c - 1)
-                state.utility[p] = self._episodes.combine(copies, coefs)
-                state.seen[p] = True
+            coefs = (1 - ema) * ema ** np.arange(len(copies) - 1, -1, -1, dtype=np.float64)
+            if not state.seen[p]:
+                coefs[0] = ema ** (len(copies) - 1)
+            groups.append((copies, coefs))
+        for p, (copies, _), returns in zip(policies, groups, self._episodes.combine_groups(groups)):
+            state.utility[p] = ema ** len(copies) * state.utility[p] + returns if state.seen[p] else returns
+            state.seen[p] = True
         self._episodes.clear(np.flatnonzero(finished))
 
     def pool_weights(self, weights: torch.Tensor) -> torch.Tensor:

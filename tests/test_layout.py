@@ -17,6 +17,7 @@ import pytest
 import rmdp_envs
 from rmdp_envs import RunResult, e_step
 from rmdp_envs.core import EVALUATION_CLASSES, FAMILIES
+from rmdp_envs.files import json_text
 from rmdp_envs.results import REQUIRED_KEYS, run_result_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,16 @@ def test_run_result_round_trips_and_keeps_extra_keys(tmp_path):
         RunResult.from_dict(data)
     with pytest.raises(ValueError, match="repeats"):
         RunResult(**{**again.__dict__, "extra": {"seed": 3}}).to_dict()
+
+
+def test_json_text_is_json_with_lists_of_numbers_on_one_line():
+    data = {"utility": [[0.5, 1.0], [2.0, -3.25]], "history": [{"step": 1, "x": [1, 2]}, {}], "empty": {}, "none": None,
+            "nested": {"a": {"b": [True, "s"]}}, 7: "int key"}
+    text = json_text(data)
+    assert json.loads(text) == json.loads(json.dumps(data))
+    assert '"utility": [[0.5, 1.0], [2.0, -3.25]]' in text and '\n    {\n      "step": 1,' in text
+    with pytest.raises(ValueError, match="JSON compliant"):
+        json_text({"x": [float("nan")]})
 
 
 @pytest.mark.parametrize("env_id", rmdp_envs.registered_ids())
