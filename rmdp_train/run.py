@@ -27,6 +27,7 @@ from torch.utils.tensorboard import SummaryWriter
 import rmdp_envs
 from rmdp_envs import RunResult
 from rmdp_envs.files import atomic_write_json
+from rmdp_envs.population import Population
 from rmdp_envs.rewards import user_rewards_of
 from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores
 from rmdp_envs.vector import start_forkserver
@@ -44,7 +45,7 @@ class EnvInfo:
     """What the networks and buffers need to know about an environment."""
 
     n: int
-    population: dict
+    population: Population  # the object, not its dict: a tabular task's is n x S x A numbers (a GB as Python floats at 10^6)
     discrete: bool
     obs_dim: int
     act_dim: int
@@ -57,7 +58,7 @@ class EnvInfo:
     def of(cls, env) -> "EnvInfo":
         discrete = not hasattr(env.action_space, "low")
         act_dim = 1 if discrete else int(np.prod(env.action_space.shape))
-        return cls(n=env.unwrapped.population.n, population=env.unwrapped.population.to_dict(), discrete=discrete,
+        return cls(n=env.unwrapped.population.n, population=env.unwrapped.population, discrete=discrete,
                    obs_dim=int(np.prod(env.observation_space.shape)), act_dim=act_dim,
                    out_dim=int(env.action_space.n) if discrete else act_dim,
                    action_low=None if discrete else env.action_space.low,
@@ -141,14 +142,14 @@ class Run:
         args.minibatch_size = args.num_steps * m // args.num_minibatches
         args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
         self.resumed = args.resume is not None
-        self._check_memory(self.env.n, self.env.reward_dim)
+        self._check_memory(self.env.n, self.env.reward_dim, self.env.population.params.shape[1])
         if args.num_workers:  # the workers' imports, done once in the fork server while this process builds the learner
             start_forkserver(also=("rmdp_train.rollout", "rmdp_train.run"))
 
-    def _check_memory(self, n: int, reward_dim: int) -> None:
+    def _check_memory(self, n: int, reward_dim: int, params_per_user: int = 1) -> None:
         """Fail at once (one ``error:`` line) when the per-user arrays of this run cannot fit in memory."""
         args = self.args
-        need, available = memory_estimate(args, n, reward_dim), available_memory()
+        need, available = memory_estimate(args, n, reward_dim, params_per_user), available_memory()
         if available is not None and need > available:
             fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays (n = {n} users, k = {args.k}, "
                  f"{args.k * (args.num_envs or 1)} copies, {args.eval_episodes} evaluation episodes), but "
@@ -157,7 +158,7 @@ class Run:
 
     def user_bins(self) -> np.ndarray:
         """Each user's critic output (:func:`rmdp_train.users.user_bins` with ``--critic-bins``)."""
-        return user_bins(np.asarray(self.env.population["params"]), self.args.critic_bins)
+        return user_bins(self.env.population.params, self.args.critic_bins)
 
     def create_folder(self) -> None:
         """The run folder (``args.json`` in it), or the one being resumed. Call after the last check."""
@@ -266,7 +267,7 @@ class Run:
         args = self.args
         wall = state.elapsed()
         result = RunResult(
-            env_id=args.env_id, env_kwargs=self.env_kwargs, population=self.env.population, solver=self.solver,
+            env_id=args.env_id, env_kwargs=self.env_kwargs, population=self.env.population.to_dict(), solver=self.solver,
             commit=self.commit, seed=args.seed, k=args.k, n_agents=self.env.n, total_timesteps=args.total_timesteps,
             transitions=state.global_step, wall_time_s=wall, transitions_per_s=state.global_step / max(wall, 1e-9),
             utility=ev["utility"], assignment=state.assignment, welfare=ev["welfare"], best_welfare=ev["best_welfare"],
@@ -339,7 +340,7 @@ class Run:
         print(f"policies saved to {self.dir}")
 
 
-def memory_estimate(args: PPOArgs, n: int, reward_dim: int) -> int:
+def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int = 1) -> int:
     """Bytes a run allocates that grow with the number of users n, estimated before allocating anything.
 
     * The rollout: every critic output's reward, advantage and return per step and copy
@@ -350,19 +351,23 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int) -> int:
       the E-step's temporaries: about 8 arrays.
     * Per env copy (k*m, and the evaluation's): its own population and sorted targets (~32 bytes per user).
     * The final evaluation: every user's return in each episode (k x eval_episodes x n float64,
-      twice while stacked) and the result file's utility matrix as numbers (~40 bytes each).
+      twice while stacked) and the result file's utility matrix (k x n) as numbers (~40 bytes each).
     * Environments without a compact reward statistic (``reward_dim = n``): each copy's reward
       vector, statistic and episode sums (3 arrays of k*m x n), and the rollout's statistics
       ((T + 1) x k*m x reward_dim float64, twice: the workers' and the main process's).
+    * The population's parameters (``params_per_user`` each: a target for the speed tasks, the whole
+      S x A reward table for the tabular ones): a shared copy per process, the tabular rewards' own
+      float32 and float64 tables, and the result file's copy as Python floats and JSON text (~72 bytes each).
     The n-independent rest (networks, observation buffers, MuJoCo) is a few hundred MB.
     """
     k, copies = args.k, args.k * args.num_envs
     outputs, episodes = min(n, args.critic_bins), args.eval_episodes or 1
     rollout = 4 * (8 * (args.num_steps + 1) * copies * outputs + 4 * k * args.hidden_size * outputs)
     rollout += 2 * 8 * (args.num_steps + 1) * copies * reward_dim
-    per_user = 8 * 8 * k * n + 32 * (copies + k * min(episodes, 256) + 1) * n + (16 + 40) * k * episodes * n
+    per_user = 8 * 8 * k * n + 32 * (copies + k * min(episodes, 256) + 1) * n + 16 * k * episodes * n + 40 * k * n
     env_side = 3 * 8 * copies * n if reward_dim >= n else 0
-    return rollout + per_user + env_side
+    params = (8 * (1 + args.num_workers) + 72) * params_per_user * n
+    return rollout + per_user + env_side + params
 
 
 def available_memory() -> int | None:

@@ -85,7 +85,7 @@ if __name__ == "__main__":
     args = parse_args(Args, __file__)
     run = Run(args, SOLVER, positive=dict(max_candidates=args.max_candidates))
     k, m, n, env = args.k, args.num_envs, run.env.n, run.env
-    params = np.asarray(run.env.population["params"], dtype=np.float64).reshape(n, -1)
+    params = run.env.population.params.reshape(n, -1)
     z = normalized_params(params)  # (n, d)
     d = z.shape[1]
     selection_episodes = args.selection_episodes or args.eval_episodes
