@@ -67,6 +67,6 @@ def _layout(value: Any, level: int) -> str:
         items = (f"{pad}{json.dumps(key if isinstance(key, str) else json.dumps(key))}: {_layout(item, level + 1)}"
                  for key, item in value.items())
         return "{\n" + ",\n".join(items) + end + "}"
-    if isinstance(value, (list, tuple)) and any(isinstance(item, dict) and item for item in value):
+    if isinstance(value, (list, tuple)) and any(issubclass(kind, dict) for kind in set(map(type, value))):  # C-speed scan
         return "[\n" + ",\n".join(pad + _layout(item, level + 1) for item in value) + end + "]"
     return json.dumps(value, allow_nan=False)
