@@ -180,32 +180,27 @@ class TableRewards(UserRewards):
     def __init__(self, tables: np.ndarray, key: str = "state_action"):
         tables = np.asarray(tables)
         self.n, self.dim, self.key = tables.shape[0], 1, key
-        self.by_cell = np.ascontiguousarray(tables.reshape(self.n, -1).T, dtype=np.float32)  # (cells, n)
-        self._by_cell_f64 = None  # the same values in float64, for returns (made on first use)
+        # (cells, n): the env's float32 rewards, held as float64 (exactly) for the products of returns and groups
+        self.by_cell = tables.reshape(self.n, -1).T.astype(np.float32).astype(np.float64)
 
     @staticmethod
     def cells(stats: np.ndarray) -> np.ndarray:
         """``(B, 1)`` statistics -> ``(B,)`` cell indices."""
         return np.asarray(stats).reshape(-1).astype(np.intp)
 
-    def by_cell_f64(self) -> np.ndarray:
-        if self._by_cell_f64 is None:
-            self._by_cell_f64 = self.by_cell.astype(np.float64)
-        return self._by_cell_f64
-
     def statistic(self, reward, info):
         return np.array([info[self.key]], dtype=np.float64)
 
     def rewards(self, stats):
-        return self.by_cell[self.cells(stats)]
+        return self.by_cell[self.cells(stats)].astype(np.float32)
 
     def grouped(self, weights):
-        per_cell = np.asarray(weights, dtype=np.float64) @ self.by_cell_f64().T  # (K, cells)
+        per_cell = np.asarray(weights, dtype=np.float64) @ self.by_cell.T  # (K, cells)
         return lambda stats, policy: per_cell[policy, self.cells(stats)]
 
     def pooled(self, bins):
         """Each cell's bin means, by :meth:`VectorRewards.pooled`'s own arithmetic on the cell's reward vector."""
-        per_cell = VectorRewards(self.n).pooled(bins)(self.by_cell_f64())  # (cells, bins) float32
+        per_cell = VectorRewards(self.n).pooled(bins)(self.by_cell)  # (cells, bins) float32
         return lambda stats: per_cell[self.cells(stats)]
 
     def episode_returns(self, num_envs, dtype=np.float64):
@@ -392,7 +387,7 @@ class _TableReturns(EpisodeReturns):
         weights = np.zeros((len(groups), self.num_envs))
         for row, (copies, coefs) in zip(weights, groups):
             row[list(copies)] = coefs
-        return (weights @ self._visits) @ self.model.by_cell_f64()
+        return (weights @ self._visits) @ self.model.by_cell
 
     def clear(self, copies):
         self._visits[list(copies)] = 0.0

@@ -357,7 +357,7 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
       ((T + 1) x k*m x reward_dim float64, twice: the workers' and the main process's).
     * The population's parameters (``params_per_user`` each: a target for the speed tasks, the whole
       S x A reward table for the tabular ones): a shared copy per process, the tabular rewards' own
-      float32 and float64 tables, and the result file's copy as Python floats and JSON text (~72 bytes each).
+      float64 table, and the result file's copy as Python floats and JSON text (~72 bytes each).
     The n-independent rest (networks, observation buffers, MuJoCo) is a few hundred MB.
     """
     k, copies = args.k, args.k * args.num_envs
