@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+import functools
+import weakref
+from typing import Any, Callable, Hashable, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -17,9 +19,36 @@ NO_REWARD_VECTOR = np.zeros(0, dtype=np.float32)
 NO_REWARD_VECTOR.setflags(write=False)
 
 
+@functools.lru_cache(maxsize=8)
 def make_reward_space(n: int, low: float, high: float) -> spaces.Box:
-    """The Box that every reward vector of an ``n``-user r-MDP lies in (MO-Gymnasium style)."""
+    """The Box that every reward vector of an ``n``-user r-MDP lies in (MO-Gymnasium style).
+
+    One Box per process for equal arguments: its bounds are four arrays of ``n`` (10 bytes a user), and
+    a vector env's copies and an evaluation's (hundreds at once) would each hold their own; seeding one
+    copy's ``reward_space`` seeds them all.
+    """
     return spaces.Box(low=np.float32(low), high=np.float32(high), shape=(n,), dtype=np.float32)
+
+
+#: (id of a live object, key) -> (a weak reference to the object, what was derived from it).
+_DERIVED: dict[tuple[int, Hashable], tuple[weakref.ref, Any]] = {}
+
+
+def derived(owner: Any, key: Hashable, build: Callable[[], Any]) -> Any:
+    """``build()``, made once per live ``owner`` object and ``key`` in this process.
+
+    A process's env copies share one population (:func:`resolve_population`) or reward table, and
+    what each copy derives from it (sorted targets, table bounds) is the same too: at n = 10^6 users
+    that is megabytes and a sort per copy, hundreds of copies in an evaluation. The entry leaves with
+    its owner.
+    """
+    slot = (id(owner), key)
+    known = _DERIVED.get(slot)
+    if known is not None and known[0]() is owner:
+        return known[1]
+    value = build()
+    _DERIVED[slot] = (weakref.ref(owner, lambda _, slot=slot: _DERIVED.pop(slot, None)), value)
+    return value
 
 
 def resolve_population(
@@ -43,7 +72,16 @@ def resolve_population(
         low, high = (float(v) for v in target_range)
     except (TypeError, ValueError):
         raise ValueError(f"target_range must be a pair (low, high), got {target_range!r}") from None
-    return Population.sample(population, n_agents, low, high, seed=population_seed)
+    if population_seed is None:  # a fresh draw each time (a vector env refuses copies that differ)
+        return Population.sample(population, n_agents, low, high, seed=None)
+    return _sampled_population(population, n_agents, population_seed, low, high)
+
+
+@functools.lru_cache(maxsize=4)
+def _sampled_population(sampler: str, n_agents: int, seed: int, low: float, high: float) -> Population:
+    """A seeded sampler's population, drawn once per process for equal arguments: every env copy (and
+    :func:`derived` from it, once) shares it. Its parameters are read-only, so sharing changes no number."""
+    return Population.sample(sampler, n_agents, low, high, seed=seed)
 
 
 #: ``metadata["rmdp_evaluation"]``: how exactly re-evaluating the same policies on the same seeds repeats.

@@ -6,13 +6,11 @@ lets deep solvers play them as an ordinary r-MDP environment.
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 import gymnasium as gym
 from gymnasium import spaces
 
-from rmdp_envs.core import NO_REWARD_VECTOR, make_reward_space
+from rmdp_envs.core import NO_REWARD_VECTOR, derived, make_reward_space
 from rmdp_envs.population import Population
 from rmdp_envs.rewards import TableRewards
 
@@ -60,25 +58,16 @@ def _float_array(x, name: str) -> np.ndarray:
     return a
 
 
-#: id of a read-only table -> (a weak reference to it, (min, max, all finite)); entries leave with their table.
-_RANGES: dict[int, tuple[weakref.ref, tuple[float, float, bool]]] = {}
-
-
 def table_range(a: np.ndarray) -> tuple[float, float, bool]:
-    """``(a.min(), a.max(), all finite)``, computed once per read-only array.
+    """``(a.min(), a.max(), all finite)``, computed once per read-only array (:func:`rmdp_envs.core.derived`).
 
     A process's env copies share their read-only tables (the generators' cache), and each copy
     checks them and bounds its ``reward_space``: three passes over ``n x S x A`` numbers per copy
     (a second per hundred copies at n = 100,000) where one per table is enough.
     """
-    known = _RANGES.get(id(a))
-    if known is not None and known[0]() is a:
-        return known[1]
-    facts = (float(a.min()), float(a.max()), bool(np.all(np.isfinite(a)))) if a.size else (0.0, 0.0, True)
-    if not a.flags.writeable:
-        key = id(a)
-        _RANGES[key] = (weakref.ref(a, lambda _, key=key: _RANGES.pop(key, None)), facts)
-    return facts
+    def facts():
+        return (float(a.min()), float(a.max()), bool(np.all(np.isfinite(a)))) if a.size else (0.0, 0.0, True)
+    return facts() if a.flags.writeable else derived(a, "range", facts)
 
 
 def _probabilities(p: np.ndarray, name: str, describe) -> np.ndarray:

@@ -147,6 +147,18 @@ def test_tabular_copies_share_their_tables_and_skip_the_vector():
     env.close()
 
 
+def test_speed_copies_share_population_targets_and_reward_space():
+    """A seeded population is drawn once per process: the copies share it, its sorted targets and their reward space."""
+    env = rmdp_envs.make_vector_env("rmdp/HalfCheetahSpeed-v0", 2, 2, dict(n_agents=50_000), rewards="statistic")
+    bases = [e.unwrapped for e in env.envs]
+    for attribute in ("population", "_reward_fn", "reward_space"):
+        assert len({id(getattr(base, attribute)) for base in bases}) == 1, attribute
+    other = rmdp_envs.make("rmdp/HalfCheetahSpeed-v0", n_agents=50_000, population_seed=1).unwrapped
+    assert other.population is not bases[0].population and other.population != bases[0].population
+    assert other._reward_fn is not bases[0]._reward_fn and other.reward_space is bases[0].reward_space
+    env.close()
+
+
 def test_tabular_populations_given_by_the_caller_stay_theirs():
     """A Population passed in is the env's own, its tables not cached: only a sampler's name gives shared tables."""
     population = Population(params=np.linspace(0.0, 9.0, 12)[:, None], kind="custom")

@@ -6,7 +6,7 @@ import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from rmdp_envs.rewards import TargetWindowReward, WindowRewards
-from rmdp_envs.core import NO_REWARD_VECTOR, make_reward_space, resolve_population
+from rmdp_envs.core import NO_REWARD_VECTOR, derived, make_reward_space, resolve_population
 from rmdp_envs.population import Population
 
 
@@ -41,7 +41,8 @@ class CartPolePositionEnv(CartPoleEnv):
         self.target_range = (low, high)
         self.half_width = (high - low) / 20.0
         self.targets = self.population.params[:, 0]
-        self._reward_fn = TargetWindowReward(self.targets, self.half_width, 0.1, "box")
+        self._reward_fn = derived(self.population, ("box", self.half_width, 0.1),
+                                  lambda: TargetWindowReward(self.targets, self.half_width, 0.1, "box"))
         self.reward_space = make_reward_space(self.population.n, 0.0, 0.1)
 
     @property

@@ -22,7 +22,7 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from rmdp_envs.bounds import MAX_TENT_USERS, TENT_BINS, binned_tent_welfare_bound, tent_welfare_bound
 from rmdp_envs.rewards import TargetWindowReward, WindowRewards
-from rmdp_envs.core import NO_REWARD_VECTOR, make_reward_space, resolve_population
+from rmdp_envs.core import NO_REWARD_VECTOR, derived, make_reward_space, resolve_population
 from rmdp_envs.population import Population
 
 #: Per-step reward of a user whose target is met exactly; 1000 steps give at most 100.
@@ -87,7 +87,8 @@ class SpeedRewardMixin:
         self.target_range = (float(low), float(high))
         self.half_width = (high - low) / 20.0
         self.targets = self.population.params[:, 0]
-        self._reward_fn = TargetWindowReward(self.targets, self.half_width, REWARD_SCALE, "triangle")
+        self._reward_fn = derived(self.population, ("triangle", self.half_width, REWARD_SCALE),
+                                  lambda: TargetWindowReward(self.targets, self.half_width, REWARD_SCALE, "triangle"))
         self.reward_space = make_reward_space(self.population.n, 0.0, REWARD_SCALE)
 
     @property
