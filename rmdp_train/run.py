@@ -129,6 +129,9 @@ class Run:
             fail("--main-share applies to --rollout main only: with --rollout workers the workers step every copy")
         self.env = EnvInfo.of(probe)
         self.user_rewards = user_rewards_of(probe)  # what a UserTracker reads (the vector envs' own description)
+        twin = rmdp_envs.make(args.env_id, **self.env_kwargs)  # does a second copy share the first one's users?
+        self.copies_share_users = twin.unwrapped.population is probe.unwrapped.population
+        twin.close()
         probe.close()
         if args.capture_video:  # now, not after training: an env that cannot render, or no OpenGL
             try:
@@ -142,14 +145,14 @@ class Run:
         args.minibatch_size = args.num_steps * m // args.num_minibatches
         args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
         self.resumed = args.resume is not None
-        self._check_memory(self.env.n, self.env.reward_dim, self.env.population.params.shape[1])
+        self._check_memory(self.env.n, self.env.reward_dim, self.env.population.params.shape[1], self.copies_share_users)
         if args.num_workers:  # the workers' imports, done once in the fork server while this process builds the learner
             start_forkserver(also=("rmdp_train.rollout", "rmdp_train.run"))
 
-    def _check_memory(self, n: int, reward_dim: int, params_per_user: int = 1) -> None:
+    def _check_memory(self, n: int, reward_dim: int, params_per_user: int = 1, copies_share_users: bool = True) -> None:
         """Fail at once (one ``error:`` line) when the per-user arrays of this run cannot fit in memory."""
         args = self.args
-        need, available = memory_estimate(args, n, reward_dim, params_per_user), available_memory()
+        need, available = memory_estimate(args, n, reward_dim, params_per_user, copies_share_users), available_memory()
         if available is not None and need > available:
             fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays (n = {n} users, k = {args.k}, "
                  f"{args.k * (args.num_envs or 1)} copies, {args.eval_episodes} evaluation episodes), but "
@@ -340,7 +343,8 @@ class Run:
         print(f"policies saved to {self.dir}")
 
 
-def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int = 1) -> int:
+def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int = 1,
+                    copies_share_users: bool = True) -> int:
     """Bytes a run allocates that grow with the number of users n, estimated before allocating anything.
 
     * The rollout: every critic output's reward, advantage and return per step and copy
@@ -349,7 +353,10 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
       (k x hidden x outputs, with gradient and Adam's moments 4 copies).
     * Per policy and user (k x n float64): the utility estimate, e2e's logits and Adam moments,
       the E-step's temporaries: about 8 arrays.
-    * Per env copy (k*m, and the evaluation's): its own population and sorted targets (~32 bytes per user).
+    * The env copies' population, sorted targets and reward space (~42 bytes per user): once per process where
+      the copies share them (``copies_share_users``: a seeded sampler's population, the tabular generators),
+      else once per copy (k*m, and the evaluation's). The check before the users are sampled assumes sharing,
+      the least any environment needs; the one after the probe env knows.
     * The final evaluation: every user's return in each episode (k x eval_episodes x n float64,
       twice while stacked) and the result file's utility matrix (k x n) as numbers (~40 bytes each).
     * Environments without a compact reward statistic (``reward_dim = n``): each copy's reward
@@ -358,16 +365,20 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     * The population's parameters (``params_per_user`` each: a target for the speed tasks, the whole
       S x A reward table for the tabular ones): a shared copy per process, the tabular rewards' own
       float64 table, and the result file's copy as Python floats and JSON text (~72 bytes each).
-    The n-independent rest (networks, observation buffers, MuJoCo) is a few hundred MB.
+    * The rest, which does not grow with n (torch, networks, observation buffers, MuJoCo): about 1 GiB
+      (the peaks of EM on HalfCheetahSpeed at n = 2 x 10^6 and 8 x 10^6 extrapolate to 1.07 GB at n = 0).
+    Measured peaks against it (k = 10, one worker, statistic mode): HalfCheetahSpeed n = 10^6 2.18 GB
+    (``scale_shared/``), TabularRandom n = 10^6 6.23 GB (``scale_tabular/``).
     """
     k, copies = args.k, args.k * args.num_envs
     outputs, episodes = min(n, args.critic_bins), args.eval_episodes or 1
     rollout = 4 * (8 * (args.num_steps + 1) * copies * outputs + 4 * k * args.hidden_size * outputs)
     rollout += 2 * 8 * (args.num_steps + 1) * copies * reward_dim
-    per_user = 8 * 8 * k * n + 32 * (copies + k * min(episodes, 256) + 1) * n + 16 * k * episodes * n + 40 * k * n
+    holders = 2 + args.num_workers if copies_share_users else copies + k * min(episodes, 256) + 1
+    per_user = 8 * 8 * k * n + 42 * holders * n + 16 * k * episodes * n + 40 * k * n
     env_side = 3 * 8 * copies * n if reward_dim >= n else 0
     params = (8 * (1 + args.num_workers) + 72) * params_per_user * n
-    return rollout + per_user + env_side + params
+    return rollout + per_user + env_side + params + 2**30
 
 
 def available_memory() -> int | None:
