@@ -4,7 +4,8 @@
 # MuJoCo, Gymnasium and PettingZoo as every result file here), plus their needs such hosts lack, for that host's
 # Python. Carry DIR there and install with
 #   python3 -m pip install --no-index --no-deps --target /tmp/site DIR/*.whl && export PYTHONPATH=/tmp/site:$PWD
-# (a session on 2026-11-27 lost a device start to a missing pettingzoo: rmdp_envs imports it).
+# (a session on 2026-11-27 lost a device start to a missing pettingzoo: rmdp_envs imports it; threadpoolctl, which
+# rmdp_train imports since the solvers pin numpy's BLAS to one thread, comes along in case the host lacks it).
 #
 #   bash benchmarks/offline_wheels.sh DIR [PYTHON_VERSION]      # default 3.12; about 26 MB
 set -euo pipefail
@@ -12,7 +13,7 @@ out=${1:?usage: bash benchmarks/offline_wheels.sh DIR [PYTHON_VERSION]}; py=${2:
 cd "$(dirname "$0")/.."
 # pinned by constraints.txt (they change results) ...
 wheels=()
-for name in gymnasium mujoco mujoco-core mujoco-studio pettingzoo tyro; do
+for name in gymnasium mujoco mujoco-core mujoco-studio pettingzoo tyro threadpoolctl; do
   version=$(sed -n "s/^$name==//p" constraints.txt)
   [ -n "$version" ] || { echo "error: constraints.txt pins no $name" >&2; exit 2; }
   wheels+=("$name==$version")
