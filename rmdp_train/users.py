@@ -114,7 +114,12 @@ class UserTracker:
                 coefs[0] = ema ** (len(copies) - 1)
             groups.append((copies, coefs))
         for p, (copies, _), returns in zip(policies, groups, self._episodes.combine_groups(groups)):
-            state.utility[p] = ema ** len(copies) * state.utility[p] + returns if state.seen[p] else returns
+            if state.seen[p]:  # in place: the same two operations, without two temporaries of n per policy
+                row = state.utility[p]
+                row *= ema ** len(copies)
+                row += returns
+            else:
+                state.utility[p] = returns
             state.seen[p] = True
         self._episodes.clear(np.flatnonzero(finished))
 
