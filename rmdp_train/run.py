@@ -149,15 +149,25 @@ class Run:
         if args.num_workers:  # the workers' imports, done once in the fork server while this process builds the learner
             start_forkserver(also=("rmdp_train.rollout", "rmdp_train.run"))
 
-    def _check_memory(self, n: int, reward_dim: int, params_per_user: int = 1, copies_share_users: bool = True) -> None:
+    def check_evaluation_memory(self, policies: int, episodes: int) -> None:
+        """Fail at once where evaluating ``policies`` policies for ``episodes`` episodes each cannot fit in memory
+        (every user's return in every episode): the family solver's candidates, more than the run's k."""
+        self._check_memory(self.env.n, self.env.reward_dim, self.env.population.params.shape[1], self.copies_share_users,
+                           (policies, episodes))
+
+    def _check_memory(self, n: int, reward_dim: int, params_per_user: int = 1, copies_share_users: bool = True,
+                      evaluated: tuple[int, int] | None = None) -> None:
         """Fail at once (one ``error:`` line) when the per-user arrays of this run cannot fit in memory."""
         args = self.args
-        need, available = memory_estimate(args, n, reward_dim, params_per_user, copies_share_users), available_memory()
+        need = memory_estimate(args, n, reward_dim, params_per_user, copies_share_users, evaluated)
+        available = available_memory()
         if available is not None and need > available:
+            evaluation = (f"{args.eval_episodes} evaluation episodes" if evaluated is None else
+                          f"{evaluated[0]} policies evaluated for {evaluated[1]} episodes each")
+            fewer = "fewer --eval-episodes" if evaluated is None else "fewer evaluated policies or episodes"
             fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays (n = {n} users, k = {args.k}, "
-                 f"{args.k * (args.num_envs or 1)} copies, {args.eval_episodes} evaluation episodes), but "
-                 f"{available / 2**30:.1f} GiB are available: use fewer users (--n-agents), fewer copies (--num-envs) "
-                 "or fewer --eval-episodes")
+                 f"{args.k * (args.num_envs or 1)} copies, {evaluation}), but {available / 2**30:.1f} GiB are available: "
+                 f"use fewer users (--n-agents), fewer copies (--num-envs) or {fewer}")
 
     def user_bins(self) -> np.ndarray:
         """Each user's critic output (:func:`rmdp_train.users.user_bins` with ``--critic-bins``)."""
@@ -344,7 +354,7 @@ class Run:
 
 
 def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int = 1,
-                    copies_share_users: bool = True) -> int:
+                    copies_share_users: bool = True, evaluated: tuple[int, int] | None = None) -> int:
     """Bytes a run allocates that grow with the number of users n, estimated before allocating anything.
 
     * The rollout: every critic output's reward, advantage and return per step and copy
@@ -357,8 +367,11 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
       the copies share them (``copies_share_users``: a seeded sampler's population, the tabular generators),
       else once per copy (k*m, and the evaluation's). The check before the users are sampled assumes sharing,
       the least any environment needs; the one after the probe env knows.
-    * The final evaluation: every user's return in each episode (k x eval_episodes x n float64,
-      twice while stacked) and the result file's utility matrix (k x n) as numbers (~40 bytes each).
+    * The final evaluation: every user's return in each episode (k x eval_episodes x n float64, three such
+      arrays at once: the returns, their stack and the statistics' temporaries; ``evaluated = (policies,
+      episodes)`` where a run evaluates more at once, as the family solver's 64 candidates: measured 3.49 GB at
+      n = 100,000 on TabularRandom against 3.50 estimated with two arrays) and the result file's utility matrix
+      (k x n) as numbers (~40 bytes each).
     * Environments without a compact reward statistic (``reward_dim = n``): each copy's reward
       vector, statistic and episode sums (3 arrays of k*m x n), and the rollout's statistics
       ((T + 1) x k*m x reward_dim float64, twice: the workers' and the main process's).
@@ -371,11 +384,12 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     (``scale_shared/``), TabularRandom n = 10^6 6.23 GB (``scale_tabular/``).
     """
     k, copies = args.k, args.k * args.num_envs
-    outputs, episodes = min(n, args.critic_bins), args.eval_episodes or 1
+    outputs = min(n, args.critic_bins)
+    policies, episodes = evaluated or (k, args.eval_episodes or 1)
     rollout = 4 * (8 * (args.num_steps + 1) * copies * outputs + 4 * k * args.hidden_size * outputs)
     rollout += 2 * 8 * (args.num_steps + 1) * copies * reward_dim
-    holders = 2 + args.num_workers if copies_share_users else copies + k * min(episodes, 256) + 1
-    per_user = 8 * 8 * k * n + 42 * holders * n + 16 * k * episodes * n + 40 * k * n
+    holders = 2 + args.num_workers if copies_share_users else copies + policies * min(episodes, 256) + 1
+    per_user = 8 * 8 * k * n + 42 * holders * n + 24 * policies * episodes * n + 40 * k * n
     env_side = 3 * 8 * copies * n if reward_dim >= n else 0
     params = (8 * (1 + args.num_workers) + 72) * params_per_user * n
     return rollout + per_user + env_side + params + 2**30

@@ -96,6 +96,7 @@ if __name__ == "__main__":
     cand = candidate_users(params, args.max_candidates, rng)
     if len(cand) < k:
         fail(f"--k {k}: the population has only {len(cand)} distinct parameter vectors to choose members from")
+    run.check_evaluation_memory(len(cand), selection_episodes)  # every user's return under every candidate
     selection_budget = len(cand) * selection_episodes * horizon  # at most; the rollouts' real length is counted
     if args.total_timesteps - selection_budget < args.batch_size:
         fail(f"--total-timesteps {args.total_timesteps} leaves no training after the selection rollouts "

@@ -309,3 +309,17 @@ def test_nvidia_gpus_reads_the_driver_listing_without_starting_cuda(tmp_path):
     (tmp_path / "0000:ff:00.0").mkdir()  # a folder without the file is skipped
     assert nvidia_gpus(tmp_path) == ["NVIDIA H100 80GB HBM3", "NVIDIA H200"]
     assert nvidia_gpus(tmp_path / "absent") == []
+
+
+def test_memory_estimate_counts_what_a_run_evaluates_and_whether_copies_share_users():
+    """The estimate behind the one-line refusal: the family solver's candidates are evaluated like k policies, copies
+    that each hold their own users cost once per copy, and a tabular population's S x A numbers per user count."""
+    from rmdp_train.args import PPOArgs
+    from rmdp_train.run import memory_estimate
+
+    args = PPOArgs(k=10, num_envs=8, num_steps=64, num_workers=1, eval_episodes=20)
+    n = 1_000_000
+    shared = memory_estimate(args, n, 1)
+    assert memory_estimate(args, n, 1, evaluated=(64, 20)) - shared == 24 * (64 - 10) * 20 * n
+    assert memory_estimate(args, n, 1, copies_share_users=False) - shared == 42 * (80 + 10 * 20 + 1 - 3) * n
+    assert memory_estimate(args, n, 1, params_per_user=30) - shared == (8 * 2 + 72) * 29 * n
