@@ -47,7 +47,8 @@ def derived(owner: Any, key: Hashable, build: Callable[[], Any]) -> Any:
     if known is not None and known[0]() is owner:
         return known[1]
     value = build()
-    _DERIVED[slot] = (weakref.ref(owner, lambda _, slot=slot: _DERIVED.pop(slot, None)), value)
+    # the callback holds the dict itself: at interpreter exit the module's globals may already be gone
+    _DERIVED[slot] = (weakref.ref(owner, lambda _, slot=slot, table=_DERIVED: table.pop(slot, None)), value)
     return value
 
 

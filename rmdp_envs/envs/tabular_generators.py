@@ -69,8 +69,8 @@ def _shared_tables(build):
     def shared(*args):
         tables = build(*args)
         for value in tables:
-            for array in (value.params,) if isinstance(value, Population) else (value,):
-                array.setflags(write=False)
+            if isinstance(value, np.ndarray):  # a Population's parameters are read-only already
+                value.setflags(write=False)
         return tables
     shared.unshared = build  # for arguments that are not the same for every copy (a caller's own population)
     return shared
