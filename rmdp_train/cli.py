@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -41,6 +43,31 @@ def env_kwargs_from(n_agents: int | None = None, population: str | None = None,
     return kwargs
 
 
+#: The solver flags that become environment keyword arguments (``env_kwargs_from``).
+_ARGUMENT_FLAGS = {"n_agents": "--n-agents", "population": "--population", "population_seed": "--population-seed"}
+
+
+def _unaccepted_argument(env_id: str, name: str) -> str:
+    """The error for an environment argument the env does not take: which flag gave it, and what the env takes."""
+    flag = _ARGUMENT_FLAGS.get(name)
+    given = f"{flag} ({name})" if flag else f"the argument {name!r} (--env-kwargs)"
+    entry_point = gym.spec(env_id).entry_point
+    env_class = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    fixed = " (its users are fixed)" if name == "n_agents" else ""
+    return f"{env_id} does not take {given}{fixed}; it takes: {', '.join(_keyword_arguments(env_class))}"
+
+
+def _keyword_arguments(env_class) -> list[str]:
+    """What an environment class takes: its ``__init__``'s keyword arguments, the base class its ``**kwargs`` go
+    to (the MuJoCo tasks pass theirs on to Gymnasium's), and ``gym.make``'s ``max_episode_steps``."""
+    inits = [cls for cls in env_class.__mro__ if "__init__" in vars(cls) and cls is not object]
+    parameters = list(inspect.signature(inits[0].__init__).parameters.values())[1:]
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if any(p.kind == p.VAR_KEYWORD for p in parameters) and len(inits) > 1:
+        names.append(f"those of {inits[1].__module__}.{inits[1].__qualname__}")
+    return names + ["max_episode_steps"]
+
+
 def check_run_args(env_id: str, env_kwargs: dict[str, Any], k: int, total_timesteps: int,
                    positive: dict[str, float] | None = None, non_negative: dict[str, float] | None = None) -> gym.Env:
     """Validate a solver's flags; returns a probe instance of the environment (close it after use).
@@ -59,6 +86,9 @@ def check_run_args(env_id: str, env_kwargs: dict[str, Any], k: int, total_timest
     try:
         env = make(env_id, **env_kwargs)
     except (ValueError, TypeError, gym.error.Error) as e:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if unknown:
+            fail(_unaccepted_argument(env_id, unknown.group(1)))
         fail(f"cannot make {env_id!r} with {env_kwargs}: {e}" if env_kwargs and "unknown env id" not in str(e) else e)
     try:
         check_k(k, env.unwrapped.population.n)

@@ -212,6 +212,15 @@ def test_bad_flags_one_line_error(flags, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.parametrize("flags, named", [
+    (["--n-agents", "5"], "--n-agents"),  # ResourceGathering's 25 users are fixed
+    (["--env-id", CHEETAH, "--env-kwargs", '{"no_such_kwarg": 1}'], "'no_such_kwarg'"),
+])
+def test_an_argument_the_env_does_not_take_is_named(flags, named, tmp_path):
+    proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)
+    assert proc.returncode == 2 and named in proc.stderr and "it takes:" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_many_users_pool_the_critic_into_bins(solver, tmp_path):
     """20,000 users, critic pooled into 8 bins: every solver runs, and the E-step input is per user."""
