@@ -50,7 +50,7 @@ _ARGUMENT_FLAGS = {"n_agents": "--n-agents", "population": "--population", "popu
 def _unaccepted_argument(env_id: str, name: str) -> str:
     """The error for an environment argument the env does not take: which flag gave it, and what the env takes."""
     flag = _ARGUMENT_FLAGS.get(name)
-    given = f"{flag} ({name})" if flag else f"the argument {name!r} (--env-kwargs)"
+    given = f"the argument {name!r} ({flag or '--env-kwargs'})"
     entry_point = gym.spec(env_id).entry_point
     env_class = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
     fixed = " (its users are fixed)" if name == "n_agents" else ""
