@@ -9,6 +9,7 @@ whole wall time, start-up, learning and final evaluation included. Writes
     python benchmarks/scale.py                     # every case of issue 11 (about 20 minutes on 2 cores)
     python benchmarks/scale.py --cases throughput  # n = 100 vs 100,000 only
     python benchmarks/scale.py --cases grid        # the welfare case at n = 100 with evenly spaced targets
+    python benchmarks/scale.py --cases draws       # the welfare case at n = 100, each seed its own draw of users
     python benchmarks/scale.py --cases throughput --env-id rmdp/TabularRandom-v0 --out benchmarks/results/scale_tabular
 
 Targets (issue 11): at k = 10, n = 100,000 runs at >= 50% of the transitions/s of n = 100 within
@@ -38,14 +39,16 @@ from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
 
 CHEETAH = "rmdp/HalfCheetahSpeed-v0"
-CASES = ("throughput", "million", "welfare", "grid", "refusal")
+CASES = ("throughput", "million", "welfare", "grid", "draws", "refusal")
 
 
 @dataclass
 class Args:
-    cases: list[str] = field(default_factory=lambda: list(CASES))
+    cases: list[str] = field(default_factory=lambda: [case for case in CASES if case != "draws"])
     """which cases: throughput (n = 100 vs 100,000), million (n = 10^6), welfare (fraction of W_k), grid (the welfare
-    case at n = 100 with evenly spaced targets: a small population without a random draw's clumps), refusal"""
+    case at n = 100 with evenly spaced targets: a small population without a random draw's clumps), draws (the welfare
+    case at n = 100 with population seed = training seed, each run its own random draw of users and its own W_k;
+    not in the default), refusal"""
     env_id: str = CHEETAH
     """the task (any rmdp/ id with an ``n_agents`` keyword); the welfare and grid cases' k-policy bound is the speed tasks'"""
     k: int = 10
@@ -124,10 +127,10 @@ def run_em(n: int, k: int, timesteps: int, seed: int, num_workers: int, extra: l
         return row
 
 
-def k_bound(n: int, k: int, population: str = "uniform") -> dict:
+def k_bound(n: int, k: int, population: str = "uniform", population_seed: int = 0) -> dict:
     import rmdp_envs  # noqa: PLC0415
 
-    env = rmdp_envs.make(CHEETAH, n_agents=n, population=population)
+    env = rmdp_envs.make(CHEETAH, n_agents=n, population=population, population_seed=population_seed)
     return env.unwrapped.welfare_upper_bound(k)
 
 
@@ -204,6 +207,24 @@ def main(args: Args) -> None:
                           "relative_difference_100k_uniform": None if large is None else round(large / mean - 1, 4),
                           "question": "is the welfare case's gap the yardstick (a random draw of 100 targets clumps, "
                                       "raising W_k) or the learning? n = 100 evenly spaced targets, the same runs otherwise"}
+    if "draws" in args.cases:
+        # the welfare case's n = 100 compares against one draw of 100 targets (population seed 0), whose W_k is the lowest
+        # of 30 draws (bound_by_population.json): here each seed trains on, and is measured against, a draw of its own
+        kept = {r["seed"]: r for r in report.get("draws", {}).get("rows", []) if r.get("k") == args.k
+                and r.get("timesteps") == args.welfare_timesteps}
+        for seed in args.welfare_seeds:
+            kept[seed] = row = with_fraction(run_em(100, args.k, args.welfare_timesteps, seed, args.num_workers,
+                                                    ["--population-seed", str(seed)]), k_bound(100, args.k, population_seed=seed))
+            row["population_seed"] = seed
+            print(json.dumps(row), flush=True)
+        rows = [kept[seed] for seed in sorted(kept)]
+        mean = float(np.mean([r["fraction"] for r in rows if "fraction" in r]))
+        large = report.get("welfare", {}).get("mean_fraction", {}).get("100000")
+        report["draws"] = {"rows": rows, "population": "uniform, population seed = training seed", "seeds": sorted(kept),
+                           "mean_fraction": round(mean, 4),
+                           "relative_difference_100k_uniform": None if large is None else round(large / mean - 1, 4),
+                           "question": "does the welfare case's n = 100 row depend on its one draw of users? n = 100, "
+                                       "each training seed with its own draw and that draw's W_k"}
     if "refusal" in args.cases:
         row = run_em(10**9, args.k, 100_000, args.seed, args.num_workers, env_id=args.env_id)
         report["refusal"] = {"row": row, "target": "exits at once with one error: line"}
@@ -231,7 +252,7 @@ def markdown(report: dict) -> str:
              "set of the solver and its env worker together.", "",
              "| case | n | k | transitions | wall s | transitions/s | peak RSS GB | welfare (best response) | fraction of W_k |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for case in ("throughput", "million", "welfare", "grid", "refusal"):
+    for case in ("throughput", "million", "welfare", "grid", "draws", "refusal"):
         if case not in report:
             continue
         rows = report[case]["rows"] if "rows" in report[case] else [report[case]["row"]]
@@ -256,8 +277,15 @@ def markdown(report: dict) -> str:
                   f"{g['mean_fraction']} {_fraction_interval(g['rows'], 100)}; n = 100,000 uniform against it: relative "
                   f"difference {g['relative_difference_100k_uniform']}"
                   f" {_relative_interval(report.get('welfare', {}).get('rows', []), g['rows'], 100)}."]
-    if "welfare" in report or "grid" in report:
-        fewest = min(len(report[case]["seeds"]) for case in ("welfare", "grid") if case in report)
+    if "draws" in report:
+        d = report["draws"]
+        lines += [f"Draws control (case draws: n = 100, seed s trained on and measured against its own draw of users, "
+                  f"population seed s, seeds {d['seeds']}): mean fraction {d['mean_fraction']} "
+                  f"{_fraction_interval(d['rows'], 100)}; n = 100,000 uniform against it: relative difference "
+                  f"{d['relative_difference_100k_uniform']}"
+                  f" {_relative_interval(report.get('welfare', {}).get('rows', []), d['rows'], 100)}."]
+    if any(case in report for case in ("welfare", "grid", "draws")):
+        fewest = min(len(report[case]["seeds"]) for case in ("welfare", "grid", "draws") if case in report)
         lines += ["Brackets: 95% bootstrap interval of the mean over seeds (`leaderboard.stats.interval`, clipped to [0, 1]"
                   + ("; three seeds give wide ones)" if fewest <= 3 else ")")
                   + "; after a relative difference, its unpaired bootstrap interval (`leaderboard.stats.relative_difference`)."]
@@ -315,9 +343,10 @@ def plot_welfare(report: dict, path: Path) -> None:
     from leaderboard.stats import interval  # noqa: PLC0415
 
     welfare_rows, grid_rows = report.get("welfare", {}).get("rows", []), report.get("grid", {}).get("rows", [])
+    draw_rows = report.get("draws", {}).get("rows", [])
     groups = [("uniform, n = 100", [r for r in welfare_rows if r["n"] == 100]), ("grid, n = 100", grid_rows),
-              ("uniform, n = 100,000", [r for r in welfare_rows if r["n"] == 100_000])]
-    k = next((r["k"] for r in welfare_rows + grid_rows), None)
+              ("a draw per seed,\nn = 100", draw_rows), ("uniform, n = 100,000", [r for r in welfare_rows if r["n"] == 100_000])]
+    k = next((r["k"] for r in welfare_rows + grid_rows + draw_rows), None)
     groups = [(label, [r["fraction"] for r in rows if "fraction" in r]) for label, rows in groups]
     groups = [(label, values) for label, values in groups if values]
     if not groups:
@@ -327,7 +356,7 @@ def plot_welfare(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig, ax = plt.subplots(figsize=(6.8, 3.4))
     for x, (label, values) in enumerate(groups):
         ax.plot([x] * len(values), values, "o", color=f"C{x}", alpha=0.5)
         mean, low, high = interval(values, low=0.0, high=1.0)
