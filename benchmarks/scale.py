@@ -143,6 +143,28 @@ def with_fraction(row: dict, bound: dict) -> dict:
     return row
 
 
+def small_population_case(report: dict, args: "Args", case: str, setup, about: dict, question: str,
+                          seed_key: str | None = None) -> dict:
+    """A control of the welfare case at n = 100 (``grid``, ``draws``): EM for every ``--welfare-seeds`` seed with the
+    flags and W_k that ``setup(seed)`` gives, rows of other seeds already in the report kept, and the n = 100,000
+    welfare case's mean fraction against this case's. ``seed_key``: a row key that records the seed again (the draws'
+    population seed)."""
+    kept = {r["seed"]: r for r in report.get(case, {}).get("rows", []) if r.get("k") == args.k
+            and r.get("timesteps") == args.welfare_timesteps}
+    for seed in args.welfare_seeds:
+        flags, bound = setup(seed)
+        kept[seed] = row = with_fraction(run_em(100, args.k, args.welfare_timesteps, seed, args.num_workers, flags), bound)
+        if seed_key:
+            row[seed_key] = seed
+        print(json.dumps(row), flush=True)
+    rows = [kept[seed] for seed in sorted(kept)]
+    mean = float(np.mean([r["fraction"] for r in rows if "fraction" in r]))
+    large = report.get("welfare", {}).get("mean_fraction", {}).get("100000")
+    return {"rows": rows, **about, "seeds": sorted(kept), "mean_fraction": round(mean, 4),
+            "relative_difference_100k_uniform": None if large is None else round(large / mean - 1, 4),
+            "question": question}
+
+
 def main(args: Args) -> None:
     unknown = set(args.cases) - set(CASES)
     if unknown:
@@ -194,37 +216,19 @@ def main(args: Args) -> None:
                              "target": "mean fraction at n = 100,000 within 10% of the mean fraction at n = 100"}
     if "grid" in args.cases:
         bound = k_bound(100, args.k, "grid")
-        kept = {r["seed"]: r for r in report.get("grid", {}).get("rows", []) if r.get("k") == args.k
-                and r.get("timesteps") == args.welfare_timesteps}
-        for seed in args.welfare_seeds:
-            kept[seed] = row = with_fraction(run_em(100, args.k, args.welfare_timesteps, seed, args.num_workers,
-                                                    ["--population", "grid"]), bound)
-            print(json.dumps(row), flush=True)
-        rows = [kept[seed] for seed in sorted(kept)]
-        mean = float(np.mean([r["fraction"] for r in rows if "fraction" in r]))
-        large = report.get("welfare", {}).get("mean_fraction", {}).get("100000")
-        report["grid"] = {"rows": rows, "population": "grid", "seeds": sorted(kept), "mean_fraction": round(mean, 4),
-                          "relative_difference_100k_uniform": None if large is None else round(large / mean - 1, 4),
-                          "question": "is the welfare case's gap the yardstick (a random draw of 100 targets clumps, "
-                                      "raising W_k) or the learning? n = 100 evenly spaced targets, the same runs otherwise"}
+        report["grid"] = small_population_case(
+            report, args, "grid", lambda seed: (["--population", "grid"], bound), {"population": "grid"},
+            "is the welfare case's gap the yardstick (a random draw of 100 targets clumps, raising W_k) or the learning? "
+            "n = 100 evenly spaced targets, the same runs otherwise")
     if "draws" in args.cases:
         # the welfare case's n = 100 compares against one draw of 100 targets (population seed 0), whose W_k is the lowest
         # of 30 draws (bound_by_population.json): here each seed trains on, and is measured against, a draw of its own
-        kept = {r["seed"]: r for r in report.get("draws", {}).get("rows", []) if r.get("k") == args.k
-                and r.get("timesteps") == args.welfare_timesteps}
-        for seed in args.welfare_seeds:
-            kept[seed] = row = with_fraction(run_em(100, args.k, args.welfare_timesteps, seed, args.num_workers,
-                                                    ["--population-seed", str(seed)]), k_bound(100, args.k, population_seed=seed))
-            row["population_seed"] = seed
-            print(json.dumps(row), flush=True)
-        rows = [kept[seed] for seed in sorted(kept)]
-        mean = float(np.mean([r["fraction"] for r in rows if "fraction" in r]))
-        large = report.get("welfare", {}).get("mean_fraction", {}).get("100000")
-        report["draws"] = {"rows": rows, "population": "uniform, population seed = training seed", "seeds": sorted(kept),
-                           "mean_fraction": round(mean, 4),
-                           "relative_difference_100k_uniform": None if large is None else round(large / mean - 1, 4),
-                           "question": "does the welfare case's n = 100 row depend on its one draw of users? n = 100, "
-                                       "each training seed with its own draw and that draw's W_k"}
+        report["draws"] = small_population_case(
+            report, args, "draws",
+            lambda seed: (["--population-seed", str(seed)], k_bound(100, args.k, population_seed=seed)),
+            {"population": "uniform, population seed = training seed"},
+            "does the welfare case's n = 100 row depend on its one draw of users? n = 100, each training seed with its "
+            "own draw and that draw's W_k", seed_key="population_seed")
     if "refusal" in args.cases:
         row = run_em(10**9, args.k, 100_000, args.seed, args.num_workers, env_id=args.env_id)
         report["refusal"] = {"row": row, "target": "exits at once with one error: line"}
@@ -271,19 +275,15 @@ def markdown(report: dict) -> str:
                   f"{w['mean_fraction']['100000']} {_fraction_interval(w['rows'], 100_000)}; relative "
                   f"difference {w['relative_difference']} {_relative_interval(w['rows'], w['rows'], 100)} "
                   "(target within +-0.10)."]
-    if "grid" in report:
-        g = report["grid"]
-        lines += [f"Grid control (case grid: n = 100 evenly spaced targets, seeds {g['seeds']}): mean fraction "
-                  f"{g['mean_fraction']} {_fraction_interval(g['rows'], 100)}; n = 100,000 uniform against it: relative "
-                  f"difference {g['relative_difference_100k_uniform']}"
-                  f" {_relative_interval(report.get('welfare', {}).get('rows', []), g['rows'], 100)}."]
-    if "draws" in report:
-        d = report["draws"]
-        lines += [f"Draws control (case draws: n = 100, seed s trained on and measured against its own draw of users, "
-                  f"population seed s, seeds {d['seeds']}): mean fraction {d['mean_fraction']} "
-                  f"{_fraction_interval(d['rows'], 100)}; n = 100,000 uniform against it: relative difference "
-                  f"{d['relative_difference_100k_uniform']}"
-                  f" {_relative_interval(report.get('welfare', {}).get('rows', []), d['rows'], 100)}."]
+    controls = {"grid": "Grid control (case grid: n = 100 evenly spaced targets",
+                "draws": "Draws control (case draws: n = 100, seed s trained on and measured against its own draw of users, "
+                         "population seed s"}
+    for case, label in controls.items():
+        if case in report:
+            c = report[case]
+            lines += [f"{label}, seeds {c['seeds']}): mean fraction {c['mean_fraction']} {_fraction_interval(c['rows'], 100)}; "
+                      f"n = 100,000 uniform against it: relative difference {c['relative_difference_100k_uniform']}"
+                      f" {_relative_interval(report.get('welfare', {}).get('rows', []), c['rows'], 100)}."]
     if any(case in report for case in ("welfare", "grid", "draws")):
         fewest = min(len(report[case]["seeds"]) for case in ("welfare", "grid", "draws") if case in report)
         lines += ["Brackets: 95% bootstrap interval of the mean over seeds (`leaderboard.stats.interval`, clipped to [0, 1]"
