@@ -99,7 +99,7 @@ class PPOArgs:
     rollout: Optional[RolloutMode] = None
     """where the policies run while collecting: "workers" (each of the --num-workers processes runs the policies on
     its own copies for a whole rollout while this process only learns; EM on HalfCheetahSpeed 28,390 transitions/s
-    on 2 cores against 20,387 with "main", README "Cores") or "main" (this process, one batched forward pass per
+    on 2 cores against 20,387 with "main", docs/cores.md) or "main" (this process, one batched forward pass per
     step, beside the env workers). The same numbers bit for bit at equal --update-threads. Default: "workers" where
     the solver implements it, unless --num-workers 0 or --main-share asks for the main process"""
     num_steps: Optional[int] = None

@@ -8,7 +8,7 @@ chosen by ``--rollout``:
   env workers beside it). Observation statistics are updated after every step.
 * :class:`WorkerSampler` (``workers``): each worker process owns a contiguous slice of the copies
   *and a copy of the policies*, and runs the whole rollout of ``num_steps`` steps on its own;
-  this process only learns. Profiles of the main-process design (README "Cores") showed its one
+  this process only learns. Profiles of the main-process design (``docs/cores.md``) showed its one
   Python thread (the policies' forward pass, the bookkeeping and the pipes of every step) bounding
   the run while the env workers waited; here the per-step work is spread over the workers, and
   the processes talk once per rollout. PPO stays on-policy: the workers act with the weights of

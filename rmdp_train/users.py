@@ -9,7 +9,7 @@ rewards, and a policy's advantage is its users' bin advantages weighted by how m
 each bin holds. The E-step's input, every user's return in every finished episode, is built once
 per episode from the env's reward statistics (:mod:`rmdp_envs.rewards`), O(n) per episode.
 
-Measured (README "Scale"): a critic with a single output per policy (the group's mean reward) is
+Measured (README "Solvers", *Many users*): a critic with a single output per policy (the group's mean reward) is
 the cheapest design, but EM with it fell behind on ResourceGathering k = 5 (0.692 and 0.904 against
 the per-user critic's 0.899 and 0.904 at 300k transitions, seeds 1 and 2): its targets jump
 whenever users move, while a per-user (or per-bin) value stays valid.
