@@ -70,8 +70,18 @@ def seconds(args):
 for label, code in [("python alone", "pass"), ("import torch", "import torch"),
                     ("import torch, torch._dynamo", "import torch, torch._dynamo"),
                     ("import torch, gymnasium, mujoco, rmdp_envs", "import torch, gymnasium, mujoco, rmdp_envs"),
-                    ("... and make one HalfCheetahSpeed", "import torch, rmdp_envs, gymnasium; gymnasium.make('rmdp/HalfCheetahSpeed-v0')")]:
-    print(f"{seconds(['-c', code]):7.2f} s  {label}", flush=True)
+                    ("... and make one HalfCheetahSpeed", "import torch, rmdp_envs, gymnasium; gymnasium.make('rmdp/HalfCheetahSpeed-v0')"),
+                    ("import torch.utils.tensorboard (imports TensorFlow where installed)", "import torch.utils.tensorboard"),
+                    ("everything EM imports (solvers/em_ppo.py --help)", None)]:
+    print(f"{seconds(['solvers/em_ppo.py', '--help'] if code is None else ['-c', code]):7.2f} s  {label}", flush=True)
+# the imports of EM's start that take longest, by cumulative time (python -X importtime)
+lines = subprocess.run([sys.executable, "-X", "importtime", "solvers/em_ppo.py", "--help"], capture_output=True,
+                       text=True).stderr.splitlines()
+rows = sorted((int(l.split("|")[1]), l.split("|")[2].rstrip()) for l in lines if l.startswith("import time:") and "|" in l
+              and l.split("|")[1].strip().isdigit())
+print("slowest imports (cumulative us, module):", flush=True)
+for micros, module in rows[::-1][:15]:
+    print(f"{micros:12d}  {module}", flush=True)
 for workers in sorted({1, 4, int(sys.argv[1])}):
     with tempfile.TemporaryDirectory() as out:
         wall = seconds(["solvers/em_ppo.py", "--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", "5", "--total-timesteps",
