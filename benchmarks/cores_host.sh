@@ -29,6 +29,9 @@ fi
 # device call's output tail for the results
 run() { echo "== $*"; python3 benchmarks/cores.py --out "$out" --timesteps "$T" --rollout workers "$@" 2>&1 |
         grep -v -e '^{' -e 'settotalmass' -e '^$' ; }
+# a --cuda run where torch finds a CUDA device, else one line saying it was skipped
+run_cuda() { if python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then run "$@" --cuda;
+             else echo "== $* --cuda skipped: torch finds no CUDA device here"; fi; }
 for shape in ${SHAPES:-default one_fewer half_workers envs32}; do
   case $shape in
     default) run --processes "$P" --tag _host_default ;;
@@ -36,12 +39,7 @@ for shape in ${SHAPES:-default one_fewer half_workers envs32}; do
     half_workers) run --processes "$(( P > 1 ? P / 2 : 1 ))" --tag _host_half_workers ;;
     envs32) run --processes "$P" --num-envs 32 --tag _host_envs32 ;;
     rollout_stats) run --processes "$P" --norm-obs-update rollout --tag _host_rollout_stats ;;
-    rollout_stats_cuda)
-      if python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-        run --processes "$P" --norm-obs-update rollout --cuda --tag _host_rollout_stats_cuda
-      else
-        echo "== rollout_stats_cuda skipped: torch finds no CUDA device here"
-      fi ;;
+    rollout_stats_cuda) run_cuda --processes "$P" --norm-obs-update rollout --tag _host_rollout_stats_cuda ;;
     *) echo "error: unknown shape $shape in SHAPES (default, one_fewer, half_workers, envs32, rollout_stats, rollout_stats_cuda)" >&2; exit 2 ;;
   esac
 done
@@ -49,11 +47,7 @@ if [ "${BINS:-0}" = 1 ]; then
   run --processes "$P" --critic-bins 20 --tag _host_bins20
 fi
 if [ "${CUDA:-0}" = 1 ]; then
-  if python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-    run --processes "$P" --cuda --tag _host_cuda
-  else
-    echo "== --cuda skipped: torch finds no CUDA device here"
-  fi
+  run_cuda --processes "$P" --tag _host_cuda
 fi
 # Last (the runs above are written already if the call's time runs out): where start-up goes on this host, which took
 # 10.5-13.2 s of each 2M run on the 16-core host against 2.3-2.5 s here (each piece in a fresh interpreter; then
