@@ -71,8 +71,8 @@ for label, code in [("python alone", "pass"), ("import torch", "import torch"),
 # the imports of EM's start that take longest, by cumulative time (python -X importtime)
 lines = subprocess.run([sys.executable, "-X", "importtime", "solvers/em_ppo.py", "--help"], capture_output=True,
                        text=True).stderr.splitlines()
-rows = sorted((int(l.split("|")[1]), l.split("|")[2].rstrip()) for l in lines if l.startswith("import time:") and "|" in l
-              and l.split("|")[1].strip().isdigit())
+fields = [line.split("|") for line in lines if line.startswith("import time:")]  # self us | cumulative us | module
+rows = sorted((int(cumulative), module.rstrip()) for _, cumulative, module in fields if cumulative.strip().isdigit())
 print("slowest imports (cumulative us, module):", flush=True)
 for micros, module in rows[::-1][:15]:
     print(f"{micros:12d}  {module}", flush=True)
