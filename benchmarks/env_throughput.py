@@ -11,14 +11,13 @@ Writes ``benchmarks/results/env_throughput.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import gymnasium as gym
 
 import rmdp_envs
+from rmdp_envs.files import atomic_write_json
+from rmdp_envs.results import git_commit, hardware, library_versions
 
 RAW = {
     "rmdp/HalfCheetahSpeed-v0": ("HalfCheetah-v5", {"ctrl_cost_weight": 0.0}),
@@ -96,11 +95,10 @@ def main() -> None:
             vratio = f"{row['vector_ratio']:.0%}" if raw_vector else "-"
             print(f"{env_id:28s} n={n:>7d}  single {row['single']:>9.0f}/s ({ratio:>4s} of raw)  "
                   f"vector {row['vector']:>9.0f}/s ({vratio:>4s})  {args.workers} worker(s) {row['vector_workers']:>9.0f}/s", flush=True)
-    result = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
-                         f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
-              "date": time.strftime("%Y-%m-%d"), "steps": args.steps, "workers": args.workers, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    result = {"machine": hardware(), "commit": git_commit(), "versions": library_versions(),
+              "date": time.strftime("%Y-%m-%d"), "steps": args.steps, "repeats": args.repeats,
+              "workers": args.workers, "rows": rows}
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 
 
