@@ -72,9 +72,12 @@ class TargetWindowReward:
 
     def _values(self, scaled_targets: np.ndarray, x):
         """The rewards of targets inside the window (``scaled_targets = t / half_width``), one float64 recipe
-        for :meth:`__call__` and :meth:`many` (``x`` a float, or a column of them)."""
+        for :meth:`__call__` and :meth:`many` (``x`` a float, or a column of them).
+
+        A box's rewards are the scale alone, which both callers broadcast over their window: building the array
+        here (``np.full`` of the broadcast shape) cost CartPolePosition a third of its step rate at n = 100."""
         if self.shape == "box":
-            return np.full(np.broadcast_shapes(np.shape(scaled_targets), np.shape(x)), self.scale)
+            return self.scale
         values = scaled_targets - x / self.half_width
         np.abs(values, out=values)
         np.subtract(1.0, values, out=values)
