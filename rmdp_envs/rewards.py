@@ -54,16 +54,22 @@ class TargetWindowReward:
         self.scale = float(scale)
         self.shape = shape
 
+    def _scaled(self) -> np.ndarray:
+        """``sorted_targets / half_width``, made on first use."""
+        if self._scaled_targets is None:
+            self._scaled_targets = self.sorted_targets / self.half_width
+        return self._scaled_targets
+
     def __call__(self, x: float) -> np.ndarray:
         if self._sorted_list is None:
             self._sorted_list = self.sorted_targets.tolist()  # bisect on a list beats np.searchsorted per call
-            self._scaled_targets = self.sorted_targets / self.half_width
+        scaled = self._scaled()
         reward = np.zeros(self.n, dtype=np.float32)
         x = float(x)
         lo = bisect_right(self._sorted_list, x - self.half_width)
         hi = bisect_left(self._sorted_list, x + self.half_width)
         if hi > lo:
-            values = self._values(self._scaled_targets[lo:hi], x)
+            values = self._values(scaled[lo:hi], x)
             if self._presorted:
                 reward[lo:hi] = values
             else:
@@ -87,19 +93,29 @@ class TargetWindowReward:
     def many(self, xs: np.ndarray) -> np.ndarray:
         """``(E,) -> (E, n)``: the rewards of every ``x`` at once, bit for bit ``__call__``'s.
 
-        The same float64 operations on the same numbers, only over the union of the windows
-        (one numpy pass instead of E Python calls: the per-user critic needs this every step).
+        The same float64 operations on the same numbers. Where the windows overlap (small n: the per-user critic
+        needs this every step), one numpy pass over their union; where they are narrow against it (large n,
+        spread-out ``x``), each ``x``'s own window, as ``__call__`` computes it, written straight into its row: at
+        n = 100,000 the union pass cost 1.7 ms for 16 copies' speeds, several times their own windows.
         """
-        xs = np.asarray(xs, dtype=np.float64).reshape(-1, 1)
+        xs = np.asarray(xs, dtype=np.float64).reshape(-1)
         reward = np.zeros((xs.shape[0], self.n), dtype=np.float32)
         t = self.sorted_targets
-        lo = int(np.searchsorted(t, (xs - self.half_width).min(), side="right")) if xs.size else 0
-        hi = int(np.searchsorted(t, (xs + self.half_width).max(), side="left")) if xs.size else 0
-        if hi <= lo:
+        los = np.searchsorted(t, xs - self.half_width, side="right")  # bisect_right, as __call__
+        his = np.searchsorted(t, xs + self.half_width, side="left")
+        if not xs.size or his.max() <= los.min():
             return reward
+        lo, hi = int(los.min()), int(his.max())
+        if xs.size * (hi - lo) > 4 * int(np.maximum(his - los, 0).sum()) + 4096:
+            scaled = self._scaled()
+            for row, (x, a, b) in enumerate(zip(xs.tolist(), los.tolist(), his.tolist())):
+                if b > a:
+                    reward[row, slice(a, b) if self._presorted else self.order[a:b]] = self._values(scaled[a:b], x)
+            return reward
+        column = xs[:, None]
         window = t[lo:hi]
-        inside = (window > xs - self.half_width) & (window < xs + self.half_width)  # bisect's window, per x
-        block = np.where(inside, self._values(window / self.half_width, xs), 0.0).astype(np.float32)
+        inside = (window > column - self.half_width) & (window < column + self.half_width)  # bisect's window, per x
+        block = np.where(inside, self._values(window / self.half_width, column), 0.0).astype(np.float32)
         if self._presorted:
             reward[:, lo:hi] = block
         else:

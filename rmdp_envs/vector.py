@@ -115,14 +115,20 @@ class RMDPVectorEnv(_RMDPVectorBase):
                              "all copies of an r-MDP must share one population: fix population_seed")
         _set_layout(self, first, self.num_envs, k, mode, _check_reward_mode(rewards))
         self._statistic = rewards == "statistic"
-        if self._statistic and not self.user_rewards.needs_reward_vector:
-            for env in self.envs:
-                env.unwrapped.reward_vector = False  # the statistic alone describes the rewards: skip the O(n) vector
-        self._reward_width = self.user_rewards.dim if self._statistic else self.n_users
-        # statistic mode on the speed tasks: step the dynamics alone (SpeedRewardMixin.step_velocity), with
-        # the time limit counted here; None where a copy has wrappers that could change what step returns
-        by_velocity = self._statistic and getattr(self.user_rewards, "key", None) == "x_velocity"
+        # Speed tasks: the copies step their dynamics alone (SpeedRewardMixin.step_velocity), the time limit counted
+        # here; None where a copy has wrappers that could change what step returns.
+        by_velocity = getattr(self.user_rewards, "key", None) == "x_velocity"
         self._fast = _velocity_steppers(self.envs) if by_velocity else None
+        # The copies step for their statistic, skipping their O(n) vectors, in statistic mode, and in vector mode where
+        # they step by velocity, which then rebuilds all copies' vectors at once (UserRewards.rewards, the same float32
+        # values): that made HalfCheetahSpeed's 16-copy vector env 1.27x faster at n = 100 and at n = 100,000.
+        # CartPolePosition and the tabular tasks keep the copies' own vectors in vector mode: rebuilt, they were slower
+        # at n = 100 (CartPolePosition) or 10,000 (TabularRandom) (measured with benchmarks/env_throughput.py's loops).
+        self._by_statistic = self._statistic or self._fast is not None
+        if self._by_statistic and not self.user_rewards.needs_reward_vector:
+            for env in self.envs:
+                env.unwrapped.reward_vector = False
+        self._reward_width = self.user_rewards.dim if self._by_statistic else self.n_users
         # where the copies allow it (the planar robots: VelocityBatch) their velocity steps taken together, else one by one
         self._batch = self._fast[0][0].velocity_batch([base for base, _ in self._fast]) if self._fast else None
         self._limits = None if self._fast is None else np.array([limit for _, limit in self._fast])
@@ -147,12 +153,16 @@ class RMDPVectorEnv(_RMDPVectorBase):
 
     def step(self, actions):
         actions = _check_batch_actions(actions, self.num_envs, self.single_action_space)
-        rewards = np.empty((self.num_envs, self._reward_width), dtype=np.float64 if self._statistic else np.float32)
+        rewards = np.empty((self.num_envs, self._reward_width), dtype=np.float64 if self._by_statistic else np.float32)
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
         finished = np.zeros(self.num_envs, dtype=bool)
+        frozen = self._done.copy()  # DISABLED: copies that finished earlier, zero reward this step
         step_copies = self._step_each if self._batch is None else self._step_batch
         final_obs = step_copies(actions, rewards, terminations, truncations, finished)
+        if self._by_statistic and not self._statistic:
+            rewards = self.user_rewards.rewards(rewards)
+            rewards[frozen] = 0.0
         if self._returns is not None:
             np.add(self._returns, rewards, out=self._returns)
         self._lengths += ~self._done | finished
@@ -183,7 +193,7 @@ class RMDPVectorEnv(_RMDPVectorBase):
                 truncations[i] = self._lengths[i] + 1 >= limit  # Gymnasium's TimeLimit, which this skips
             else:
                 obs, reward, terminations[i], truncations[i], info = env.step(actions[i])
-                rewards[i] = self.user_rewards.statistic(reward, info) if self._statistic else reward
+                rewards[i] = self.user_rewards.statistic(reward, info) if self._by_statistic else reward
             self._obs[i] = obs
             if terminations[i] or truncations[i]:
                 finished[i] = True

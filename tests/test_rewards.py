@@ -197,7 +197,8 @@ def test_window_rewards_of_many_speeds_are_bit_for_bit_one_at_a_time(shape, pres
     one_at_a_time = np.stack([window(x) for x in xs])
     assert one_at_a_time.any()
     np.testing.assert_array_equal(window.many(xs), one_at_a_time)
-    assert window.many(xs).tobytes() == one_at_a_time.tobytes()
+    assert window.many(xs).tobytes() == one_at_a_time.tobytes()  # narrow windows against their union: row by row
+    assert window.many(xs[:3]).tobytes() == one_at_a_time[:3].tobytes()  # a few rows: one pass over the union
     assert window.many(np.array([-9.0])).shape == (1, 300) and not window.many(np.array([-9.0])).any()
 
 
@@ -239,3 +240,51 @@ def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autores
             np.testing.assert_array_equal(obs[i], ref_obs)
     assert ends >= 4
     stat.close()
+
+
+@pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled"])
+@pytest.mark.parametrize("env_id,kwargs", [
+    ("rmdp/HalfCheetahSpeed-v0", dict(population=shuffled_speed_population(60))),  # VelocityBatch, unsorted targets
+    ("rmdp/HopperSpeed-v0", dict(n_agents=40)),  # VelocityBatch with terminations
+    ("rmdp/AntSpeed-v1", dict(n_agents=30)),  # step_velocity copy by copy
+    ("rmdp/CartPolePosition-v0", dict(n_agents=50)),  # box-shaped window, env.step without its vector
+    ("rmdp/TabularRandom-v0", dict(n_agents=40)),  # TableRewards
+    ("rmdp/ResourceGathering-v0", {}),  # VectorRewards: the env's own vectors
+])
+def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, autoreset_mode):
+    """The vector mode rebuilds the copies' reward vectors from their statistics where those describe them: the same
+    observations, reward vectors and episode returns (to the bit), terminations and truncations as copies made by
+    ``gymnasium.make`` and stepped with ``env.step``, for the same seeds and actions."""
+    import gymnasium as gym
+    kwargs = dict(kwargs, max_episode_steps=40)  # a short time limit: truncations inside the test
+    vec = rmdp_envs.make_vector_env(env_id, 2, 2, kwargs, autoreset_mode=autoreset_mode)
+    assert vec._by_statistic == ("Speed" in env_id)  # the speed tasks rebuild their vectors from the velocities
+    refs = [gym.make(env_id, **kwargs) for _ in range(4)]
+    obs, _ = vec.reset(seed=5)
+    np.testing.assert_array_equal(obs, np.stack([ref.reset(seed=5 + i)[0] for i, ref in enumerate(refs)]))
+    vec.action_space.seed(5)
+    sums = np.zeros((4, vec.n_users), dtype=np.float32)
+    done, ends = np.zeros(4, dtype=bool), 0
+    for _ in range(100):
+        actions = vec.action_space.sample()
+        obs, rewards, term, trunc, infos = vec.step(actions)
+        assert rewards.dtype == np.float32 and rewards.shape == (4, vec.n_users)
+        for i, ref in enumerate(refs):
+            if done[i]:  # Disabled: a finished copy stays frozen, with zero reward
+                assert not rewards[i].any() and not term[i] and not trunc[i]
+                continue
+            ref_obs, ref_reward, ref_term, ref_trunc, _ = ref.step(actions[i])
+            assert rewards[i].tobytes() == np.asarray(ref_reward, dtype=np.float32).tobytes()
+            assert (term[i], trunc[i]) == (ref_term, ref_trunc)
+            sums[i] += ref_reward
+            if ref_term or ref_trunc:
+                ends += 1
+                assert infos["episode"]["r"][i].tobytes() == sums[i].tobytes()
+                sums[i] = 0.0
+                if autoreset_mode == "SameStep":
+                    np.testing.assert_array_equal(infos["final_obs"][i], ref_obs)
+                    ref_obs, _ = ref.reset()
+                else:
+                    done[i] = True
+            np.testing.assert_array_equal(obs[i], ref_obs)
+    assert ends >= 4
