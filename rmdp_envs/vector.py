@@ -70,6 +70,37 @@ def _set_layout(vec: VectorEnv, first: gym.Env, num_envs: int, k: int, mode: Aut
     vec.action_space = batch_space(vec.single_action_space, num_envs)
 
 
+def _steps_by_velocity(user_rewards) -> bool:
+    """Whether copies with these rewards (the speed tasks') can step for their velocity alone and have their reward
+    vectors rebuilt from it (``UserRewards.rewards``, the same float32 values)."""
+    return getattr(user_rewards, "key", None) == "x_velocity"
+
+
+class _UserReturns:
+    """Every copy's running return for every user (float32: half the per-step cost at large n), and the returns of
+    the episodes that end: what ``infos["episode"]["r"]`` reports in vector mode."""
+
+    def __init__(self, num_envs: int, n: int):
+        self.sums = np.zeros((num_envs, n), dtype=np.float32)
+
+    def add(self, rewards: np.ndarray, frozen: np.ndarray | None = None) -> np.ndarray:
+        """Add a step's reward vectors; with ``frozen`` (copies a ``DISABLED`` autoreset stopped), ``rewards`` are
+        rebuilt ones whose frozen rows are zeroed first, as a frozen copy's reward is. Returns ``rewards``."""
+        if frozen is not None:
+            rewards[frozen] = 0.0
+        np.add(self.sums, rewards, out=self.sums)
+        return rewards
+
+    def pop(self, finished: np.ndarray) -> np.ndarray:
+        """The returns of the copies that ``finished`` (zero rows for the others); their sums start again."""
+        returns = np.where(finished[:, None], self.sums, np.float32(0.0))
+        self.sums[finished] = 0.0
+        return returns
+
+    def reset(self) -> None:
+        self.sums[:] = 0.0
+
+
 class _RMDPVectorBase(VectorEnv):
     """What both r-MDP vector envs share beyond :func:`_set_layout`: the copies a ``DISABLED`` autoreset froze."""
 
@@ -117,8 +148,7 @@ class RMDPVectorEnv(_RMDPVectorBase):
         self._statistic = rewards == "statistic"
         # Speed tasks: the copies step their dynamics alone (SpeedRewardMixin.step_velocity), the time limit counted
         # here; None where a copy has wrappers that could change what step returns.
-        by_velocity = getattr(self.user_rewards, "key", None) == "x_velocity"
-        self._fast = _velocity_steppers(self.envs) if by_velocity else None
+        self._fast = _velocity_steppers(self.envs) if _steps_by_velocity(self.user_rewards) else None
         # The copies step for their statistic, skipping their O(n) vectors, in statistic mode, and in vector mode where
         # they step by velocity, which then rebuilds all copies' vectors at once (UserRewards.rewards, the same float32
         # values): that made HalfCheetahSpeed's 16-copy vector env 1.27x faster at n = 100 and at n = 100,000.
@@ -133,8 +163,7 @@ class RMDPVectorEnv(_RMDPVectorBase):
         self._batch = self._fast[0][0].velocity_batch([base for base, _ in self._fast]) if self._fast else None
         self._limits = None if self._fast is None else np.array([limit for _, limit in self._fast])
         self._obs = np.zeros((self.num_envs,) + self.single_observation_space.shape, dtype=self.single_observation_space.dtype)
-        # float32 halves the per-step cost at large n; no per-user sums at all in statistic mode
-        self._returns = None if self._statistic else np.zeros((self.num_envs, self.n_users), dtype=np.float32)
+        self._returns = None if self._statistic else _UserReturns(self.num_envs, self.n_users)  # none: statistic mode
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._done = np.zeros(self.num_envs, dtype=bool)
 
@@ -146,7 +175,7 @@ class RMDPVectorEnv(_RMDPVectorBase):
             if s is not None:
                 env.action_space.seed(s)
         if self._returns is not None:
-            self._returns[:] = 0.0
+            self._returns.reset()
         self._lengths[:] = 0
         self._done[:] = False
         return self._obs.copy(), infos
@@ -160,18 +189,16 @@ class RMDPVectorEnv(_RMDPVectorBase):
         frozen = self._done.copy()  # DISABLED: copies that finished earlier, zero reward this step
         step_copies = self._step_each if self._batch is None else self._step_batch
         final_obs = step_copies(actions, rewards, terminations, truncations, finished)
-        if self._by_statistic and not self._statistic:
-            rewards = self.user_rewards.rewards(rewards)
-            rewards[frozen] = 0.0
-        if self._returns is not None:
-            np.add(self._returns, rewards, out=self._returns)
+        if self._by_statistic and not self._statistic:  # vector mode, the vectors rebuilt from the copies' statistics
+            rewards = self._returns.add(self.user_rewards.rewards(rewards), frozen)
+        elif self._returns is not None:
+            self._returns.add(rewards)
         self._lengths += ~self._done | finished
         infos: dict[str, Any] = {}
         if finished.any():
             infos["episode"] = {"l": np.where(finished, self._lengths, 0)}
             if self._returns is not None:
-                infos["episode"]["r"] = np.where(finished[:, None], self._returns, np.float32(0.0))
-                self._returns[finished] = 0.0
+                infos["episode"]["r"] = self._returns.pop(finished)
             infos["_episode"] = finished
             if final_obs is not None:
                 infos["final_obs"], infos["_final_obs"] = final_obs, finished
@@ -299,19 +326,24 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
         self._slices = split_copies(num_envs, int(num_workers), default_main_share(num_workers) if main_share is None
                                      else main_share)
         mode = str(AutoresetMode(autoreset_mode).value)
+        probe = layout_env or make(env_id, **env_kwargs)
+        # Vector mode on the speed tasks: the slices send one velocity per copy, not an (n,) vector, and the vectors
+        # are rebuilt here (as RMDPVectorEnv does in-process): at n = 100,000 each copy's step shipped 400 KB.
+        self._rebuild = _check_reward_mode(rewards) == "vector" and _steps_by_velocity(user_rewards_of(probe))
+        sent = "statistic" if self._rebuild else rewards
         self._pipes, self._procs = start_workers(
-            mp.get_context(context), _worker, [(env_id, env_kwargs, sl.stop - sl.start, mode, rewards) for sl in self._slices[1:]])
+            mp.get_context(context), _worker, [(env_id, env_kwargs, sl.stop - sl.start, mode, sent) for sl in self._slices[1:]])
         count = self._slices[0].stop
         # the slices that answer a step: this process's (when it steps any), then the workers'
         self._answering = self._slices if count else self._slices[1:]
         # this process's own share of the copies (none when the workers step them all)
         self._local = RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1, autoreset_mode=mode,
-                                    rewards=rewards) if count else None
+                                    rewards=sent) if count else None
         self._receive_all(starting=True)  # workers report that their envs are built (or raise their error here)
-        first = self._local.envs[0] if self._local is not None else (layout_env or make(env_id, **env_kwargs))
-        _set_layout(self, first, num_envs, k, AutoresetMode(mode), rewards)
-        if self._local is None and first is not layout_env:
-            first.close()
+        _set_layout(self, probe, num_envs, k, AutoresetMode(mode), rewards)
+        if probe is not layout_env:
+            probe.close()
+        self._returns = _UserReturns(num_envs, self.n_users) if self._rebuild else None
         self._done = np.zeros(num_envs, dtype=bool)
         self.closed = False
 
@@ -324,6 +356,8 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
             pipe.send(("reset", (seeds[sl], options)))
         local = [] if self._local is None else [self._local.reset(seed=seeds[self._slices[0]], options=options)]
         self._done[:] = False
+        if self._returns is not None:
+            self._returns.reset()
         return np.concatenate([obs for obs, _ in local + self._receive_all()]), {}
 
     def step(self, actions):
@@ -338,6 +372,8 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
         parts = local + self._receive_all()
         obs = np.concatenate([p[0] for p in parts])
         rewards = np.concatenate([p[1] for p in parts])
+        if self._returns is not None:  # velocities from the slices: the vectors rebuilt here
+            rewards = self._returns.add(self.user_rewards.rewards(rewards), self._done)
         terminations = np.concatenate([p[2] for p in parts])
         truncations = np.concatenate([p[3] for p in parts])
         infos: dict[str, Any] = {}
@@ -361,6 +397,8 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
             infos["_episode"] = finished
             if "final_obs" in infos:
                 infos["_final_obs"] = finished
+            if self._returns is not None:
+                infos["episode"]["r"] = self._returns.pop(finished)
         if self.autoreset_mode is AutoresetMode.DISABLED:
             self._done |= finished
         return obs, rewards, terminations, truncations, infos

@@ -251,14 +251,16 @@ def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autores
     ("rmdp/TabularRandom-v0", dict(n_agents=40)),  # TableRewards
     ("rmdp/ResourceGathering-v0", {}),  # VectorRewards: the env's own vectors
 ])
-def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, autoreset_mode):
-    """The vector mode rebuilds the copies' reward vectors from their statistics where those describe them: the same
-    observations, reward vectors and episode returns (to the bit), terminations and truncations as copies made by
-    ``gymnasium.make`` and stepped with ``env.step``, for the same seeds and actions."""
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, autoreset_mode, num_workers):
+    """The vector mode rebuilds the speed tasks' reward vectors from the copies' velocities (in-process, or from what
+    the worker sends): the same observations, reward vectors and episode returns (to the bit), terminations and
+    truncations as copies made by ``gymnasium.make`` and stepped with ``env.step``, for the same seeds and actions."""
     import gymnasium as gym
     kwargs = dict(kwargs, max_episode_steps=40)  # a short time limit: truncations inside the test
-    vec = rmdp_envs.make_vector_env(env_id, 2, 2, kwargs, autoreset_mode=autoreset_mode)
-    assert vec._by_statistic == ("Speed" in env_id)  # the speed tasks rebuild their vectors from the velocities
+    vec = rmdp_envs.make_vector_env(env_id, 2, 2, kwargs, autoreset_mode=autoreset_mode, num_workers=num_workers)
+    rebuilt = vec._rebuild if num_workers else vec._by_statistic
+    assert rebuilt == ("Speed" in env_id)  # the speed tasks rebuild their vectors from the velocities
     refs = [gym.make(env_id, **kwargs) for _ in range(4)]
     obs, _ = vec.reset(seed=5)
     np.testing.assert_array_equal(obs, np.stack([ref.reset(seed=5 + i)[0] for i, ref in enumerate(refs)]))
@@ -287,4 +289,5 @@ def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, au
                 else:
                     done[i] = True
             np.testing.assert_array_equal(obs[i], ref_obs)
+    vec.close()
     assert ends >= 4
