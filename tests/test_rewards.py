@@ -202,6 +202,20 @@ def test_window_rewards_of_many_speeds_are_bit_for_bit_one_at_a_time(shape, pres
     assert window.many(np.array([-9.0])).shape == (1, 300) and not window.many(np.array([-9.0])).any()
 
 
+def follow(ref, action, i, obs, term, trunc, infos, autoreset_mode):
+    """Step the reference copy ``ref`` (made by ``gymnasium.make``) as the vector env stepped its copy ``i``: the same
+    termination, truncation, final and next observation. Returns the reference's reward, info and whether its episode
+    ended (``SameStep``: the reference reset, as the vector env's copy)."""
+    ref_obs, ref_reward, ref_term, ref_trunc, info = ref.step(action)
+    assert (term[i], trunc[i]) == (ref_term, ref_trunc)
+    ended = bool(ref_term or ref_trunc)
+    if ended and autoreset_mode == "SameStep":
+        np.testing.assert_array_equal(infos["final_obs"][i], ref_obs)
+        ref_obs, _ = ref.reset()
+    np.testing.assert_array_equal(obs[i], ref_obs)
+    return ref_reward, info, ended
+
+
 @pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled"])
 @pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0",
                                     "rmdp/AntSpeed-v1"])
@@ -227,17 +241,10 @@ def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autores
             if done[i]:  # Disabled: a finished copy stays frozen
                 assert stats[i, 0] == 0.0 and not term[i] and not trunc[i]
                 continue
-            ref_obs, _, ref_term, ref_trunc, info = ref.step(actions[i])
+            _, info, ended = follow(ref, actions[i], i, obs, term, trunc, infos, autoreset_mode)
             assert stats[i, 0] == info["x_velocity"]
-            assert (term[i], trunc[i]) == (ref_term, ref_trunc)
-            if ref_term or ref_trunc:
-                ends += 1
-                if autoreset_mode == "SameStep":
-                    np.testing.assert_array_equal(infos["final_obs"][i], ref_obs)
-                    ref_obs, _ = ref.reset()
-                else:
-                    done[i] = True
-            np.testing.assert_array_equal(obs[i], ref_obs)
+            ends += ended
+            done[i] = ended and autoreset_mode == "Disabled"
     assert ends >= 4
     stat.close()
 
@@ -275,19 +282,13 @@ def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, au
             if done[i]:  # Disabled: a finished copy stays frozen, with zero reward
                 assert not rewards[i].any() and not term[i] and not trunc[i]
                 continue
-            ref_obs, ref_reward, ref_term, ref_trunc, _ = ref.step(actions[i])
+            ref_reward, _, ended = follow(ref, actions[i], i, obs, term, trunc, infos, autoreset_mode)
             assert rewards[i].tobytes() == np.asarray(ref_reward, dtype=np.float32).tobytes()
-            assert (term[i], trunc[i]) == (ref_term, ref_trunc)
             sums[i] += ref_reward
-            if ref_term or ref_trunc:
-                ends += 1
+            if ended:
                 assert infos["episode"]["r"][i].tobytes() == sums[i].tobytes()
                 sums[i] = 0.0
-                if autoreset_mode == "SameStep":
-                    np.testing.assert_array_equal(infos["final_obs"][i], ref_obs)
-                    ref_obs, _ = ref.reset()
-                else:
-                    done[i] = True
-            np.testing.assert_array_equal(obs[i], ref_obs)
+            ends += ended
+            done[i] = ended and autoreset_mode == "Disabled"
     vec.close()
     assert ends >= 4
