@@ -6,6 +6,11 @@ the deep solvers' evaluated best-response welfare (on the first ``deep_seeds`` i
 budgets ``deep_ks``), each as a fraction of the optimum. EM's gap is the cost of
 local optima; a deep solver's further gap is the cost of RL noise.
 
+Each deep solver trains ``deep_training_seeds`` times per instance (training seeds 0..S-1), one core per
+run (the sweep's ``PROCESS_FLAGS``), ``jobs`` runs at a time; a solver's cell is the mean fraction of
+the optimum over its seeds with a 95% bootstrap interval (``leaderboard.stats.interval``, clipped to
+[0, 1]: a tabulated policy's exact welfare cannot pass the optimum). The JSON keeps every seed's score.
+
     python benchmarks/optimality_gap.py            # writes benchmarks/results/optimality_gap.{json,md}
 """
 
@@ -15,11 +20,11 @@ import glob
 import inspect
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import gymnasium as gym
@@ -27,9 +32,13 @@ import numpy as np
 import tyro
 
 import rmdp_envs
+from leaderboard.stats import interval
+from leaderboard.sweep import PROCESS_FLAGS
 from rmdp_envs.envs.tabular_generators import TabularRandomEnv
 from rmdp_envs.exact import (em_exact, full_personalization, optimal_welfare, policy_utilities, policy_welfare,
                              tabulate_policies)
+from rmdp_envs.files import atomic_write_json, atomic_write_text
+from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores
 
 #: every registered r-MDP that states it is tabular (the exact optimum applies)
 TABULAR_IDS = tuple(i for i in rmdp_envs.registered_ids() if rmdp_envs.env_metadata(i)["rmdp_family"] == "tabular")
@@ -58,6 +67,10 @@ class Args:
     """transitions per deep-solver run"""
     deep_eval_episodes: int = 20
     """the solvers' own sampled evaluation (kept beside the exact score in the JSON)"""
+    deep_training_seeds: int = 10
+    """training seeds 0..S-1 per deep solver and instance (the interval is over them)"""
+    jobs: int = 0
+    """deep-solver runs at a time, one core each (0: this machine's usable cores)"""
 
 
 def instance_kwargs(env_id: str, seed: int, n_agents: int) -> dict:
@@ -69,8 +82,22 @@ def instance_kwargs(env_id: str, seed: int, n_agents: int) -> dict:
     return kwargs
 
 
-def deep_solver_welfares(mdp, env_id: str, env_kwargs: dict, k: int, seed: int, args: Args) -> dict[str, dict]:
-    """Best-response welfare of each deep solver, trained on this instance and scored exactly.
+def _train_and_score(mdp, env_id: str, env_kwargs: dict, k: int, solver: str, seed: int, args: Args, out: str) -> dict:
+    """One deep-solver run on this instance: its greedy policies' exact best-response welfare, and its sampled one."""
+    folder = os.path.join(out, f"{solver}-{seed}")
+    cmd = [sys.executable, os.path.join(ROOT, "solvers", f"{solver}_ppo.py"), "--env-id", env_id, "--k", str(k),
+           "--env-kwargs", json.dumps(env_kwargs), "--total-timesteps", str(args.deep_timesteps), "--seed", str(seed),
+           "--eval-episodes", str(args.deep_eval_episodes), "--save-model", "--output-dir", folder, *PROCESS_FLAGS]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    (result,) = glob.glob(os.path.join(folder, "*", "result.json"))
+    with open(result) as f:
+        sampled = json.load(f)["best_welfare"]
+    utilities = policy_utilities(mdp, tabulate_policies(mdp, rmdp_envs.load_policies(os.path.dirname(result)), k))
+    return {"welfare": float(utilities.max(axis=0).mean()), "welfare_sampled": float(sampled)}
+
+
+def deep_solver_welfares(mdp, env_id: str, env_kwargs: dict, k: int, seed: int, args: Args) -> dict[str, list[dict]]:
+    """Each deep solver's runs (one per training seed), trained on this instance and scored exactly.
 
     Each solver file runs in a subprocess (``--env-kwargs`` carries the instance, ``--save-model``
     keeps its policies). The greedy policies are tabulated at every (step, state) and scored by
@@ -79,26 +106,25 @@ def deep_solver_welfares(mdp, env_id: str, env_kwargs: dict, k: int, seed: int, 
     """
     if seed >= args.deep_seeds or k not in args.deep_ks:
         return {}
-    welfares = {}
-    with tempfile.TemporaryDirectory() as out:
-        for solver in args.deep_solvers:
-            cmd = [sys.executable, os.path.join(ROOT, "solvers", f"{solver}_ppo.py"), "--env-id", env_id, "--k", str(k),
-                   "--env-kwargs", json.dumps(env_kwargs), "--total-timesteps", str(args.deep_timesteps),
-                   "--eval-episodes", str(args.deep_eval_episodes), "--save-model", "--output-dir", os.path.join(out, solver)]
-            subprocess.run(cmd, check=True, capture_output=True, text=True)
-            (result,) = glob.glob(os.path.join(out, solver, "*", "result.json"))
-            with open(result) as f:
-                sampled = json.load(f)["best_welfare"]
-            utilities = policy_utilities(mdp, tabulate_policies(mdp, rmdp_envs.load_policies(os.path.dirname(result)), k))
-            welfares[solver] = {"welfare": float(utilities.max(axis=0).mean()), "welfare_sampled": float(sampled)}
-            print(f"  {env_id} seed {seed} k={k} {solver}: {welfares[solver]['welfare']:.4f} "
-                  f"(sampled {sampled:.4f})", flush=True)
+    runs = [(solver, s) for solver in args.deep_solvers for s in range(args.deep_training_seeds)]
+    with tempfile.TemporaryDirectory() as out, ThreadPoolExecutor(args.jobs or usable_cores()) as pool:
+        scores = list(pool.map(lambda run: _train_and_score(mdp, env_id, env_kwargs, k, *run, args, out), runs))
+    welfares: dict[str, list[dict]] = {}
+    for (solver, s), score in zip(runs, scores):
+        welfares.setdefault(solver, []).append({"training_seed": s, **score})
+    for solver, scored in welfares.items():
+        print(f"  {env_id} seed {seed} k={k} {solver}: " + " ".join(f"{w['welfare']:.4f}" for w in scored), flush=True)
     return welfares
 
 
-def add_solver_scores(row: dict, welfares: dict[str, dict]) -> dict:
-    """Put each solver's welfare and its fraction of the optimum into a result row."""
-    row["solvers"] = {name: {**w, "fraction_of_optimum": w["welfare"] / row["optimum"]} for name, w in welfares.items()}
+def add_solver_scores(row: dict, welfares: dict[str, list[dict]]) -> dict:
+    """Put each solver's runs, and their mean fraction of the optimum with its 95% interval, into a result row."""
+    row["solvers"] = {}
+    for name, runs in welfares.items():
+        fractions = [w["welfare"] / row["optimum"] for w in runs]
+        point, low, high = interval(fractions, low=0.0, high=1.0)
+        row["solvers"][name] = {"fraction_of_optimum": point, "fraction_interval": [low, high],
+                                "runs": [{**w, "fraction_of_optimum": f} for w, f in zip(runs, fractions)]}
     return row
 
 
@@ -126,14 +152,23 @@ def time_optimum() -> dict:
     value = optimal_welfare(mdp, 3).value
     seconds = time.perf_counter() - start
     return {**size, "k": 3, "seconds": seconds, "under_10_s": seconds < 10, "optimum": value,
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}
+            "machine": hardware()}
 
 
-def markdown(rows: list[dict], timing: dict, args: Args) -> str:
+def solver_cell(scores: dict) -> str:
+    """``mean [low, high] (m/S at 99%)`` of one solver's fractions of the optimum over its training seeds."""
+    low, high = scores["fraction_interval"]
+    fractions = [run["fraction_of_optimum"] for run in scores["runs"]]
+    spread = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
+    return f"{scores['fraction_of_optimum']:.3f}{spread} ({sum(f >= 0.99 for f in fractions)}/{len(fractions)})"
+
+
+def markdown(rows: list[dict], timing: dict, args: Args, provenance: dict) -> str:
     head = ["env", "seed", "k", "optimum", "EM mean", "EM best", "EM mean / opt", "EM best / opt", "EM runs at opt"]
     lines = ["# Optimality gap on tabular r-MDPs", "",
              f"Welfare = per-user mean expected return (in [0, 1]); n = {args.n_agents} users; exact EM over "
-             f"{args.restarts} random starts. rmdp {rmdp_envs.__version__}.", "",
+             f"{args.restarts} random starts. Code of {provenance['commit']}, {provenance['machine']}, "
+             f"{provenance['created']}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row["env_id"].split("/")[1], row["env_kwargs"]["population_seed"], row["k"],
@@ -146,14 +181,17 @@ def markdown(rows: list[dict], timing: dict, args: Args) -> str:
         solvers = sorted({name for row in deep for name in row["solvers"]})
         head = ["env", "seed", "k", "optimum", "exact EM mean / opt"] + [f"{s} / opt" for s in solvers]
         lines += ["", "## Deep solvers", "",
-                  f"Each solver trained once ({args.deep_timesteps:,} transitions, default flags) per instance; "
-                  "its greedy policies are tabulated at every (step, state) and their best-response welfare "
-                  "computed exactly (`rmdp_envs.exact.tabulate_policies` + `policy_utilities`).", "",
+                  f"Each solver trained {args.deep_training_seeds} times per instance (training seeds 0-"
+                  f"{args.deep_training_seeds - 1}; {args.deep_timesteps:,} transitions, default flags, one core per "
+                  "run); its greedy policies are tabulated at every (step, state) and their best-response welfare "
+                  "computed exactly (`rmdp_envs.exact.tabulate_policies` + `policy_utilities`). A cell: the mean "
+                  "fraction of the optimum over the seeds, [95% bootstrap interval], and how many seeds reached "
+                  "99% of it.", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in deep:
             cells = [row["env_id"].split("/")[1], row["env_kwargs"]["population_seed"], row["k"],
                      f"{row['optimum']:.4f}", f"{row['em_mean_fraction']:.3f}"]
-            cells += [f"{row['solvers'][s]['fraction_of_optimum']:.3f}" if s in row["solvers"] else "" for s in solvers]
+            cells += [solver_cell(row["solvers"][s]) if s in row["solvers"] else "" for s in solvers]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", f"`optimal_welfare` at n={timing['n_agents']}, k={timing['k']}, S={timing['n_states']}, "
               f"A={timing['n_actions']}, H={timing['horizon']}: {timing['seconds']:.2f} s ({timing['machine']})."]
@@ -162,13 +200,13 @@ def markdown(rows: list[dict], timing: dict, args: Args) -> str:
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    provenance = {"commit": git_commit(ROOT), "machine": hardware(), "versions": library_versions(),
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     timing = time_optimum()
     rows = [measure(env_id, seed, k, args) for env_id in TABULAR_IDS for seed in range(args.seeds) for k in args.ks]
-    table = markdown(rows, timing, args)
+    table = markdown(rows, timing, args, provenance)
     print(table)
     os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "optimality_gap.json"), "w") as f:
-        json.dump({"args": asdict(args), "rmdp_version": rmdp_envs.__version__,
-                   "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "timing": timing, "rows": rows}, f, indent=1)
-    with open(os.path.join(args.out_dir, "optimality_gap.md"), "w") as f:
-        f.write(table)
+    atomic_write_json(os.path.join(args.out_dir, "optimality_gap.json"),
+                      {"args": asdict(args), **provenance, "timing": timing, "rows": rows})
+    atomic_write_text(os.path.join(args.out_dir, "optimality_gap.md"), table)
