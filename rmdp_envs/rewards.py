@@ -93,10 +93,13 @@ class TargetWindowReward:
     def many(self, xs: np.ndarray) -> np.ndarray:
         """``(E,) -> (E, n)``: the rewards of every ``x`` at once, bit for bit ``__call__``'s.
 
-        The same float64 operations on the same numbers. Where the windows overlap (small n: the per-user critic
-        needs this every step), one numpy pass over their union; where they are narrow against it (large n,
-        spread-out ``x``), each ``x``'s own window, as ``__call__`` computes it, written straight into its row: at
-        n = 100,000 the union pass cost 1.7 ms for 16 copies' speeds, several times their own windows.
+        The same float64 operations on the same numbers, by one of two paths that give the same bytes: one numpy
+        pass over the union of the windows (:meth:`_many_over_union`), or each ``x``'s own window written into its
+        row (:meth:`_many_by_rows`). A row costs the union pass its whole span, and the row path its own window plus
+        Python's overhead per row, worth :data:`ROW_OVERHEAD_USERS` users of the union pass; :meth:`many` takes the
+        cheaper. The per-user critic's rewards (n = 100, 10,240 speeds a rollout) take the union pass, 2.6x faster
+        than by rows there; a 16-copy vector env at n = 100,000, whose windows are a few thousand users of a span of
+        100,000, takes the rows, 18x faster than the union pass (``benchmarks/results/many_paths.json``).
         """
         xs = np.asarray(xs, dtype=np.float64).reshape(-1)
         reward = np.zeros((xs.shape[0], self.n), dtype=np.float32)
@@ -105,15 +108,26 @@ class TargetWindowReward:
         his = np.searchsorted(t, xs + self.half_width, side="left")
         if not xs.size or his.max() <= los.min():
             return reward
-        lo, hi = int(los.min()), int(his.max())
-        if xs.size * (hi - lo) > 4 * int(np.maximum(his - los, 0).sum()) + 4096:
-            scaled = self._scaled()
-            for row, (x, a, b) in enumerate(zip(xs.tolist(), los.tolist(), his.tolist())):
-                if b > a:
-                    reward[row, slice(a, b) if self._presorted else self.order[a:b]] = self._values(scaled[a:b], x)
-            return reward
+        if self.by_rows(los, his):
+            return self._many_by_rows(xs, los, his, reward)
+        return self._many_over_union(xs, int(los.min()), int(his.max()), reward)
+
+    @staticmethod
+    def by_rows(los: np.ndarray, his: np.ndarray) -> bool:
+        """Whether :meth:`many` writes row by row for windows ``[los, his)``: where their union's span is wider than a
+        window plus Python's overhead of a row."""
+        return int(his.max() - los.min()) > float(np.maximum(his - los, 0).mean()) + ROW_OVERHEAD_USERS
+
+    def _many_by_rows(self, xs: np.ndarray, los: np.ndarray, his: np.ndarray, reward: np.ndarray) -> np.ndarray:
+        scaled = self._scaled()
+        for row, (x, a, b) in enumerate(zip(xs.tolist(), los.tolist(), his.tolist())):
+            if b > a:
+                reward[row, slice(a, b) if self._presorted else self.order[a:b]] = self._values(scaled[a:b], x)
+        return reward
+
+    def _many_over_union(self, xs: np.ndarray, lo: int, hi: int, reward: np.ndarray) -> np.ndarray:
         column = xs[:, None]
-        window = t[lo:hi]
+        window = self.sorted_targets[lo:hi]
         inside = (window > column - self.half_width) & (window < column + self.half_width)  # bisect's window, per x
         block = np.where(inside, self._values(window / self.half_width, column), 0.0).astype(np.float32)
         if self._presorted:
@@ -121,6 +135,11 @@ class TargetWindowReward:
         else:
             reward[:, self.order[lo:hi]] = block
         return reward
+
+
+#: Python's cost of one row of :meth:`TargetWindowReward.many`'s row path in users of its union pass: about 2 us
+#: a row against 4-8 ns a (row, user) element on this project's 2-core Xeon (``benchmarks/many_paths.py``).
+ROW_OVERHEAD_USERS = 256
 
 
 class UserRewards:

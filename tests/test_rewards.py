@@ -197,9 +197,29 @@ def test_window_rewards_of_many_speeds_are_bit_for_bit_one_at_a_time(shape, pres
     one_at_a_time = np.stack([window(x) for x in xs])
     assert one_at_a_time.any()
     np.testing.assert_array_equal(window.many(xs), one_at_a_time)
-    assert window.many(xs).tobytes() == one_at_a_time.tobytes()  # narrow windows against their union: row by row
-    assert window.many(xs[:3]).tobytes() == one_at_a_time[:3].tobytes()  # a few rows: one pass over the union
+    assert window.many(xs).tobytes() == one_at_a_time.tobytes()
+    los = np.searchsorted(window.sorted_targets, xs - 0.2, side="right")
+    his = np.searchsorted(window.sorted_targets, xs + 0.2, side="left")
+    by_rows = window._many_by_rows(xs, los, his, np.zeros((xs.size, 300), dtype=np.float32))
+    over_union = window._many_over_union(xs, int(los.min()), int(his.max()), np.zeros((xs.size, 300), dtype=np.float32))
+    assert by_rows.tobytes() == one_at_a_time.tobytes() and over_union.tobytes() == one_at_a_time.tobytes()  # both paths
     assert window.many(np.array([-9.0])).shape == (1, 300) and not window.many(np.array([-9.0])).any()
+
+
+def test_many_takes_the_cheaper_path_at_the_solvers_and_the_vector_envs_shapes():
+    """The per-user critic's rollout (n = 100, thousands of speeds over the whole population) goes over the union in
+    one pass; a vector env's step at n = 100,000 (16 speeds, windows of a few thousand users) goes row by row. The
+    other way round cost the critic 2.6x and the vector env 18x (``benchmarks/many_paths.py``)."""
+    from rmdp_envs.rewards import TargetWindowReward
+
+    def paths(n, rows):
+        window = TargetWindowReward(np.linspace(0, 4, n), 0.2, 0.1)
+        xs = np.random.default_rng(0).uniform(0, 4, rows)
+        t = window.sorted_targets
+        return window.by_rows(np.searchsorted(t, xs - 0.2, side="right"), np.searchsorted(t, xs + 0.2, side="left"))
+
+    assert not paths(100, 10_240)
+    assert paths(100_000, 16)
 
 
 def follow(ref, action, i, obs, term, trunc, infos, autoreset_mode):
