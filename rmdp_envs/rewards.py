@@ -97,9 +97,9 @@ class TargetWindowReward:
         pass over the union of the windows (:meth:`_many_over_union`), or each ``x``'s own window written into its
         row (:meth:`_many_by_rows`). A row costs the union pass its whole span, and the row path its own window plus
         Python's overhead per row, worth :data:`ROW_OVERHEAD_USERS` users of the union pass; :meth:`many` takes the
-        cheaper. The per-user critic's rewards (n = 100, 10,240 speeds a rollout) take the union pass, 2.6x faster
+        cheaper. The per-user critic's rewards (n = 100, 10,240 speeds a rollout) take the union pass, 3.1x faster
         than by rows there; a 16-copy vector env at n = 100,000, whose windows are a few thousand users of a span of
-        100,000, takes the rows, 18x faster than the union pass (``benchmarks/results/many_paths.json``).
+        100,000, takes the rows, 14.5x faster than the union pass (``benchmarks/results/many_paths.md``).
         """
         xs = np.asarray(xs, dtype=np.float64).reshape(-1)
         reward = np.zeros((xs.shape[0], self.n), dtype=np.float32)

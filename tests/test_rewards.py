@@ -209,7 +209,7 @@ def test_window_rewards_of_many_speeds_are_bit_for_bit_one_at_a_time(shape, pres
 def test_many_takes_the_cheaper_path_at_the_solvers_and_the_vector_envs_shapes():
     """The per-user critic's rollout (n = 100, thousands of speeds over the whole population) goes over the union in
     one pass; a vector env's step at n = 100,000 (16 speeds, windows of a few thousand users) goes row by row. The
-    other way round cost the critic 2.6x and the vector env 18x (``benchmarks/many_paths.py``)."""
+    other way round cost the critic 3.1x and the vector env 14.5x (``benchmarks/results/many_paths.md``)."""
     from rmdp_envs.rewards import TargetWindowReward
 
     def paths(n, rows):
