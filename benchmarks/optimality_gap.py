@@ -88,7 +88,10 @@ def _train_and_score(mdp, env_id: str, env_kwargs: dict, k: int, solver: str, se
     cmd = [sys.executable, os.path.join(ROOT, "solvers", f"{solver}_ppo.py"), "--env-id", env_id, "--k", str(k),
            "--env-kwargs", json.dumps(env_kwargs), "--total-timesteps", str(args.deep_timesteps), "--seed", str(seed),
            "--eval-episodes", str(args.deep_eval_episodes), "--save-model", "--output-dir", folder, *PROCESS_FLAGS]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:  # the solver's own last lines say why; a bare CalledProcessError would hide them
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"{solver} (seed {seed}) on {env_id} k={k} exited with {done.returncode}:\n{tail}")
     (result,) = glob.glob(os.path.join(folder, "*", "result.json"))
     with open(result) as f:
         sampled = json.load(f)["best_welfare"]

@@ -103,14 +103,19 @@ class TargetWindowReward:
         """
         xs = np.asarray(xs, dtype=np.float64).reshape(-1)
         reward = np.zeros((xs.shape[0], self.n), dtype=np.float32)
-        t = self.sorted_targets
-        los = np.searchsorted(t, xs - self.half_width, side="right")  # bisect_right, as __call__
-        his = np.searchsorted(t, xs + self.half_width, side="left")
-        if not xs.size or his.max() <= los.min():
+        if not xs.size:
             return reward
-        if self.by_rows(los, his):
-            return self._many_by_rows(xs, los, his, reward)
-        return self._many_over_union(xs, int(los.min()), int(his.max()), reward)
+        t = self.sorted_targets
+        lo = int(np.searchsorted(t, (xs - self.half_width).min(), side="right"))  # bisect_right, as __call__
+        hi = int(np.searchsorted(t, (xs + self.half_width).max(), side="left"))
+        if hi <= lo:
+            return reward
+        if hi - lo > ROW_OVERHEAD_USERS:  # a union this wide may cost more than the rows: look at each window
+            los = np.searchsorted(t, xs - self.half_width, side="right")
+            his = np.searchsorted(t, xs + self.half_width, side="left")
+            if self.by_rows(los, his):
+                return self._many_by_rows(xs, los, his, reward)
+        return self._many_over_union(xs, lo, hi, reward)
 
     @staticmethod
     def by_rows(los: np.ndarray, his: np.ndarray) -> bool:
