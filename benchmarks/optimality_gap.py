@@ -203,6 +203,9 @@ def markdown(rows: list[dict], timing: dict, args: Args, provenance: dict) -> st
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    unknown = [name for name in args.deep_solvers if not os.path.exists(os.path.join(ROOT, "solvers", f"{name}_ppo.py"))]
+    if unknown:
+        raise SystemExit("error: --deep-solvers names no solver file: " + ", ".join(f"solvers/{name}_ppo.py" for name in unknown))
     provenance = {"commit": git_commit(ROOT), "machine": hardware(), "versions": library_versions(),
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     timing = time_optimum()
