@@ -78,9 +78,11 @@ def markdown(rows: list[dict], files: list[dict]) -> str:
 
 
 def main(args: Args) -> None:
+    missing = [folder for folder in args.folders if not (Path(folder) / "solver_speed.json").is_file()]
+    if missing or not args.folders:
+        raise SystemExit("error: each folder must hold a solver_speed.json (solver_speed.py --out FOLDER); "
+                         + (f"none in {', '.join(missing)}" if missing else "no folder named"))
     files = [json.loads((Path(folder) / "solver_speed.json").read_text()) for folder in args.folders]
-    if not files:
-        raise SystemExit("error: name at least one folder holding a solver_speed.json")
     rows = summarize(files)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
