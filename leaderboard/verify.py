@@ -12,6 +12,9 @@ from leaderboard.unseen import score_unseen
 from leaderboard.storage import load_submissions, sha256_file, submissions_dir
 from leaderboard.submit import schema_errors
 
+SCORED_COLUMNS = ("best_welfare", "welfare", "unseen_welfare")
+"""A run's stored numbers that ``verify`` re-scores (``unseen_welfare`` only where the run stores one)."""
+
 
 def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] | None = None,
                  workers: int = 1, report: list[dict] | None = None) -> list[str]:
@@ -59,7 +62,7 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
     try:
         for (sub, run, _), rescored in zip(jobs, outcomes):
             tol = PROTOCOL.tolerance_for(sub["benchmark"]["env_id"])
-            for name in ("best_welfare", "welfare", "unseen_welfare"):
+            for name in SCORED_COLUMNS:
                 if name == "unseen_welfare" and run.get(name) is None:
                     continue
                 value = rescored[name]
@@ -94,10 +97,19 @@ def _one_thread() -> None:
 
 
 def _rescore(job: tuple[dict, dict, Path]) -> dict:
-    """One stored run re-evaluated under the protocol it was scored with."""
+    """:func:`rescore_run` of one ``(submission, run, policies folder)`` job (a pool maps one argument)."""
+    return rescore_run(*job)
+
+
+def rescore_run(sub: dict, run: dict, folder: Path) -> dict:
+    """One stored run's board numbers re-evaluated from its saved policies under the protocol it was scored with.
+
+    ``{"best_welfare", "welfare", "unseen_welfare"}`` (the last None where the run stores none): what
+    ``verify`` compares with the stored columns, and what ``benchmarks/reevaluation.py`` measures the
+    protocol's tolerances with.
+    """
     from rmdp_envs import load_policies  # noqa: PLC0415
 
-    sub, run, folder = job
     b, proto = sub["benchmark"], sub["protocol"]
     policies = load_policies(folder)
     scored = score(b["env_id"], b["env_kwargs"], policies, sub["k"], proto, run["assignment"])
