@@ -40,12 +40,15 @@ class Protocol:
     re-evaluation of the same saved policies on the same seeds. Which bound applies is a fact each
     environment states (``metadata["rmdp_evaluation"]``, see :func:`rmdp_envs.env_metadata`):
     ``"exact"`` dynamics (ResourceGathering, tabular, CartPole) re-evaluate to the same numbers
-    (measured, ``benchmarks/results/reevaluation.json``: difference 0 for stored runs re-evaluated
-    with 1 and 2 torch threads); ``"chaotic"`` ones (MuJoCo) can turn a last-bit difference in a
-    network's output (another process, thread count or CPU) into a different greedy action that
-    grows over 1000 steps: the same file measures stored HalfCheetah rows re-evaluated in another
-    session differing by up to 0.014 (0.16%), and a difference of 0.66% (17.556 vs 17.441) was seen
-    before; the chaotic bound (0.5 + 2%) covers both with room, the exact one (1e-4 + 0.1%) is tight.
+    (measured, ``benchmarks/results/reevaluation.json``: every board column of stored Chain and
+    ResourceGathering runs, v1 and v2, re-scored with 1 and 2 torch threads: difference 0);
+    ``"chaotic"`` ones (MuJoCo) can turn a last-bit difference in a network's output (another
+    process, thread count, CPU or MuJoCo version) into a different greedy action that grows over
+    1000 steps: the same file (one run of each MuJoCo task, under MuJoCo 4.0) finds 0 to 0.05% for
+    four runs (stored under MuJoCo 3.15 or 4.0, on this project's Xeon or an AMD EPYC) and 1.4%
+    (10.443 against 10.587 stored, 0.20 of the bound) for a HalfCheetah row stored under 3.15;
+    0.66% (17.556 vs 17.441) was seen before.
+    The chaotic bound (0.5 + 2%) covers these with room, the exact one (1e-4 + 0.1%) is tight.
     """
 
     version: str = "v2"
