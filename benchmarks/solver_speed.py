@@ -31,7 +31,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
 
 CHEETAH = "rmdp/HalfCheetahSpeed-v0"
 RG = "rmdp/ResourceGathering-v0"
@@ -159,7 +159,7 @@ def main(args: Args) -> None:
         old = json.loads((out / "solver_speed.json").read_text())["runs"]
         runs = [r for r in old if (r["solver"], r["env_id"]) not in fresh] + runs
         runs.sort(key=lambda r: (r["env_id"] != CHEETAH, args.solvers.index(r["solver"]) if r["solver"] in args.solvers else 99))
-    report = {"commit": git_commit(ROOT), "hardware": hardware(), "cpu_count": os.cpu_count(),
+    report = {"commit": git_commit(ROOT), "hardware": hardware(), "versions": library_versions(), "cpu_count": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "settings": vars(args), "runs": runs}
     atomic_write_json(out / "solver_speed.json", report)
     plot(runs, out / "solver_speed.png")
