@@ -284,12 +284,42 @@ def markdown(report: dict) -> str:
             lines += [f"{label}, seeds {c['seeds']}): mean fraction {c['mean_fraction']} {_fraction_interval(c['rows'], 100)}; "
                       f"n = 100,000 uniform against it: relative difference {c['relative_difference_100k_uniform']}"
                       f" {_relative_interval(report.get('welfare', {}).get('rows', []), c['rows'], 100)}."]
+    from leaderboard.stats import relative_difference  # noqa: PLC0415
+
+    populations = [(label, report[case]["rows"], n) for case, n, label in
+                   (("welfare", 100, "n = 100 uniform (population seed 0)"), ("draws", 100, "n = 100, own draws"),
+                    ("grid", 100, "n = 100 evenly spaced"), ("welfare", 100_000, "n = 100,000 uniform"))
+                   if case in report]
+    if populations:
+        large = [r["best_welfare"] for r in report.get("welfare", {}).get("rows", [])
+                 if r["n"] == 100_000 and r["returncode"] == 0]
+        parts = []
+        for label, rows, n in populations:
+            values = [r["best_welfare"] for r in rows if r["n"] == n and r["returncode"] == 0]
+            part = f"{label} {_welfare_interval(values)}"
+            if large and n == 100:
+                point, low, high = relative_difference(large, values)
+                part += f" (n = 100,000 against it {point:+.1%} [{_signed_percent(low)}, {_signed_percent(high)}])"
+            parts.append(part)
+        lines += ["Welfare itself (best response, mean over seeds): " + "; ".join(parts) + "."]
     if any(case in report for case in ("welfare", "grid", "draws")):
         fewest = min(len(report[case]["seeds"]) for case in ("welfare", "grid", "draws") if case in report)
         lines += ["Brackets: 95% bootstrap interval of the mean over seeds (`leaderboard.stats.interval`, clipped to [0, 1]"
                   + ("; three seeds give wide ones)" if fewest <= 3 else ")")
                   + "; after a relative difference, its unpaired bootstrap interval (`leaderboard.stats.relative_difference`)."]
     return "\n".join(lines) + "\n"
+
+
+def _welfare_interval(values: list[float]) -> str:
+    """``mean [low, high]`` of best-response welfare over seeds, the interval clipped to welfare's floor of 0."""
+    from leaderboard.stats import interval  # noqa: PLC0415
+
+    point, low, high = interval(values, low=0.0)
+    return f"{point:.2f} [-]" if low is None else f"{point:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _signed_percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
 
 
 def _fraction_interval(rows: list[dict], n: int) -> str:
