@@ -164,6 +164,18 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def available_memory() -> int | None:
+    """``MemAvailable`` of /proc/meminfo in bytes (None where the file does not exist)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def usable_cores() -> int:
     """The CPUs this process may run on: its affinity set where the OS has one (``taskset`` pins a share of a
     bigger host), else the machine's logical cores."""

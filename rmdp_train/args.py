@@ -8,6 +8,7 @@ of the environment's family (:data:`ENV_DEFAULTS`), which the environment states
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 from dataclasses import asdict, dataclass
@@ -220,14 +221,42 @@ def parse_args(args_cls: type, solver_file: str) -> PPOArgs:
     """``tyro.cli(args_cls)``; with ``--resume RUN_DIR`` the run's saved arguments instead; then the env defaults."""
     args = tyro.cli(args_cls)
     if args.resume is not None:
-        run_dir = Path(args.resume)
-        if not (run_dir / "args.json").is_file() or not (run_dir / CHECKPOINT_FILE).is_file():
-            fail(f"--resume {args.resume}: not a run directory with args.json and {CHECKPOINT_FILE}")
-        saved = json.loads((run_dir / "args.json").read_text())
+        saved = resumable_args(args.resume, args_cls, Path(solver_file).stem)
         args = args_cls(**{**saved, "resume": args.resume, "interrupt_after": args.interrupt_after})
     if args.exp_name is None:
         args.exp_name = Path(solver_file).stem
     return apply_env_defaults(args)
+
+
+def resumable_args(resume: str, args_cls: type, solver: str) -> dict:
+    """The saved flags of the run folder ``resume``, after checking that this solver can continue it: both files
+    there and readable, and every saved flag one of this solver's. A run of another solver fails (one ``error:``
+    line naming it) instead of being finished by this one: its flags are not this solver's (extra ones), or it has
+    none of the flags this solver adds to the shared ones (EM continuing a random-assignment run would otherwise
+    take it over silently)."""
+    from safetensors import safe_open  # noqa: PLC0415
+
+    run_dir = Path(resume)
+    if not (run_dir / "args.json").is_file() or not (run_dir / CHECKPOINT_FILE).is_file():
+        fail(f"--resume {resume}: not a run directory with args.json and {CHECKPOINT_FILE}")
+    try:
+        saved = json.loads((run_dir / "args.json").read_text())
+        with safe_open(str(run_dir / CHECKPOINT_FILE), framework="pt") as f:
+            f.metadata()
+    except Exception as e:  # JSON, safetensors' header, or the OS: every way the files can be unreadable
+        fail(f"--resume {resume}: args.json or {CHECKPOINT_FILE} cannot be read ({type(e).__name__}: {e})")
+    if not isinstance(saved, dict):
+        fail(f"--resume {resume}: args.json is not a JSON object of flags")
+    fields = {f.name for f in dataclasses.fields(args_cls)} - set(RUNTIME_FIELDS)
+    own = fields - {f.name for f in dataclasses.fields(PPOArgs)}
+    foreign = sorted(set(saved) - fields)
+    if foreign or (own and not own & set(saved)):
+        started_by = f"{saved.get('exp_name')!r}" if saved.get("exp_name") else "another solver"
+        reason = (f"its flags {', '.join(foreign)} are not {solver}'s" if foreign else
+                  f"it has none of {solver}'s own flags ({', '.join(sorted(own))})")
+        fail(f"--resume {resume}: a run of {started_by}, not of {solver} ({reason}); continue it with the solver that "
+             "started it")
+    return saved
 
 
 def saved_args(args: PPOArgs) -> dict:

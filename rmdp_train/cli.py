@@ -68,21 +68,46 @@ def _keyword_arguments(env_class) -> list[str]:
     return names + ["max_episode_steps"]
 
 
+#: The seeds numpy and Gymnasium take: ``np.random.seed`` stops at 2**32 - 1, ``reset(seed=...)`` at 0.
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def check_ranges(positive: dict[str, float | None] | None = None, non_negative: dict[str, float | None] | None = None,
+                 unit_interval: dict[str, float | None] | None = None, seeds: dict[str, int | None] | None = None) -> None:
+    """Fail (one line, exit status 2) on the first named flag outside its range: ``> 0``, ``>= 0``, ``[0, 1]``, or
+    a seed outside :data:`SEED_RANGE`. ``None`` is a flag left unset (its default applies) and passes; a NaN fails."""
+    def flag(name: str) -> str:
+        return f"--{name.replace('_', '-')}"
+
+    for name, value in (positive or {}).items():
+        if value is not None and not value > 0:
+            fail(f"{flag(name)} must be > 0, got {value}")
+    for name, value in (non_negative or {}).items():
+        if value is not None and not value >= 0:
+            fail(f"{flag(name)} must be >= 0, got {value}")
+    for name, value in (unit_interval or {}).items():
+        if value is not None and not 0 <= value <= 1:
+            fail(f"{flag(name)} must lie in [0, 1], got {value}")
+    low, high = SEED_RANGE
+    for name, value in (seeds or {}).items():
+        if value is not None and not low <= value <= high:
+            fail(f"{flag(name)} must lie in [{low}, 2**32 - 1], got {value}")
+
+
 def check_run_args(env_id: str, env_kwargs: dict[str, Any], k: int, total_timesteps: int,
                    positive: dict[str, float] | None = None, non_negative: dict[str, float] | None = None) -> gym.Env:
     """Validate a solver's flags; returns a probe instance of the environment (close it after use).
 
-    Fails (one line, exit status 2) on an unknown env id, environment arguments the env rejects,
+    Fails (one line, exit status 2) on an unknown env id, environment arguments the env rejects
+    (a ``max_episode_steps`` below 1 among them: Gymnasium reads a negative one as no time limit),
     ``k`` outside ``[1, n]``, a budget ``< 1`` and any named flag that must be positive or ``>= 0``.
     """
     if total_timesteps < 1:
         fail(f"--total-timesteps must be >= 1, got {total_timesteps}")
-    for name, value in (positive or {}).items():
-        if not value > 0:
-            fail(f"--{name.replace('_', '-')} must be > 0, got {value}")
-    for name, value in (non_negative or {}).items():
-        if not value >= 0:
-            fail(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    check_ranges(positive, non_negative)
+    steps = env_kwargs.get("max_episode_steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        fail(f"max_episode_steps (--env-kwargs) must be an integer >= 1, got {steps!r}")
     try:
         env = make(env_id, **env_kwargs)
     except (ValueError, TypeError, gym.error.Error) as e:

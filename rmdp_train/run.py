@@ -29,11 +29,11 @@ from rmdp_envs import RunResult
 from rmdp_envs.files import atomic_write_json
 from rmdp_envs.population import Population
 from rmdp_envs.rewards import user_rewards_of
-from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores
+from rmdp_envs.results import available_memory, git_commit, hardware, library_versions, usable_cores
 from rmdp_envs.vector import start_forkserver
 from rmdp_train.args import PPOArgs, saved_args
 from rmdp_train.checkpoint import TrainState
-from rmdp_train.cli import check_run_args, env_kwargs_from, fail
+from rmdp_train.cli import check_ranges, check_run_args, env_kwargs_from, fail
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import MultiPolicyActor, PolicySet, policy_spec, save_policies
 from rmdp_train.users import user_bins
@@ -91,11 +91,12 @@ def default_update_threads(rollout: str, environ=os.environ) -> int:
 class Run:
     """One solver run: flags checked, folder created, seeds set (see the module docstring).
 
-    ``positive`` / ``non_negative`` name the solver's own flags that must be > 0 / >= 0, on top of
-    the shared ones. The ``--rollout`` modes the solver implements are its ``Args.rollouts``.
+    ``positive`` / ``non_negative`` / ``unit_interval`` / ``seeds`` name the solver's own flags that must be
+    > 0 / >= 0 / in [0, 1] / a seed numpy and Gymnasium take, on top of the shared ones (``None``: unset). The ``--rollout`` modes the solver implements are its ``Args.rollouts``.
     """
 
-    def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None):
+    def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None,
+                 unit_interval: dict | None = None, seeds: dict | None = None):
         self.args, self.solver = args, solver
         # the code this process runs: read at start, since a commit (or an edit) during a long run would otherwise
         # be recorded as the code that produced its result
@@ -105,6 +106,15 @@ class Run:
         rollouts = type(args).rollouts
         if args.rollout not in rollouts:
             fail(f"--rollout {args.rollout}: the {solver} solver supports {' and '.join(rollouts)} only")
+        check_ranges(positive=dict(adam_eps=args.adam_eps, clip_coef=args.clip_coef, max_grad_norm=args.max_grad_norm,
+                                   hidden_size=args.hidden_size),
+                     non_negative=dict(learning_rate_end=args.learning_rate_end, ent_coef=args.ent_coef,
+                                       ent_coef_end=args.ent_coef_end, vf_coef=args.vf_coef),
+                     unit_interval=dict(gamma=args.gamma, gae_lambda=args.gae_lambda, utility_ema=args.utility_ema,
+                                        **(unit_interval or {})),
+                     seeds=dict(seed=args.seed, eval_seed=args.eval_seed, population_seed=args.population_seed,
+                                **(seeds or {})))
+        check_output_place(args.output_dir, args.exp_name)
         self.env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)
         if args.update_threads is None:
             args.update_threads = default_update_threads(args.rollout)
@@ -165,9 +175,11 @@ class Run:
             evaluation = (f"{args.eval_episodes} evaluation episodes" if evaluated is None else
                           f"{evaluated[0]} policies evaluated for {evaluated[1]} episodes each")
             fewer = "fewer --eval-episodes" if evaluated is None else "fewer evaluated policies or episodes"
-            fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays (n = {n} users, k = {args.k}, "
-                 f"{args.k * (args.num_envs or 1)} copies, {evaluation}), but {available / 2**30:.1f} GiB are available: "
-                 f"use fewer users (--n-agents), fewer copies (--num-envs) or {fewer}")
+            fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays and networks (n = {n} users, "
+                 f"k = {args.k}, {args.k * (args.num_envs or 1)} copies x {args.num_steps} steps a rollout, "
+                 f"{args.hidden_size} hidden units, {evaluation}), but {available / 2**30:.1f} GiB are available: use "
+                 f"fewer users (--n-agents), fewer copies (--num-envs), fewer steps (--num-steps), a smaller "
+                 f"--hidden-size or {fewer}")
 
     def user_bins(self) -> np.ndarray:
         """Each user's critic output (:func:`rmdp_train.users.user_bins` with ``--critic-bins``)."""
@@ -353,6 +365,22 @@ class Run:
         print(f"policies saved to {self.dir}")
 
 
+def check_output_place(output_dir: str, exp_name: str | None) -> None:
+    """Fail (one ``error:`` line) before anything is written where the run folder ``{output_dir}/{env}__{exp_name}__...``
+    could not be made there: an ``--output-dir`` that is a file, or an ``--exp-name`` that is a path (``a/../../b``
+    would put the run outside ``--output-dir``)."""
+    if exp_name is not None and (not exp_name.strip() or any(sep in exp_name for sep in ("/", "\\", os.sep))
+                                 or exp_name in (".", "..")):
+        fail(f"--exp-name must be a plain name without path separators, got {exp_name!r}")
+    place = Path(output_dir)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        fail(f"--output-dir {output_dir}: {place} is a file, not a folder")
+    if not os.access(place, os.W_OK | os.X_OK):
+        fail(f"--output-dir {output_dir}: cannot create a run folder in {place} (not writable)")
+
+
 def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int = 1,
                     copies_share_users: bool = True, evaluated: tuple[int, int] | None = None) -> int:
     """Bytes a run allocates that grow with the number of users n, estimated before allocating anything.
@@ -378,6 +406,8 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     * The population's parameters (``params_per_user`` each: a target for the speed tasks, the whole
       S x A reward table for the tabular ones): a shared copy per process, the tabular rewards' own
       float64 table, and the result file's copy as Python floats and JSON text (~72 bytes each).
+    * The networks' hidden-to-hidden layers (k policies, actor and critic, ``hidden_size**2`` float32 each, with
+      gradient and Adam's moments 4 copies): nothing at the default 64 units, but what ``--hidden-size`` can blow up.
     * The rest, which does not grow with n (torch, networks, observation buffers, MuJoCo): about 1 GiB
       (the peaks of EM on HalfCheetahSpeed at n = 2 x 10^6 and 8 x 10^6 extrapolate to 1.07 GB at n = 0).
     Measured peaks against it (k = 10, one worker, statistic mode): HalfCheetahSpeed n = 10^6 2.18 GB
@@ -392,16 +422,6 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     per_user = 8 * 8 * k * n + 42 * holders * n + 24 * policies * episodes * n + 40 * k * n
     env_side = 3 * 8 * copies * n if reward_dim >= n else 0
     params = (8 * (1 + args.num_workers) + 72) * params_per_user * n
-    return rollout + per_user + env_side + params + 2**30
+    networks = 4 * 4 * 2 * k * args.hidden_size**2
+    return rollout + per_user + env_side + params + networks + 2**30
 
-
-def available_memory() -> int | None:
-    """``MemAvailable`` of /proc/meminfo in bytes (None where the file does not exist)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None

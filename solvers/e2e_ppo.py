@@ -48,7 +48,8 @@ class Args(PPOArgs):
 
 if __name__ == "__main__":
     args = parse_args(Args, __file__)
-    run = Run(args, SOLVER, positive=dict(assignment_lr=args.assignment_lr))
+    run = Run(args, SOLVER, positive=dict(assignment_lr=args.assignment_lr),
+              non_negative=dict(assignment_init_std=args.assignment_init_std))
     k, m, n, env = args.k, args.num_envs, run.env.n, run.env
     run.create_folder()
     rng, device = run.seed()

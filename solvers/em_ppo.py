@@ -52,7 +52,7 @@ class Args(PPOArgs):
 if __name__ == "__main__":
     args = parse_args(Args, __file__)
     run = Run(args, SOLVER, positive=dict(e_step_every=args.e_step_every),
-              non_negative=dict(warm_start_fraction=args.warm_start_fraction, e_step_tol=args.e_step_tol))
+              non_negative=dict(e_step_tol=args.e_step_tol), unit_interval=dict(warm_start_fraction=args.warm_start_fraction))
     k, m, n, env = args.k, args.num_envs, run.env.n, run.env
     warm_start_iterations = math.ceil(args.warm_start_fraction * args.num_iterations)
     run.create_folder()

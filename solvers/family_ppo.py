@@ -83,7 +83,8 @@ def conditioned(raw: np.ndarray, served: np.ndarray, obs_rms: RunningMeanStd, z:
 
 if __name__ == "__main__":
     args = parse_args(Args, __file__)
-    run = Run(args, SOLVER, positive=dict(max_candidates=args.max_candidates))
+    run = Run(args, SOLVER, positive=dict(max_candidates=args.max_candidates, selection_episodes=args.selection_episodes),
+              seeds=dict(selection_seed=args.selection_seed))
     k, m, n, env = args.k, args.num_envs, run.env.n, run.env
     params = run.env.population.params.reshape(n, -1)
     z = normalized_params(params)  # (n, d)

@@ -126,6 +126,23 @@ def test_interrupted_run_resumes(solver, tmp_path):
     assert result["transitions"] == 3200
 
 
+def test_another_solvers_run_is_not_resumed(tmp_path):
+    """EM asked to continue a random-assignment run (or the other way round) refuses in one line and leaves the run as
+    it was: it would otherwise finish it as EM's, or fail on the other solver's flags with a traceback."""
+    flags = ["--env-id", RG, "--k", "5", *SMALL[RG], "--checkpoint-every", "2"]
+    run_solver("random", tmp_path, *flags, "--interrupt-after", "3")
+    run_dir = only_run_dir(tmp_path)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    for solver in ("em", "e2e"):
+        proc = run_solver(solver, tmp_path, "--resume", str(run_dir), check=False, timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and "not of" in lines[0], proc.stderr
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    (run_dir / "args.json").write_text("{")  # unreadable: one line too
+    proc = run_solver("random", tmp_path, "--resume", str(run_dir), check=False, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:") and "cannot be read" in proc.stderr, proc.stderr
+
+
 def test_killed_run_resumes(tmp_path):
     """SIGKILL after the first checkpoint: --resume continues from it."""
     cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--output-dir", str(tmp_path), "--torch-threads", "1",
@@ -202,6 +219,17 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path):
     ["--critic-bins", "0"],
     ["--main-share", "1.5"],
     ["--env-id", "rmdp/Chain-v0", "--capture-video"],  # tabular r-MDPs render nothing: refused before training
+    ["--seed", "-1"],  # numpy's seeds stop at 0 and 2**32 - 1
+    ["--eval-seed", "-1"],  # refused before training, not by the final evaluation's reset
+    ["--gamma", "5"],
+    ["--utility-ema", "2"],
+    ["--hidden-size", "0"],
+    ["--hidden-size", "1000000"],  # networks beyond memory: estimated, not allocated
+    ["--warm-start-fraction", "2"],
+    ["--exp-name", "a/../../b"],  # would put the run folder outside --output-dir
+    ["--env-kwargs", '{"max_episode_steps": -1}'],  # Gymnasium reads it as no time limit: evaluation never ends
+    ["--env-id", "rmdp/Chain-v0", "--env-kwargs", '{"horizon": 0}'],
+    ["--env-id", "rmdp/GridGoals-v0", "--env-kwargs", '{"size": 100000}'],  # 10^10 states: tables beyond memory
 ])
 def test_bad_flags_one_line_error(flags, tmp_path):
     proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)

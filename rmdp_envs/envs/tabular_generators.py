@@ -13,7 +13,22 @@ import numpy as np
 from rmdp_envs.rewards import TargetWindowReward
 from rmdp_envs.core import resolve_population
 from rmdp_envs.population import Population
+from rmdp_envs.results import available_memory
 from rmdp_envs.tabular import TabularRMDP
+
+def check_sizes(n_agents, horizon, n_states: int, n_actions: int) -> None:
+    """Raise one ``ValueError`` naming the argument before any table is built: ``n_agents`` and ``horizon`` integers
+    >= 1 (rewards are divided by the horizon), and tables that fit in the memory available now (``P``: ``S x A x S``,
+    the users' rewards ``n x S x A``, float64, the rewards twice while they are drawn)."""
+    for name, value in (("n_agents", n_agents), ("horizon", horizon)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    need = 8 * n_states * n_actions * (n_states + 2 * n_agents)
+    available = available_memory()
+    if available is not None and need > available:
+        raise ValueError(f"the tables of {n_states} states x {n_actions} actions for {n_agents} users need about "
+                         f"{need / 2**30:.1f} GiB, but {available / 2**30:.1f} GiB are available")
+
 
 # Row/column change of each grid action: up, down, left, right, stay.
 GRID_MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], dtype=np.int64)
@@ -51,6 +66,7 @@ class TabularRandomEnv(TabularRMDP):
             raise ValueError(f"branching must lie in [1, n_states] = [1, {n_states}], got {branching}")
         if n_types < 1 or noise < 0:
             raise ValueError(f"need n_types >= 1 and noise >= 0, got n_types={n_types}, noise={noise}")
+        check_sizes(n_agents, horizon, n_states, n_actions)
         P, R, population = _random_tables(n_agents, n_states, n_actions, horizon, n_types, branching, float(noise),
                                           instance_seed, population_seed)
         super().__init__(P, R, np.full(n_states, 1.0 / n_states), horizon, population, render_mode)
@@ -126,6 +142,7 @@ class GridGoalsEnv(TabularRMDP):
             raise ValueError(f"need size >= 2 and slip in [0, 1], got size={size}, slip={slip}")
         if not (0 <= start[0] < size and 0 <= start[1] < size):
             raise ValueError(f"start {start} is outside the {size}x{size} grid")
+        check_sizes(n_agents, horizon, size * size, len(GRID_MOVES))
         P, R, init, population = _grid_tables(n_agents, size, float(slip), horizon, tuple(start), population_seed)
         super().__init__(P, R, init, horizon, population, render_mode)
 
@@ -183,6 +200,7 @@ class ChainEnv(TabularRMDP):
                  population_seed: int | None = 0, render_mode: str | None = None):
         if length < 2 or not 0 <= slip <= 1:
             raise ValueError(f"need length >= 2 and slip in [0, 1], got length={length}, slip={slip}")
+        check_sizes(n_agents if isinstance(population, str) else 1, horizon, length, 3)  # a given population: its own n
         # a sampler's name makes the same tables for every copy (shared); a given population is the caller's
         tables = _chain_tables if isinstance(population, str) else _chain_tables.unshared
         P, R, population = tables(population, n_agents, population_seed, length, float(slip), horizon, float(half_width))
