@@ -19,6 +19,12 @@ def _board_arg(p: argparse.ArgumentParser) -> None:
                         "(default: $RMDP_BOARD_DIR, else the leaderboard/ package folder)")
 
 
+def _error(message: str) -> int:
+    """Bad input: one ``error:`` line on stderr and exit status 2, as the solvers do; nothing has been written."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leaderboard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     board = board_dir(args.board_dir)
+    if args.command in ("render", "verify", "unseen") and not (board / "submissions").is_dir():
+        return _error(f"no board at {board}: it has no submissions/ folder (`python -m leaderboard submit RUN_DIR "
+                      "--board-dir ...` starts one)")
+    if args.command in ("verify", "unseen") and args.envs:
+        from leaderboard.storage import load_submissions  # noqa: PLC0415
+        on_board = {sub["benchmark"]["env_id"] for sub in load_submissions(board)}
+        missing = sorted(set(args.envs) - on_board)
+        if missing:
+            return _error(f"--envs {' '.join(missing)}: no submissions on the board at {board} "
+                          f"(its benchmarks: {', '.join(sorted(on_board)) or 'none'})")
 
     if args.command == "submit":
         from leaderboard.submit import SubmissionError, submit  # noqa: PLC0415
@@ -99,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify":
         from leaderboard.verify import verify_board  # noqa: PLC0415
         if args.workers < 1:
-            print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
-            return 2
+            return _error(f"--workers must be at least 1, got {args.workers}")
+        if args.report:  # checked now, not after the (long) re-evaluation
+            target = Path(args.report)
+            if target.is_dir() or not target.parent.resolve().is_dir():
+                return _error(f"--report {args.report}: not a file path in an existing folder")
         report = [] if args.report else None
         problems = verify_board(board, evaluate=not args.no_evaluate, envs=args.envs, workers=args.workers,
                                 report=report)
@@ -123,16 +142,24 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "reproduce":
         from leaderboard.reproduce import reproduce  # noqa: PLC0415
+        folder = Path(args.submission_dir)
+        if not folder.exists() and (board / "submissions" / folder.name).is_dir():  # a bare id: the board's
+            folder = board / "submissions" / folder.name
+        if not (folder / "submission.json").is_file():
+            return _error(f"{args.submission_dir}: no submission.json there (nor under {board / 'submissions'})")
         try:
-            ok = reproduce(Path(args.submission_dir), args.seed, at_head=args.at_head)
+            ok = reproduce(folder, args.seed, at_head=args.at_head)
         except (OSError, ValueError, RuntimeError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print("reproduced" if ok else "does NOT reproduce within the protocol's tolerance")
         return 0 if ok else 1
 
-    from leaderboard.sweep import sweep  # noqa: PLC0415
-    extra = shlex.split(args.solver_args)
+    from leaderboard.sweep import SweepError, sweep  # noqa: PLC0415
+    try:
+        extra = shlex.split(args.solver_args)
+    except ValueError as e:
+        return _error(f"--solver-args {args.solver_args!r}: {e} (one string of solver flags, quoted as in a shell)")
     for flag, value in (("--n-agents", args.n_agents), ("--population", args.population),
                         ("--population-seed", args.population_seed)):
         if value is not None:
@@ -142,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                          backend=args.backend, address=args.address, workers=args.workers,
                          solvers_dir=Path(args.solvers_dir) if args.solvers_dir else None, extra_args=extra,
                          timeout=args.timeout, do_submit=not args.no_submit)
+    except SweepError as e:
+        return _error(str(e))
     except KeyboardInterrupt:  # the sweep said what stopped and how to continue
         return 130
     if not args.no_submit and not args.no_render:

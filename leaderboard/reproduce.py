@@ -110,13 +110,20 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head:
     """
     from rmdp_envs import load_policies  # noqa: PLC0415
 
-    sub = json.loads((submission_dir / SUBMISSION_FILE).read_text())
-    runs = {r["seed"]: r for r in sub["runs"]}
+    path = submission_dir / SUBMISSION_FILE
+    try:
+        sub = json.loads(path.read_text())
+        runs = {r["seed"]: r for r in sub["runs"]}
+        b, solver = sub["benchmark"], sub["solver"]
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a submission: {type(e).__name__} {e} (python -m leaderboard verify "
+                         "checks every submission against the schema)") from None
     seed = min(runs) if seed is None else seed
     if seed not in runs:
         raise ValueError(f"{submission_dir}: no run with seed {seed} (seeds: {sorted(runs)})")
     run = runs[seed]
-    b, solver = sub["benchmark"], sub["solver"]
     from rmdp_envs.results import git_commit  # noqa: PLC0415
 
     stored, now = (solver.get("commit") or "").split("-")[0], (git_commit(REPO_ROOT) or "").split("-")[0]

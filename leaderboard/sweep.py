@@ -121,6 +121,17 @@ def resumable_run(folder: Path, task: Task) -> Path | None:
     return run
 
 
+def _error_line(log_text: str) -> str:
+    """What a solver said when it refused its input: its ``error:`` line, else (tyro's boxed message) the first line
+    of words after the command line the log starts with."""
+    lines = log_text.splitlines()[1:]
+    errors = [line for line in lines if line.startswith("error:")]
+    if errors:
+        return errors[-1]
+    words = [w for w in (line.strip("│╭╰╮╯─ ") for line in lines) if any(c.isalpha() for c in w)]
+    return next((w for w in words if ":" in w), words[0] if words else "exit status 2")  # past the box's title
+
+
 def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
@@ -164,7 +175,10 @@ def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None
     run = finished_run(folder)
     if rc != 0 or run is None:
         why = f"exit code {rc}" if rc != 0 else "no finished run with saved policies"
-        return Outcome(task, "failed", None, f"{why}; log {log}:\n{_tail(log.read_text())}", seconds, extra)
+        text = log.read_text()
+        if rc == BAD_INPUT:
+            extra = {**extra, "returncode": rc, "error": _error_line(text)}
+        return Outcome(task, "failed", None, f"{why}; log {log}:\n{_tail(text)}", seconds, extra)
     return Outcome(task, "finished", run, "", seconds, extra)
 
 
@@ -181,11 +195,19 @@ def run_local(todo: list[tuple[Task, Path]], solvers_dir: Path, workers: int | N
         futures = [pool.submit(run_local_task, t, f, solvers_dir / f"{t.solver}.py", timeout) for t, f in todo]
         countdown = Countdown(len(futures))
         try:
+            stopped = False
             for fut in as_completed(futures):
+                if fut.cancelled():  # not started after a run refused its input
+                    continue
                 out = fut.result()
                 resumed = f", resumed {out.extra['resumed']}" if "resumed" in out.extra else ""
                 log(f"{countdown.tick()} {out.status:8s} {out.task.name} ({out.seconds:.1f}s{resumed})")
                 outcomes.append(out)
+                if out.extra.get("returncode") == BAD_INPUT and not stopped:  # refused flags: so would every other run
+                    stopped = True
+                    cancelled = sum(f.cancel() for f in futures)
+                    log(f"stopping: {out.task.name} refused its input ({out.extra['error']}); {cancelled} run(s) not "
+                        "started, the running ones finish")
         except KeyboardInterrupt:
             log("Ctrl-C: no new run starts; the running ones stop at a checkpoint (Ctrl-C again to stop now)")
             pool.shutdown(wait=True, cancel_futures=True)
@@ -291,6 +313,64 @@ def run_ray(tasks: list[tuple[Task, Path]], solvers_dir: Path, address: str | No
     return outcomes
 
 
+class SweepError(ValueError):
+    """A grid that cannot run as asked: said once, before any run starts (the CLI prints it as one ``error:`` line)."""
+
+
+#: The exit status of a solver refusing its input (``rmdp_train.cli.fail``): every run of the grid would say the same.
+BAD_INPUT = 2
+
+
+def check_grid(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], total_timesteps: int,
+               solvers_dir: Path, runs_dir: Path, extra_args: list[str] | tuple[str, ...] = (),
+               workers: int | None = None, timeout: float | None = None) -> None:
+    """Raise :class:`SweepError` naming the first problem of the grid, before anything is written: an unknown
+    solver file (listing those there), an unknown env id (listing the registered ones), k outside ``[1, n]`` of an
+    env (n as ``--n-agents`` in ``extra_args`` makes it, else the env's default), a seed numpy cannot take, a budget
+    < 1, ``workers`` < 1, a ``timeout`` <= 0, or a runs folder that is a file."""
+    import gymnasium as gym  # noqa: PLC0415
+
+    import rmdp_envs  # noqa: PLC0415, F401  (registers the ids)
+
+    for solver in solvers:
+        if not (solvers_dir / f"{solver}.py").is_file():
+            known = sorted(p.stem for p in solvers_dir.glob("*_ppo.py"))
+            raise SweepError(f"unknown solver {solver!r}: {solvers_dir / (solver + '.py')} does not exist; "
+                             f"solvers there: {', '.join(known)}")
+    registered = sorted(i for i in gym.registry if i.startswith("rmdp/"))
+    unknown = [e for e in envs if e not in gym.registry]
+    if unknown:
+        raise SweepError(f"unknown env id(s) {', '.join(unknown)}; registered: {', '.join(registered)}")
+    if total_timesteps < 1:
+        raise SweepError(f"--total-timesteps must be >= 1, got {total_timesteps}")
+    bad_seeds = [seed for seed in seeds if not 0 <= seed <= 2**32 - 1]
+    if bad_seeds:
+        raise SweepError(f"--seeds must lie in [0, 2**32 - 1], got {bad_seeds}")
+    if workers is not None and workers < 1:
+        raise SweepError(f"--workers must be at least 1, got {workers}")
+    if timeout is not None and not timeout > 0:
+        raise SweepError(f"--timeout must be > 0 seconds, got {timeout}")
+    place = Path(runs_dir)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise SweepError(f"--runs-dir {runs_dir}: {place} is a file, not a folder")
+    extra = list(extra_args)
+    kwargs = {}
+    if "--n-agents" in extra[:-1]:
+        kwargs["n_agents"] = int(extra[extra.index("--n-agents") + 1])
+    for env_id in envs:
+        try:
+            env = rmdp_envs.make(env_id, **kwargs)
+        except (ValueError, TypeError, gym.error.Error) as e:
+            raise SweepError(f"{env_id}: {e}") from None
+        n = env.unwrapped.population.n
+        env.close()
+        bad_ks = [k for k in ks if not 1 <= k <= n]
+        if bad_ks:
+            raise SweepError(f"--k {' '.join(map(str, bad_ks))}: {env_id} has n = {n} users, so k must lie in [1, {n}]")
+
+
 def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], total_timesteps: int,
           runs_dir: Path, board: Path, backend: str = "local", address: str | None = None,
           workers: int | None = None, solvers_dir: Path | None = None, extra_args: list[str] | None = None,
@@ -299,9 +379,7 @@ def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], 
     from leaderboard.submit import SubmissionError, submit  # noqa: PLC0415
 
     solvers_dir = Path(solvers_dir) if solvers_dir else REPO_ROOT / "solvers"
-    for solver in solvers:
-        if not (solvers_dir / f"{solver}.py").is_file():
-            raise SystemExit(f"unknown solver {solver!r}: {solvers_dir / (solver + '.py')} does not exist")
+    check_grid(envs, solvers, ks, seeds, total_timesteps, solvers_dir, runs_dir, extra_args or (), workers, timeout)
     runs_dir = Path(runs_dir).resolve()
     tasks = [Task(e, s, k, seed, total_timesteps, tuple(extra_args or ()))
              for e in envs for s in solvers for k in ks for seed in seeds]
@@ -342,5 +420,7 @@ def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], 
                     if (o.task.env_id, o.task.solver, o.task.k) == key and o.status != "failed":
                         o.extra["rejected"] = str(e)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("finished", "skipped", "failed")}
-    log(f"sweep done: {counts['finished']} finished, {counts['skipped']} skipped (finished earlier), {counts['failed']} failed")
+    not_started = len(tasks) - len(outcomes)
+    log(f"sweep done: {counts['finished']} finished, {counts['skipped']} skipped (finished earlier), {counts['failed']} failed"
+        + (f", {not_started} not started" if not_started else ""))
     return outcomes

@@ -99,8 +99,8 @@ class PPOArgs:
     rmdp_envs.vector.default_main_share: an equal share up to 3 workers, none from 4 on); results do not depend on it"""
     rollout: Optional[RolloutMode] = None
     """where the policies run while collecting: "workers" (each of the --num-workers processes runs the policies on
-    its own copies for a whole rollout while this process only learns; EM on HalfCheetahSpeed 28,390 transitions/s
-    on 2 cores against 20,387 with "main", docs/cores.md) or "main" (this process, one batched forward pass per
+    its own copies for a whole rollout while this process only learns; EM on HalfCheetahSpeed 23,356 transitions/s
+    on 2 cores against 20,387 with "main" at one commit, docs/cores.md) or "main" (this process, one batched forward pass per
     step, beside the env workers). The same numbers bit for bit at equal --update-threads. Default: "workers" where
     the solver implements it, unless --num-workers 0 or --main-share asks for the main process"""
     num_steps: Optional[int] = None

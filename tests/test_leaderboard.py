@@ -587,3 +587,39 @@ def test_unseen_users_column(tmp_path, board, runs):
     stored["runs"][0]["unseen_welfare"] += 0.2
     sub_file.write_text(json.dumps(stored))
     assert any("unseen_welfare" in p for p in verify_board(board, log=QUIET))
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", "--board-dir", "{tmp}/nope"],  # a typo'd board: not "board verified"
+    ["render", "--board-dir", "{tmp}/nope"],  # nor an empty board made where none was
+    ["unseen", "--board-dir", "{tmp}/nope"],
+    ["verify", "--envs", "rmdp/Nope-v0"],
+    ["verify", "--no-evaluate", "--report", "{tmp}"],  # a folder: refused before verifying, not after
+    ["reproduce", "{tmp}/no_submission"],
+    ["sweep", "--envs", "rmdp/Nope-v0", "--solvers", "random_ppo", "--k", "2", "--total-timesteps", "512"],
+    ["sweep", "--envs", RG, "--solvers", "nope_ppo", "--k", "2", "--total-timesteps", "512"],
+    ["sweep", "--envs", RG, "--solvers", "random_ppo", "--k", "26", "--total-timesteps", "512"],  # n = 25
+    ["sweep", "--envs", RG, "--solvers", "random_ppo", "--k", "2", "--seeds", "-1", "--total-timesteps", "512"],
+    ["sweep", "--envs", RG, "--solvers", "random_ppo", "--k", "2", "--total-timesteps", "512", "--workers", "0"],
+    ["sweep", "--envs", RG, "--solvers", "random_ppo", "--k", "2", "--total-timesteps", "512", "--solver-args", '--gamma "0.9'],
+])
+def test_cli_bad_input_one_error_line_nothing_written(argv, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[0] == "sweep":
+        argv += ["--runs-dir", str(tmp_path / "runs"), "--board-dir", str(tmp_path / "board")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    assert not any(tmp_path.iterdir())  # no board, no runs folder, no report
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "solvers" / "random_ppo.py").is_file(), reason="solvers/random_ppo.py does not exist")
+def test_sweep_stops_starting_runs_once_a_solver_refuses_its_flags(tmp_path):
+    """Flags every run would refuse (exit status 2) stop the sweep after the first: the others are not started."""
+    lines = []
+    out = sweep([RG], ["random_ppo"], [2], [0, 1, 2, 3], 512, tmp_path / "runs", tmp_path / "board", workers=1,
+                extra_args=["--gamma", "7"], do_submit=False, log=lines.append)
+    assert all(o.status == "failed" for o in out) and len(out) <= 2, lines
+    stopping = [line for line in lines if line.startswith("stopping:")]
+    assert len(stopping) == 1 and "--gamma must lie in [0, 1]" in stopping[0], lines
+    assert lines[-1].endswith(f"{4 - len(out)} not started"), lines
