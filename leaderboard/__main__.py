@@ -117,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers < 1:
             return _error(f"--workers must be at least 1, got {args.workers}")
         if args.report:  # checked now, not after the (long) re-evaluation
-            target = Path(args.report)
-            if target.is_dir() or not target.parent.resolve().is_dir():
-                return _error(f"--report {args.report}: not a file path in an existing folder")
+            from rmdp_envs.files import writable_place  # noqa: PLC0415
+            why = writable_place(args.report)
+            if why:
+                return _error(f"--report {args.report}: cannot write it ({why})")
         report = [] if args.report else None
         problems = verify_board(board, evaluate=not args.no_evaluate, envs=args.envs, workers=args.workers,
                                 report=report)

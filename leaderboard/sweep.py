@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from leaderboard.storage import REPO_ROOT
-from rmdp_envs.files import CHECKPOINT_FILE, POLICY_FILES, RESULT_FILE, atomic_write_json
+from rmdp_envs.files import CHECKPOINT_FILE, POLICY_FILES, RESULT_FILE, atomic_write_json, writable_place
 
 #: Largest file copied back from a Ray worker (TensorBoard logs and checkpoints can be big).
 MAX_RETURNED_FILE = 64 << 20
@@ -350,11 +350,9 @@ def check_grid(envs: list[str], solvers: list[str], ks: list[int], seeds: list[i
         raise SweepError(f"--workers must be at least 1, got {workers}")
     if timeout is not None and not timeout > 0:
         raise SweepError(f"--timeout must be > 0 seconds, got {timeout}")
-    place = Path(runs_dir)
-    while not place.exists() and place != place.parent:
-        place = place.parent
-    if not place.is_dir():
-        raise SweepError(f"--runs-dir {runs_dir}: {place} is a file, not a folder")
+    why = writable_place(runs_dir, folder=True)
+    if why:
+        raise SweepError(f"--runs-dir {runs_dir}: {why}")
     extra = list(extra_args)
     kwargs = {}
     if "--n-agents" in extra[:-1]:

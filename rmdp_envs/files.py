@@ -22,6 +22,25 @@ POLICY_FILES = (POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE)
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
+def writable_place(path: str | Path, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written, or None where it can: checked before work whose result goes there.
+
+    ``folder``: ``path`` is a folder to create or fill (a run folder's parent, a board); else a file, which must not
+    be an existing folder. Either way its nearest existing ancestor must be a folder this process may write in
+    (``mkdir -p`` makes the rest)."""
+    path = Path(path)
+    if not folder and path.is_dir():
+        return f"{path} is a folder, not a file"
+    place = path if folder else path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        return f"{place} is a file, not a folder"
+    if not os.access(place, os.W_OK | os.X_OK):
+        return f"{place} is not writable"
+    return None
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)``, then rename the temporary file onto ``path`` (made world-readable)."""
     path = Path(path)

@@ -26,7 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 import rmdp_envs
 from rmdp_envs import RunResult
-from rmdp_envs.files import atomic_write_json
+from rmdp_envs.files import atomic_write_json, writable_place
 from rmdp_envs.population import Population
 from rmdp_envs.rewards import user_rewards_of
 from rmdp_envs.results import available_memory, git_commit, hardware, library_versions, usable_cores
@@ -372,13 +372,9 @@ def check_output_place(output_dir: str, exp_name: str | None) -> None:
     if exp_name is not None and (not exp_name.strip() or any(sep in exp_name for sep in ("/", "\\", os.sep))
                                  or exp_name in (".", "..")):
         fail(f"--exp-name must be a plain name without path separators, got {exp_name!r}")
-    place = Path(output_dir)
-    while not place.exists() and place != place.parent:
-        place = place.parent
-    if not place.is_dir():
-        fail(f"--output-dir {output_dir}: {place} is a file, not a folder")
-    if not os.access(place, os.W_OK | os.X_OK):
-        fail(f"--output-dir {output_dir}: cannot create a run folder in {place} (not writable)")
+    why = writable_place(output_dir, folder=True)
+    if why:
+        fail(f"--output-dir {output_dir}: cannot create a run folder there ({why})")
 
 
 def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int = 1,

@@ -27,7 +27,8 @@ import tyro
 import rmdp_envs
 from rmdp_envs.core import check_assignment
 from rmdp_envs import RunResult
-from rmdp_envs.files import POLICY_SPEC_FILE, RESULT_FILE, atomic_write
+from rmdp_envs.files import POLICY_SPEC_FILE, RESULT_FILE, atomic_write, writable_place
+from rmdp_envs.results import available_memory
 
 #: Where ``--capture-video`` puts the film, inside the run folder.
 VIDEO_FILE = Path("videos") / "policies.gif"
@@ -56,9 +57,21 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
         raise ValueError(f"steps must be an integer >= 1, got {steps}")
     if every is not None and (int(every) != every or every < 1):
         raise ValueError(f"every must be an integer >= 1, got {every}")
+    if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed <= 2**32 - 1:
+        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed}")
     width, height = (int(v) for v in tile)
     if width < 16 or height < 16:
         raise ValueError(f"tile must be at least 16 x 16 pixels, got {tile}")
+    why = writable_place(path)
+    if why:
+        raise ValueError(f"cannot write the film to {path}: {why}")
+    frames_kept = min(int(steps), MAX_FRAMES if every is None else math.ceil(int(steps) / int(every))) + 1
+    need = 4 * frames_kept * k * width * (height + CAPTION_PIXELS)  # RGB frames before quantizing, and the render's
+    available = available_memory()
+    if available is not None and need > available:
+        raise ValueError(f"a film of {k} tiles of {width} x {height} pixels, {frames_kept} frames, needs about "
+                         f"{need / 2**30:.1f} GiB, but {available / 2**30:.1f} GiB are available: use a smaller "
+                         "--width/--height or more --every")
     env_kwargs = _render_kwargs(env_id, env_kwargs, (width, height))
     envs = [rmdp_envs.make(env_id, **env_kwargs) for _ in range(k)]
     try:

@@ -62,9 +62,13 @@ def test_long_episodes_are_filmed_every_few_steps(tmp_path):
     (dict(k=0), "k must be"),
     (dict(steps=0), "steps must be"),
     (dict(tile=(8, 8)), "tile must be"),
+    (dict(seed=-1), "seed must be"),
+    (dict(tile=(100_000, 100_000)), "needs about .* GiB"),  # estimated, not rendered until the kernel kills it
+    (dict(path="{tmp}"), "is a folder"),
 ])
 def test_bad_input_is_refused_before_anything_is_written(call, message, tmp_path):
     kwargs = {**dict(policy_fn=out_and_back, env_id=RG, k=2, path=tmp_path / "film.gif"), **call}
+    kwargs["path"] = str(kwargs["path"]).replace("{tmp}", str(tmp_path))
     with pytest.raises(ValueError, match=message):
         record_policies(**kwargs)
     assert not any(tmp_path.iterdir())
