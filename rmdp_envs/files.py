@@ -26,8 +26,8 @@ def writable_place(path: str | Path, folder: bool = False) -> str | None:
     """Why ``path`` cannot be written, or None where it can: checked before work whose result goes there.
 
     ``folder``: ``path`` is a folder to create or fill (a run folder's parent, a board); else a file, which must not
-    be an existing folder. Either way its nearest existing ancestor must be a folder this process may write in
-    (``mkdir -p`` makes the rest)."""
+    be an existing folder. Either way its nearest existing ancestor must be a folder this process can write a file
+    in (tried: an empty probe file, removed at once; ``mkdir -p`` makes the rest)."""
     path = Path(path)
     if not folder and path.is_dir():
         return f"{path} is a folder, not a file"
@@ -36,8 +36,12 @@ def writable_place(path: str | Path, folder: bool = False) -> str | None:
         place = place.parent
     if not place.is_dir():
         return f"{place} is a file, not a folder"
-    if not os.access(place, os.W_OK | os.X_OK):
-        return f"{place} is not writable"
+    try:  # a real probe, not os.access: root passes that everywhere, /proc included
+        fd, probe = tempfile.mkstemp(dir=place, prefix=".rmdp-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"{place} is not writable ({e.strerror})"
     return None
 
 
