@@ -548,7 +548,16 @@ def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwa
     :func:`default_main_share`); which process steps a copy never changes its results.
     """
     _check_reward_mode(rewards)
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise TypeError(f"env_kwargs must be a dict of keyword arguments, got {type(env_kwargs).__name__} {env_kwargs!r}")
     env_kwargs = dict(env_kwargs or {})
+    modes = [AutoresetMode.SAME_STEP.value, AutoresetMode.DISABLED.value]  # the two the vector envs implement
+    if str(getattr(autoreset_mode, "value", autoreset_mode)) not in modes:
+        raise ValueError(f"autoreset_mode must be AutoresetMode.SAME_STEP or DISABLED ({' or '.join(map(repr, modes))}), "
+                         f"got {autoreset_mode!r}")
+    if main_share is not None and not num_workers:
+        raise ValueError(f"main_share applies with workers only (num_workers >= 1), got main_share={main_share} "
+                         "with num_workers=0")
     if num_workers:
         refuse_unguarded_start()
     probe = make(env_id, **env_kwargs)  # validates the id and kwargs once, with a clear error

@@ -131,6 +131,9 @@ class Run:
         if args.main_share is not None and not 0 <= args.main_share < 1:
             probe.close()
             fail(f"--main-share must lie in [0, 1), got {args.main_share}")
+        if args.main_share is not None and args.num_workers == 0:
+            probe.close()
+            fail("--main-share is the main process's share beside env workers: it needs --num-workers >= 1, got 0")
         if args.rollout == "workers" and args.num_workers < 1:
             probe.close()
             fail(f"--rollout workers runs the policies in the env workers: it needs --num-workers >= 1, got {args.num_workers}")

@@ -182,3 +182,14 @@ def test_the_fork_server_imports_torch_once_for_all_workers():
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(env_kwargs=[1]), "env_kwargs must be a dict"),
+    (dict(autoreset_mode="bogus"), "autoreset_mode must be AutoresetMode.SAME_STEP or DISABLED"),
+    (dict(autoreset_mode="NextStep"), "autoreset_mode must be"),  # not implemented by the vector envs: said at once
+    (dict(main_share=0.5), "main_share applies with workers only"),  # was ignored without workers
+])
+def test_make_vector_env_names_bad_arguments(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make_vector_env("rmdp/ResourceGathering-v0", k=2, **kwargs)
