@@ -114,9 +114,11 @@ class Population:
         """
         if kind not in SAMPLERS:
             raise ValueError(f"unknown population kind {kind!r}; expected one of {SAMPLERS}")
-        if int(n) != n or n < 1:
-            raise ValueError(f"population size n must be an integer >= 1, got {n}")
+        if isinstance(n, (bool, str)) or int(n) != n or n < 1:
+            raise ValueError(f"population size n must be an integer >= 1, got {n!r}")
         n = int(n)
+        if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
+            raise ValueError(f"population seed must be an integer >= 0 (or None), got {seed!r}")
         if not (np.isfinite(low) and np.isfinite(high)) or low >= high:
             raise ValueError(f"population interval needs finite low < high, got low={low}, high={high}")
         meta: dict[str, Any] = {"low": float(low), "high": float(high)}

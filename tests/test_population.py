@@ -46,6 +46,9 @@ def test_clusters_are_tight_groups_with_known_labels():
     ({"kind": "uniform", "n": 5, "low": 1.0, "high": 1.0}, "low < high"),
     ({"kind": "gaussian", "n": 5}, "unknown population kind 'gaussian'"),
     ({"kind": "clusters", "n": 5, "n_clusters": 0}, "n_clusters"),
+    ({"kind": "uniform", "n": True}, "n must be an integer >= 1, got True"),  # not read as one user
+    ({"kind": "uniform", "n": "10"}, "got '10'"),
+    ({"kind": "uniform", "n": 5, "seed": -1}, "population seed must be an integer >= 0"),
 ])
 def test_bad_sampler_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
