@@ -330,17 +330,18 @@ def check_grid(envs: list[str], solvers: list[str], ks: list[int], seeds: list[i
     < 1, ``workers`` < 1, a ``timeout`` <= 0, or a runs folder that is a file."""
     import gymnasium as gym  # noqa: PLC0415
 
-    import rmdp_envs  # noqa: PLC0415, F401  (registers the ids)
+    import rmdp_envs  # noqa: PLC0415
+    from rmdp_envs.registration import registered_ids  # noqa: PLC0415
 
     for solver in solvers:
         if not (solvers_dir / f"{solver}.py").is_file():
             known = sorted(p.stem for p in solvers_dir.glob("*_ppo.py"))
             raise SweepError(f"unknown solver {solver!r}: {solvers_dir / (solver + '.py')} does not exist; "
                              f"solvers there: {', '.join(known)}")
-    registered = sorted(i for i in gym.registry if i.startswith("rmdp/"))
-    unknown = [e for e in envs if e not in gym.registry]
+    registered = registered_ids()
+    unknown = [e for e in envs if e not in registered]
     if unknown:
-        raise SweepError(f"unknown env id(s) {', '.join(unknown)}; registered: {', '.join(registered)}")
+        raise SweepError(f"unknown env id(s) {', '.join(unknown)}; registered r-MDPs: {', '.join(registered)}")
     if total_timesteps < 1:
         raise SweepError(f"--total-timesteps must be >= 1, got {total_timesteps}")
     bad_seeds = [seed for seed in seeds if not 0 <= seed <= 2**32 - 1]

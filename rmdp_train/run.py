@@ -178,7 +178,7 @@ class Run:
             evaluation = (f"{args.eval_episodes} evaluation episodes" if evaluated is None else
                           f"{evaluated[0]} policies evaluated for {evaluated[1]} episodes each")
             fewer = "fewer --eval-episodes" if evaluated is None else "fewer evaluated policies or episodes"
-            fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays and networks (n = {n} users, "
+            fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays, env copies and networks (n = {n} users, "
                  f"k = {args.k}, {args.k * (args.num_envs or 1)} copies x {args.num_steps} steps a rollout, "
                  f"{args.hidden_size} hidden units, {evaluation}), but {available / 2**30:.1f} GiB are available: use "
                  f"fewer users (--n-agents), fewer copies (--num-envs), fewer steps (--num-steps), a smaller "
@@ -405,6 +405,9 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     * The population's parameters (``params_per_user`` each: a target for the speed tasks, the whole
       S x A reward table for the tabular ones): a shared copy per process, the tabular rewards' own
       float64 table, and the result file's copy as Python floats and JSON text (~72 bytes each).
+    * The env copies themselves, 1 MiB each: a MuJoCo copy holds about that (HalfCheetah 1.07 MiB, Ant 0.52 MiB
+      measured in one process; ResourceGathering 3 KiB, tabular copies nothing), so ``--num-envs 10**6`` is refused
+      instead of spending minutes building copies that cannot fit.
     * The networks' hidden-to-hidden layers (k policies, actor and critic, ``hidden_size**2`` float32 each, with
       gradient and Adam's moments 4 copies): nothing at the default 64 units, but what ``--hidden-size`` can blow up.
     * The rest, which does not grow with n (torch, networks, observation buffers, MuJoCo): about 1 GiB
@@ -422,5 +425,5 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     env_side = 3 * 8 * copies * n if reward_dim >= n else 0
     params = (8 * (1 + args.num_workers) + 72) * params_per_user * n
     networks = 4 * 4 * 2 * k * args.hidden_size**2
-    return rollout + per_user + env_side + params + networks + 2**30
+    return rollout + per_user + env_side + params + networks + 2**20 * copies + 2**30
 

@@ -225,6 +225,7 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path):
     ["--utility-ema", "2"],
     ["--hidden-size", "0"],
     ["--hidden-size", "1000000"],  # networks beyond memory: estimated, not allocated
+    ["--env-id", CHEETAH, "--num-envs", "100000", "--num-steps", "1", "--num-minibatches", "1"],  # ~100 GB of copies
     ["--warm-start-fraction", "2"],
     ["--exp-name", "a/../../b"],  # would put the run folder outside --output-dir
     ["--env-kwargs", '{"max_episode_steps": -1}'],  # Gymnasium reads it as no time limit: evaluation never ends
