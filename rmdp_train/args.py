@@ -190,7 +190,7 @@ def default_rollout(args: PPOArgs) -> str:
     the platform cannot start workers from a fork server (Windows), which a bare run then still does not need.
 
     Measured on the 2-core machine (``benchmarks/rollout_default.py``, ``rollout_default.json``, README "Cores"):
-    EM's 300k-transition runs 1.10-1.40x faster than with the earlier default ``main``, the same welfare.
+    EM's 300k-transition runs 1.13-1.32x faster than with the earlier default ``main``, the same welfare.
     """
     can_fork = "forkserver" in mp.get_all_start_methods()
     if "workers" in args.rollouts and args.num_workers != 0 and args.main_share is None and can_fork:
