@@ -71,9 +71,9 @@ def default_update_threads(rollout: str, environ=os.environ) -> int:
 
     ``OMP_NUM_THREADS`` is how a user says how many threads each process may use, typically when several
     runs share a machine; the update must not override it. EM and random started together on ResourceGathering
-    (100k transitions each, 2 cores; ``benchmarks/concurrent_runs.py``, ``concurrent_runs.json``) took 121.4 s
-    with 2-thread updates each against 8.2 s with ``OMP_NUM_THREADS=1``: torch's OpenMP threads spin-wait for a
-    partner thread that another run holds (learning 115 s instead of 2).
+    (100k transitions each, 2 cores; ``benchmarks/concurrent_runs.py``, ``concurrent_runs.json``) took 204.9 s
+    with 2-thread updates each against 8.1 s with ``OMP_NUM_THREADS=1``: torch's OpenMP threads spin-wait for a
+    partner thread that another run holds (learning 199 s instead of 2).
     With ``--rollout main`` the update has otherwise always run on 2 threads (kept: thread counts can change
     the last bits of an update). With ``--rollout workers`` every worker waits during the update;
     measured on the lent 16-core host with the first version of that mode (same update code;
