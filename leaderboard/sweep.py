@@ -331,6 +331,7 @@ def check_grid(envs: list[str], solvers: list[str], ks: list[int], seeds: list[i
     import gymnasium as gym  # noqa: PLC0415
 
     import rmdp_envs  # noqa: PLC0415
+    from rmdp_envs.core import check_seed  # noqa: PLC0415
     from rmdp_envs.registration import registered_ids  # noqa: PLC0415
 
     for solver in solvers:
@@ -344,9 +345,11 @@ def check_grid(envs: list[str], solvers: list[str], ks: list[int], seeds: list[i
         raise SweepError(f"unknown env id(s) {', '.join(unknown)}; registered r-MDPs: {', '.join(registered)}")
     if total_timesteps < 1:
         raise SweepError(f"--total-timesteps must be >= 1, got {total_timesteps}")
-    bad_seeds = [seed for seed in seeds if not 0 <= seed <= 2**32 - 1]
-    if bad_seeds:
-        raise SweepError(f"--seeds must lie in [0, 2**32 - 1], got {bad_seeds}")
+    for seed in seeds:
+        try:
+            check_seed(seed, "--seeds")
+        except ValueError as e:
+            raise SweepError(str(e)) from None
     if workers is not None and workers < 1:
         raise SweepError(f"--workers must be at least 1, got {workers}")
     if timeout is not None and not timeout > 0:

@@ -115,6 +115,18 @@ def upper_welfare(env) -> dict[str, Any]:
     return {"welfare": None, "source": "unknown"}
 
 
+#: The seeds numpy and Gymnasium both take: ``np.random.seed`` stops at 2**32 - 1, ``reset(seed=...)`` at 0.
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """Validate a training or reset seed: an integer in :data:`SEED_RANGE` (``name`` says which, in the error)."""
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or int(seed) != seed or not low <= seed <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, 2**32 - 1], got {seed!r}")
+    return int(seed)
+
+
 def check_k(k: int, n: int) -> int:
     """Validate a budget of ``k`` policies for ``n`` users: ``1 <= k <= n``."""
     if isinstance(k, bool) or int(k) != k:

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import gymnasium as gym
 
 from rmdp_envs import check_k, make
+from rmdp_envs.core import check_seed
 
 
 def fail(message: str) -> NoReturn:
@@ -68,14 +69,10 @@ def _keyword_arguments(env_class) -> list[str]:
     return names + ["max_episode_steps"]
 
 
-#: The seeds numpy and Gymnasium take: ``np.random.seed`` stops at 2**32 - 1, ``reset(seed=...)`` at 0.
-SEED_RANGE = (0, 2**32 - 1)
-
-
 def check_ranges(positive: dict[str, float | None] | None = None, non_negative: dict[str, float | None] | None = None,
                  unit_interval: dict[str, float | None] | None = None, seeds: dict[str, int | None] | None = None) -> None:
     """Fail (one line, exit status 2) on the first named flag outside its range: ``> 0``, ``>= 0``, ``[0, 1]``, or
-    a seed outside :data:`SEED_RANGE`. ``None`` is a flag left unset (its default applies) and passes; a NaN fails."""
+    a seed :func:`rmdp_envs.core.check_seed` refuses. ``None`` is a flag left unset (its default applies) and passes; a NaN fails."""
     def flag(name: str) -> str:
         return f"--{name.replace('_', '-')}"
 
@@ -88,10 +85,12 @@ def check_ranges(positive: dict[str, float | None] | None = None, non_negative: 
     for name, value in (unit_interval or {}).items():
         if value is not None and not 0 <= value <= 1:
             fail(f"{flag(name)} must lie in [0, 1], got {value}")
-    low, high = SEED_RANGE
     for name, value in (seeds or {}).items():
-        if value is not None and not low <= value <= high:
-            fail(f"{flag(name)} must lie in [{low}, 2**32 - 1], got {value}")
+        if value is not None:
+            try:
+                check_seed(value, flag(name))
+            except ValueError as e:
+                fail(e)
 
 
 def check_run_args(env_id: str, env_kwargs: dict[str, Any], k: int, total_timesteps: int,

@@ -25,7 +25,7 @@ import numpy as np
 import tyro
 
 import rmdp_envs
-from rmdp_envs.core import check_assignment
+from rmdp_envs.core import check_assignment, check_seed
 from rmdp_envs import RunResult
 from rmdp_envs.files import POLICY_SPEC_FILE, RESULT_FILE, atomic_write, writable_place
 from rmdp_envs.results import available_memory
@@ -57,8 +57,7 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
         raise ValueError(f"steps must be an integer >= 1, got {steps}")
     if every is not None and (int(every) != every or every < 1):
         raise ValueError(f"every must be an integer >= 1, got {every}")
-    if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed <= 2**32 - 1:
-        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed}")
+    check_seed(seed)
     width, height = (int(v) for v in tile)
     if width < 16 or height < 16:
         raise ValueError(f"tile must be at least 16 x 16 pixels, got {tile}")
