@@ -372,7 +372,7 @@ def check_output_place(output_dir: str, exp_name: str | None) -> None:
     """Fail (one ``error:`` line) before anything is written where the run folder ``{output_dir}/{env}__{exp_name}__...``
     could not be made there: an ``--output-dir`` that is a file, or an ``--exp-name`` that is a path (``a/../../b``
     would put the run outside ``--output-dir``)."""
-    if exp_name is not None and (not exp_name.strip() or any(sep in exp_name for sep in ("/", "\\", os.sep))
+    if exp_name is not None and (not exp_name.strip() or any(sep in exp_name for sep in ("/", "\\"))
                                  or exp_name in (".", "..")):
         fail(f"--exp-name must be a plain name without path separators, got {exp_name!r}")
     why = writable_place(output_dir, folder=True)
