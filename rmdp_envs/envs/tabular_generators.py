@@ -16,13 +16,17 @@ from rmdp_envs.population import Population
 from rmdp_envs.results import available_memory
 from rmdp_envs.tabular import TabularRMDP
 
-def check_sizes(n_agents, horizon, n_states: int, n_actions: int) -> None:
+def check_sizes(n_agents, horizon, n_states: int, n_actions: int, **seeds) -> None:
     """Raise one ``ValueError`` naming the argument before any table is built: ``n_agents`` and ``horizon`` integers
-    >= 1 (rewards are divided by the horizon), and tables that fit in the memory available now (``P``: ``S x A x S``,
-    the users' rewards ``n x S x A``, float64, the rewards twice while they are drawn)."""
+    >= 1 (rewards are divided by the horizon), the named ``seeds`` integers >= 0 (or None), and tables that fit in
+    the memory available now (``P``: ``S x A x S``, the users' rewards ``n x S x A``, float64, the rewards twice
+    while they are drawn)."""
     for name, value in (("n_agents", n_agents), ("horizon", horizon)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    for name, value in seeds.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     need = 8 * n_states * n_actions * (n_states + 2 * n_agents)
     available = available_memory()
     if available is not None and need > available:
@@ -66,7 +70,7 @@ class TabularRandomEnv(TabularRMDP):
             raise ValueError(f"branching must lie in [1, n_states] = [1, {n_states}], got {branching}")
         if n_types < 1 or noise < 0:
             raise ValueError(f"need n_types >= 1 and noise >= 0, got n_types={n_types}, noise={noise}")
-        check_sizes(n_agents, horizon, n_states, n_actions)
+        check_sizes(n_agents, horizon, n_states, n_actions, instance_seed=instance_seed, population_seed=population_seed)
         P, R, population = _random_tables(n_agents, n_states, n_actions, horizon, n_types, branching, float(noise),
                                           instance_seed, population_seed)
         super().__init__(P, R, np.full(n_states, 1.0 / n_states), horizon, population, render_mode)
@@ -142,7 +146,7 @@ class GridGoalsEnv(TabularRMDP):
             raise ValueError(f"need size >= 2 and slip in [0, 1], got size={size}, slip={slip}")
         if not (0 <= start[0] < size and 0 <= start[1] < size):
             raise ValueError(f"start {start} is outside the {size}x{size} grid")
-        check_sizes(n_agents, horizon, size * size, len(GRID_MOVES))
+        check_sizes(n_agents, horizon, size * size, len(GRID_MOVES), population_seed=population_seed)
         P, R, init, population = _grid_tables(n_agents, size, float(slip), horizon, tuple(start), population_seed)
         super().__init__(P, R, init, horizon, population, render_mode)
 
