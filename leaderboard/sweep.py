@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from leaderboard.storage import REPO_ROOT
 from rmdp_envs.files import CHECKPOINT_FILE, POLICY_FILES, RESULT_FILE, atomic_write_json, writable_place
+from rmdp_envs.results import has_final_result
 
 #: Largest file copied back from a Ray worker (TensorBoard logs and checkpoints can be big).
 MAX_RETURNED_FILE = 64 << 20
@@ -84,17 +85,9 @@ def finished_run(folder: Path) -> Path | None:
         return None
     for result in sorted(folder.glob(f"*/{RESULT_FILE}"), reverse=True):
         run = result.parent
-        if all((run / name).is_file() for name in POLICY_FILES) and _finished(run):
+        if all((run / name).is_file() for name in POLICY_FILES) and has_final_result(run):
             return run
     return None
-
-
-def _finished(run: Path) -> bool:
-    """Whether ``run`` holds a final result (an evaluation during training writes one with ``finished: false``)."""
-    try:
-        return json.loads((run / RESULT_FILE).read_text()).get("finished", True) is not False
-    except (OSError, ValueError):
-        return False
 
 
 #: Written into a task's folder when the sweep starts the task afresh (a changed --solver-args shares the folder).
@@ -114,7 +107,7 @@ def resumable_run(folder: Path, task: Task) -> Path | None:
         started = record.stat().st_mtime_ns
         runs = sorted((c.parent for c in folder.glob(f"*/{CHECKPOINT_FILE}")), reverse=True)
         run = runs[0] if runs else None
-        if run is None or _finished(run) or (run / "args.json").stat().st_mtime_ns < started:
+        if run is None or has_final_result(run) or (run / "args.json").stat().st_mtime_ns < started:
             return None
     except (OSError, ValueError):
         return None

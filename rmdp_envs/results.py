@@ -128,6 +128,15 @@ def run_result_schema() -> dict[str, Any]:
     }
 
 
+def has_final_result(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a run's final ``result.json`` (an evaluation during training writes one with
+    ``finished: false``; a missing or unreadable file is no final result)."""
+    try:
+        return json.loads((Path(run_dir) / RESULT_FILE).read_text()).get("finished", True) is not False
+    except (OSError, ValueError):
+        return False
+
+
 def git_commit(path: str | Path | None = None) -> str | None:
     """The commit hash of the repository holding ``path`` (this package by default), or None.
 

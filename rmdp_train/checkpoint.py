@@ -83,6 +83,12 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     return tensors, state
 
 
+def checkpoint_iteration(run_dir: str | Path) -> int:
+    """The iteration the checkpoint of ``run_dir`` was written after, read from its header alone (no tensor)."""
+    with safe_open(str(Path(run_dir) / CHECKPOINT_FILE), framework="pt") as f:
+        return int(json.loads(f.metadata()[_STATE_KEY])["iteration"])
+
+
 def has_checkpoint(run_dir: str | Path) -> bool:
     return (Path(run_dir) / CHECKPOINT_FILE).is_file()
 

@@ -29,10 +29,10 @@ from rmdp_envs import RunResult
 from rmdp_envs.files import atomic_write_json, writable_place
 from rmdp_envs.population import Population
 from rmdp_envs.rewards import user_rewards_of
-from rmdp_envs.results import available_memory, git_commit, hardware, library_versions, usable_cores
+from rmdp_envs.results import available_memory, git_commit, hardware, has_final_result, library_versions, usable_cores
 from rmdp_envs.vector import start_forkserver
 from rmdp_train.args import PPOArgs, saved_args
-from rmdp_train.checkpoint import TrainState
+from rmdp_train.checkpoint import TrainState, checkpoint_iteration
 from rmdp_train.cli import check_ranges, check_run_args, env_kwargs_from, fail
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import MultiPolicyActor, PolicySet, policy_spec, save_policies
@@ -158,6 +158,10 @@ class Run:
         args.minibatch_size = args.num_steps * m // args.num_minibatches
         args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
         self.resumed = args.resume is not None
+        if self.resumed and finished_run(args.resume, args.num_iterations):
+            print(f"{args.resume}: finished already ({args.num_iterations} iterations; result.json is final): nothing to "
+                  "continue, nothing rewritten")
+            raise SystemExit(0)
         self._check_memory(self.env.n, self.env.reward_dim, self.env.population.params.shape[1], self.copies_share_users)
         if args.num_workers:  # the workers' imports, done once in the fork server while this process builds the learner
             start_forkserver(also=("rmdp_train.rollout", "rmdp_train.run"))
@@ -366,6 +370,13 @@ class Run:
                       action_low=self.env.action_low, action_high=self.env.action_high,
                       extra={"solver": self.solver, **extra}, **obs_rms.spec())
         print(f"policies saved to {self.dir}")
+
+
+def finished_run(run_dir: str, num_iterations: int) -> bool:
+    """Whether the run in ``run_dir`` has trained all ``num_iterations`` (its checkpoint's) and written its final
+    ``result.json``: a ``--resume`` of it would only evaluate again and rewrite the result. A finished run whose
+    ``args.json`` was given a larger budget is not finished."""
+    return has_final_result(run_dir) and checkpoint_iteration(run_dir) >= num_iterations
 
 
 def check_output_place(output_dir: str, exp_name: str | None) -> None:

@@ -124,6 +124,9 @@ def test_interrupted_run_resumes(solver, tmp_path):
     result = read_result(run_dir)
     check_result(result, solver, RG, 5, 25)
     assert result["transitions"] == 3200
+    before = (run_dir / "result.json").read_bytes()  # resumed once more: finished, so nothing runs or is rewritten
+    proc = run_solver(solver, tmp_path, "--resume", str(run_dir))
+    assert "finished already" in proc.stdout and (run_dir / "result.json").read_bytes() == before
 
 
 def test_another_solvers_run_is_not_resumed(tmp_path):
