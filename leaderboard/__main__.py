@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--solver-args", default="", help="more solver flags, one quoted string")
     p.add_argument("--timeout", type=float, default=None, help="seconds before a run counts as failed")
     p.add_argument("--no-submit", action="store_true", help="only run; do not submit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the grid and say what would run (finished, to resume, to start), its first command and "
+                        "the core-hours the board's own runs of those envs suggest; run and write nothing")
     p.add_argument("--no-render", action="store_true", help="do not re-render the board after submitting")
     _board_arg(p)
 
@@ -169,12 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = sweep(args.envs, args.solvers, args.k, args.seeds, args.total_timesteps, Path(args.runs_dir), board,
                          backend=args.backend, address=args.address, workers=args.workers,
                          solvers_dir=Path(args.solvers_dir) if args.solvers_dir else None, extra_args=extra,
-                         timeout=args.timeout, do_submit=not args.no_submit)
+                         timeout=args.timeout, do_submit=not args.no_submit, dry_run=args.dry_run)
     except SweepError as e:
         return _error(str(e))
     except KeyboardInterrupt:  # the sweep said what stopped and how to continue
         return 130
-    if not args.no_submit and not args.no_render:
+    if not args.no_submit and not args.no_render and not args.dry_run:
         from leaderboard.render import render  # noqa: PLC0415
         paths = render(board)
         print(f"rendered {paths[0]}; open file://{paths[1]}")

@@ -141,7 +141,7 @@ class Countdown:
         if self.done == self.total:
             return f"[{self.done}/{self.total}]"
         left = (time.time() - self.start) / self.done * (self.total - self.done)
-        return f"[{self.done}/{self.total}, about " + (f"{left / 60:.0f} min left]" if left >= 90 else f"{left:.0f} s left]")
+        return f"[{self.done}/{self.total}, about {_duration(left)} left]"
 
 
 def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None) -> Outcome:
@@ -366,11 +366,42 @@ def check_grid(envs: list[str], solvers: list[str], ks: list[int], seeds: list[i
             raise SweepError(f"--k {' '.join(map(str, bad_ks))}: {env_id} has n = {n} users, so k must lie in [1, {n}]")
 
 
+def _duration(seconds: float) -> str:
+    """``42 s``, ``17 min`` or ``2.5 h``: the unit a person plans a sweep in."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def planned_seconds(board: Path, tasks: list[Task]) -> tuple[float, list[str]]:
+    """Single-core seconds the ``tasks`` would take at the speed the board's stored runs of the same env recorded
+    (their ``wall_time_s`` per transition, all solvers and budgets of that env, run the sweep's way: one core
+    each), and the envs the board has no run of (not counted)."""
+    from leaderboard.storage import load_submissions  # noqa: PLC0415
+
+    per_transition: dict[str, list[float]] = defaultdict(list)
+    for sub in load_submissions(board):
+        for run in sub["runs"]:
+            per_transition[sub["benchmark"]["env_id"]].append(run["wall_time_s"] / run["total_timesteps"])
+    seconds, unknown = 0.0, set()
+    for task in tasks:
+        rates = per_transition.get(task.env_id)
+        if rates:
+            seconds += sum(rates) / len(rates) * task.total_timesteps
+        else:
+            unknown.add(task.env_id)
+    return seconds, sorted(unknown)
+
+
 def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], total_timesteps: int,
           runs_dir: Path, board: Path, backend: str = "local", address: str | None = None,
           workers: int | None = None, solvers_dir: Path | None = None, extra_args: list[str] | None = None,
-          timeout: float | None = None, do_submit: bool = True, log: Callable[[str], None] = print) -> list[Outcome]:
-    """Run the grid, then submit each (env, solver, k) group's finished runs not yet on the board."""
+          timeout: float | None = None, do_submit: bool = True, log: Callable[[str], None] = print,
+          dry_run: bool = False) -> list[Outcome]:
+    """Run the grid, then submit each (env, solver, k) group's finished runs not yet on the board.
+
+    ``dry_run``: check the grid and say what would run (runs finished earlier, to resume, to start; the first
+    command; the time the board's own runs of those envs suggest), then return without running or writing."""
     from leaderboard.submit import SubmissionError, submit  # noqa: PLC0415
 
     solvers_dir = Path(solvers_dir) if solvers_dir else REPO_ROOT / "solvers"
@@ -390,6 +421,17 @@ def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], 
     resumable = sum(resumable_run(f, t) is not None for t, f in todo) if backend == "local" else 0
     log(f"sweep: {len(tasks)} runs, {len(tasks) - len(todo)} finished earlier, {len(todo)} to run ({backend} backend)"
         + (f", {resumable} of them from a checkpoint" if resumable else ""))
+    if dry_run:
+        if todo:
+            task, folder = todo[0]
+            log("first command: " + " ".join(task.command(str(solvers_dir / f"{task.solver}.py"), str(folder))))
+            seconds, unknown = planned_seconds(board, [t for t, _ in todo])
+            parallel = max(1, min(workers or os.cpu_count() or 1, len(todo))) if backend == "local" else None
+            log(f"about {_duration(seconds)} of one core at the board's recorded speed for these envs"
+                + (f", about {_duration(seconds / parallel)} with {parallel} local worker{'s' * (parallel > 1)}" if parallel else "")
+                + (f" (no board run of {', '.join(unknown)} to go by: not counted)" if unknown else ""))
+        log("dry run: nothing was run or written")
+        return outcomes
     if todo:
         if backend == "local":
             outcomes += run_local(todo, solvers_dir, workers, timeout, log)

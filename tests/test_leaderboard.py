@@ -623,3 +623,21 @@ def test_sweep_stops_starting_runs_once_a_solver_refuses_its_flags(tmp_path):
     stopping = [line for line in lines if line.startswith("stopping:")]
     assert len(stopping) == 1 and "--gamma must lie in [0, 1]" in stopping[0], lines
     assert lines[-1].endswith(f"{4 - len(out)} not started"), lines
+
+
+def test_sweep_dry_run_plans_without_running_or_writing(runs, board, tmp_path):
+    """--dry-run checks the grid, counts what would run, names the first command and plans the time from the board's
+    own recorded runs of the env (here two fixture runs on ResourceGathering); nothing runs, nothing is written."""
+    submit(runs, board)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    lines = []
+    out = sweep([RG, "rmdp/Chain-v0"], ["em_ppo", "random_ppo"], [2], [0, 1, 2], 1000, tmp_path / "sweep_runs", board,
+                workers=2, do_submit=False, log=lines.append, dry_run=True)
+    assert out == [] and lines[0].startswith("sweep: 12 runs, 0 finished earlier, 12 to run"), lines
+    assert any(line.startswith("first command: ") and "--env-id rmdp/ResourceGathering-v0" in line for line in lines)
+    plan = next(line for line in lines if line.startswith("about "))
+    assert "with 2 local workers" in plan and "no board run of rmdp/Chain-v0" in plan, plan
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # not even the runs folder
+    assert cli.main(["sweep", "--envs", RG, "--solvers", "em_ppo", "--k", "2", "--total-timesteps", "1000", "--dry-run",
+                     "--runs-dir", str(tmp_path / "sweep_runs"), "--board-dir", str(board)]) == 0
+    assert not (tmp_path / "sweep_runs").exists()
