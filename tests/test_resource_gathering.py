@@ -110,7 +110,10 @@ def test_rgb_array_draws_the_robot_and_the_visited_cells():
     moved = env.render()
     assert robot(moved, 3, 2) == colours["robot"] and colour(moved, 3, 2) == colours["visited"]
     assert robot(moved, 4, 2) == colours["home"]  # the robot left home
-    assert gym.make("rmdp/ResourceGathering-v0", render_mode="ansi").render is not None
+    text_env = gym.make("rmdp/ResourceGathering-v0", render_mode="ansi")
+    text_env.reset(seed=0)
+    text = text_env.render()
+    assert isinstance(text, str) and text.count("R") == 1, text  # the text view shows the one robot
     env.unwrapped.highlighted_users = [0]  # a policy's users get a dark frame (what the films show)
     framed = env.render()
     assert tuple(framed[2, 2]) == colours["robot"] and tuple(framed[px // 2, 2]) == colours["robot"]

@@ -24,7 +24,8 @@ def shuffled_speed_population(n: int, seed: int = 0) -> dict:
 
 
 CASES = [
-    ("rmdp/HalfCheetahSpeed-v0", dict(population=shuffled_speed_population(60)), WindowRewards),
+    # a short time limit: truncations within the test's 300 steps, so the per-episode checks run here too
+    ("rmdp/HalfCheetahSpeed-v0", dict(population=shuffled_speed_population(60), max_episode_steps=100), WindowRewards),
     ("rmdp/HopperSpeed-v0", dict(n_agents=40), WindowRewards),  # terminations: episodes of different lengths
     ("rmdp/CartPolePosition-v0", dict(n_agents=50), WindowRewards),  # box-shaped rewards
     ("rmdp/ResourceGathering-v0", {}, VectorRewards),
@@ -78,6 +79,7 @@ def test_statistics_describe_the_reward_vectors(env_id, kwargs, kind):
             finished_returns.append(sums[e].copy())
         episodes.clear(np.flatnonzero(done))
         sums[done] = 0.0
+    assert finished_returns, "no episode ended: the per-episode checks never ran"
     np.testing.assert_allclose(episodes.returns(), sums, rtol=1e-6, atol=1e-6)
     vec.close()
     stat.close()
@@ -168,19 +170,17 @@ def test_tabular_populations_given_by_the_caller_stay_theirs():
     assert other.unwrapped.R is not env.unwrapped.R
 
 
-def test_evaluation_at_a_million_users_is_cheap():
-    """Evaluation builds returns per episode, not per step: 10^6 users, one short episode, seconds."""
-    import time
+def test_evaluation_at_a_million_users():
+    """Evaluation builds returns per episode, not per step, so 10^6 users evaluate (how fast: benchmarks/scale.py):
+    every user keeps its own return, and the same call gives the same returns."""
     n = 1_000_000
-    start = time.time()
     result = rmdp_envs.evaluate("rmdp/CartPolePosition-v0", lambda obs: np.zeros(len(obs), dtype=np.int64), k=2,
                                 episodes=1, env_kwargs=dict(n_agents=n))
     assert result.returns.shape == (2, 1, n)
-    small = rmdp_envs.evaluate("rmdp/CartPolePosition-v0", lambda obs: np.zeros(len(obs), dtype=np.int64), k=2,
+    assert result.returns.max() > 0 and np.unique(result.returns[0, 0]).size > 1  # per user, not one group value
+    again = rmdp_envs.evaluate("rmdp/CartPolePosition-v0", lambda obs: np.zeros(len(obs), dtype=np.int64), k=2,
                                episodes=1, env_kwargs=dict(n_agents=n))
-    np.testing.assert_array_equal(small.returns, result.returns)
-    assert result.returns.max() > 0
-    assert time.time() - start < 120
+    np.testing.assert_array_equal(again.returns, result.returns)
 
 
 @pytest.mark.parametrize("shape", ["triangle", "box"])

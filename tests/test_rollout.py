@@ -180,7 +180,6 @@ def _wait_at_barrier(barrier, index, queue):
 def test_step_barrier_meets_and_abort_wakes_the_waiters(spin_s):
     """The per-step barrier lets workers through together, and a failing worker's abort() frees the others at once."""
     import multiprocessing as mp
-    import time
     from rmdp_train.rollout import StepBarrier
 
     ctx = mp.get_context("forkserver")
@@ -194,9 +193,8 @@ def test_step_barrier_meets_and_abort_wakes_the_waiters(spin_s):
         p.join(timeout=30)
     waiter = ctx.Process(target=_wait_at_barrier, args=(barrier, 1, queue))
     waiter.start()
-    start = time.time()
     barrier.abort()  # as a worker that failed mid-rollout
-    assert queue.get(timeout=30) == "broken" and time.time() - start < 30
+    assert queue.get(timeout=30) == "broken"  # the waiter woke (queue.get raises if it did not within 30 s)
     waiter.join(timeout=30)
 
 

@@ -107,8 +107,7 @@ def test_em_beats_random_assignment(tmp_path):
         results[solver] = read_result(only_run_dir(tmp_path / solver))
     assert results["em"]["transitions"] == results["random"]["transitions"]
     em, rnd = results["em"], results["random"]
-    assert em["welfare"] > rnd["welfare"] + 0.03, (em["welfare"], rnd["welfare"])
-    assert em["welfare"] > 0.8  # full personalization: 0.9356
+    assert em["welfare"] > rnd["welfare"] + 0.03, (em["welfare"], rnd["welfare"])  # the baseline of this same test
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -255,7 +254,8 @@ def test_an_argument_the_env_does_not_take_is_named(flags, named, tmp_path):
 
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_many_users_pool_the_critic_into_bins(solver, tmp_path):
-    """20,000 users, critic pooled into 8 bins: every solver runs, and the E-step input is per user."""
+    """20,000 users, critic pooled into 8 bins: every solver runs and reports every user's own utility (that the
+    E-step reads per-user returns under bins: tests/test_rewards.py's tracker tests)."""
     n, k = 20_000, 3
     run_solver(solver, tmp_path, "--env-id", CHEETAH, "--k", str(k), "--n-agents", str(n), "--critic-bins", "8",
                "--num-envs", "1", "--num-steps", "64", "--total-timesteps", "1152", "--eval-episodes", "1")
@@ -263,14 +263,15 @@ def test_many_users_pool_the_critic_into_bins(solver, tmp_path):
     assert np.asarray(result["utility"]).shape == (k, n) and len(result["assignment"]) == n
     utility = np.asarray(result["utility"])
     assert result["best_welfare"] == pytest.approx(utility.max(axis=0).mean())
-    assert np.ptp(utility, axis=1).max() > 0  # users differ: returns are per user, not per bin
+    assert np.ptp(utility, axis=1).max() > 0  # users differ: the result is per user, not per bin
 
 
 @pytest.mark.parametrize("solver", ["e2e", "cluster", "random"])
 def test_bad_k_other_solvers(solver, tmp_path):
     proc = run_solver(solver, tmp_path, "--k", "26", check=False, timeout=60)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "k must lie in [1, n] = [1, 25]" in lines[0], proc.stderr
 
 
 def test_same_seed_same_welfare(tmp_path):
