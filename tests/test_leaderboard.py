@@ -641,3 +641,37 @@ def test_sweep_dry_run_plans_without_running_or_writing(runs, board, tmp_path):
     assert cli.main(["sweep", "--envs", RG, "--solvers", "em_ppo", "--k", "2", "--total-timesteps", "1000", "--dry-run",
                      "--runs-dir", str(tmp_path / "sweep_runs"), "--board-dir", str(board)]) == 0
     assert not (tmp_path / "sweep_runs").exists()
+
+
+def test_verify_reports_a_stored_number_its_policies_do_not_give(runs, board):
+    """verify re-scores the stored policies: a stored welfare edited after submission is reported, column named
+    (a re-evaluation that echoed the stored numbers would pass every other round-trip test)."""
+    submit(runs, board)
+    (folder,) = [d for d in (board / "submissions").iterdir() if d.is_dir()]
+    path = folder / "submission.json"
+    sub = json.loads(path.read_text())
+    sub["runs"][0]["best_welfare"] += 0.5
+    path.write_text(json.dumps(sub))
+    problems = verify_board(board, log=QUIET)
+    assert len(problems) == 1 and "stored best_welfare" in problems[0] and f"seed {sub['runs'][0]['seed']}" in problems[0]
+
+
+def test_protocol_v2_users_pick_on_assignment_episodes_and_are_scored_on_held_out_ones(tmp_path):
+    """v2's point, no number chosen on the episodes that score it: on slippery GridGoals this fixture's picks on the
+    assignment episodes differ from the best picks on the held-out ones, and the board deploys the former."""
+    import rmdp_envs
+    from leaderboard.scoring import score
+    from rmdp_train.policies import load_policies
+
+    env_id, k = "rmdp/GridGoals-v0", 3
+    policies = load_policies(make_fixture_run(tmp_path / "run", env_id, k=k, seed=0))
+    held_out = rmdp_envs.evaluate(env_id, policies, k, PROTOCOL.episodes, PROTOCOL.seed, {})
+    picks = rmdp_envs.evaluate(env_id, policies, k, PROTOCOL.assignment_episodes, PROTOCOL.assignment_seed,
+                               {}).best_assignment
+    assert (picks != held_out.best_assignment).any()  # this instance tells the two rules apart
+    n = len(picks)
+    scored = score(env_id, {}, policies, k, PROTOCOL.to_dict(), [0] * n)
+    assert scored["deployed_assignment"] == picks.tolist()
+    assert scored["best_welfare"] == pytest.approx(held_out.welfare(picks))
+    assert scored["best_welfare"] < held_out.best_welfare  # picking on the scoring episodes would read higher
+    assert scored["welfare"] == pytest.approx(held_out.welfare(np.zeros(n, dtype=np.int64)))  # own assignment, held out
