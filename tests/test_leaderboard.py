@@ -675,3 +675,26 @@ def test_protocol_v2_users_pick_on_assignment_episodes_and_are_scored_on_held_ou
     assert scored["best_welfare"] == pytest.approx(held_out.welfare(picks))
     assert scored["best_welfare"] < held_out.best_welfare  # picking on the scoring episodes would read higher
     assert scored["welfare"] == pytest.approx(held_out.welfare(np.zeros(n, dtype=np.int64)))  # own assignment, held out
+
+
+def test_claims_are_checked_on_the_seeds_they_name_not_the_protocols(tmp_path):
+    """On stochastic Chain, one episode from seed 123 and the protocol's ten give welfares further apart than the
+    exact tolerance: a claim is accepted with the numbers of the seeds it names and refused with the other ones."""
+    import rmdp_envs
+
+    env_id = "rmdp/Chain-v0"
+    run = make_fixture_run(tmp_path / "run", env_id, k=2, seed=0)
+    policies = rmdp_envs.load_policies(run)
+    own = rmdp_envs.evaluate(env_id, policies, 2, 1, 123)
+    protocol = rmdp_envs.evaluate(env_id, policies, 2, PROTOCOL.episodes, PROTOCOL.seed)
+    assert not PROTOCOL.tolerance.ok(own.best_welfare, protocol.best_welfare)  # the seeds tell the two apart
+    assignment = json.loads((run / "result.json").read_text())["assignment"]
+    _edit_result(run, eval_episodes=1, eval_seed=123, best_welfare=protocol.best_welfare,
+                 welfare=protocol.welfare(assignment), utility=protocol.utility.tolist())  # the protocol's, for seed 123
+    with pytest.raises(SubmissionError):
+        submit([run], tmp_path / "board", log=QUIET)
+    _edit_result(run, best_welfare=own.best_welfare, welfare=own.welfare(assignment),
+                 utility=own.utility.tolist())  # seed 123's own numbers
+    submit([run], tmp_path / "board", log=QUIET)
+    (sub,) = load_submissions(tmp_path / "board")
+    assert sub["runs"][0]["claimed"]["seed"] == 123
