@@ -10,9 +10,9 @@ difference from the stored number, absolute and relative, beside the tolerance's
 difference comes only from the machine; across thread counts, CPUs or MuJoCo versions from the float
 summation order of the network (on chaotic dynamics a different greedy action can follow and grow).
 
-Runs are picked round-robin over the board's (env id, protocol version) groups within each class, the
-first submission of each group first, its first stored run, so that ``--per-class`` runs cover as
-many envs as they can. Each row names the versions and machine that stored the run.
+Runs are picked round-robin over the board's (env id, protocol version) groups within each class, from each group
+the first submission of a solver not picked yet in that class, its first stored run, so that ``--per-class`` runs
+cover as many envs and solvers as they can. Each row names the versions and machine that stored the run.
 
     python benchmarks/reevaluation.py                          # 5 runs per class, 1 and 2 threads (~10 min, 2 cores)
     python benchmarks/reevaluation.py --per-class 2 --threads 1
@@ -59,11 +59,15 @@ def pick_runs(subs: list[dict], per_class: int) -> dict[str, list[dict]]:
     picked = {}
     for cls, by_group in sorted(groups.items()):
         queues = [list(group) for _, group in sorted(by_group.items())]
-        picked[cls] = []
+        picked[cls], used = [], set()
         while len(picked[cls]) < per_class and any(queues):
             for queue in queues:
                 if queue and len(picked[cls]) < per_class:
-                    picked[cls].append(queue.pop(0))
+                    fresh = [sub for sub in queue if sub["solver"]["name"] not in used]  # vary the solvers too
+                    sub = (fresh or queue)[0]
+                    queue.remove(sub)
+                    picked[cls].append(sub)
+                    used = set() if not fresh else used | {sub["solver"]["name"]}
     return picked
 
 
