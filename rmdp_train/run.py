@@ -30,7 +30,7 @@ from rmdp_envs.files import atomic_write_json, writable_place
 from rmdp_envs.population import Population
 from rmdp_envs.rewards import user_rewards_of
 from rmdp_envs.results import available_memory, git_commit, hardware, has_final_result, library_versions, usable_cores
-from rmdp_envs.vector import start_forkserver
+from rmdp_envs.vector import copy_bytes, start_forkserver
 from rmdp_train.args import PPOArgs, saved_args
 from rmdp_train.checkpoint import TrainState, checkpoint_iteration
 from rmdp_train.cli import check_ranges, check_run_args, env_kwargs_from, fail
@@ -416,9 +416,8 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     * The population's parameters (``params_per_user`` each: a target for the speed tasks, the whole
       S x A reward table for the tabular ones): a shared copy per process, the tabular rewards' own
       float64 table, and the result file's copy as Python floats and JSON text (~72 bytes each).
-    * The env copies themselves, 1 MiB each: a MuJoCo copy holds about that (HalfCheetah 1.07 MiB, Ant 0.52 MiB
-      measured in one process; ResourceGathering 3 KiB, tabular copies nothing), so ``--num-envs 10**6`` is refused
-      instead of spending minutes building copies that cannot fit.
+    * The env copies themselves (:func:`rmdp_envs.vector.copy_bytes`: 1 MiB a MuJoCo copy), so ``--num-envs 10**5``
+      on a MuJoCo task is refused instead of spending minutes building copies that cannot fit.
     * The networks' hidden-to-hidden layers (k policies, actor and critic, ``hidden_size**2`` float32 each, with
       gradient and Adam's moments 4 copies): nothing at the default 64 units, but what ``--hidden-size`` can blow up.
     * The rest, which does not grow with n (torch, networks, observation buffers, MuJoCo): about 1 GiB
@@ -436,5 +435,5 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     env_side = 3 * 8 * copies * n if reward_dim >= n else 0
     params = (8 * (1 + args.num_workers) + 72) * params_per_user * n
     networks = 4 * 4 * 2 * k * args.hidden_size**2
-    return rollout + per_user + env_side + params + networks + 2**20 * copies + 2**30
+    return rollout + per_user + env_side + params + networks + copy_bytes(args.env_id) * copies + 2**30
 

@@ -193,3 +193,14 @@ def test_the_fork_server_imports_torch_once_for_all_workers():
 def test_make_vector_env_names_bad_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make_vector_env("rmdp/ResourceGathering-v0", k=2, **kwargs)
+
+
+def test_make_vector_env_refuses_copies_beyond_memory_before_building_them():
+    """10^5 HalfCheetah copies (about 1 MiB each) cannot fit in this machine's memory: refused at once, not built."""
+    from rmdp_envs.results import available_memory
+    from rmdp_envs.vector import copy_bytes
+
+    if (available_memory() or 0) >= copy_bytes("rmdp/HalfCheetahSpeed-v0") * 5 * 20_000:
+        pytest.skip("this machine could hold the copies")
+    with pytest.raises(ValueError, match="copies of rmdp/HalfCheetahSpeed-v0 need about"):
+        make_vector_env("rmdp/HalfCheetahSpeed-v0", k=5, copies_per_policy=20_000)
