@@ -158,7 +158,7 @@ class Run:
         args.minibatch_size = args.num_steps * m // args.num_minibatches
         args.num_iterations = math.ceil(args.total_timesteps / args.batch_size)
         self.resumed = args.resume is not None
-        if self.resumed and finished_run(args.resume, args.num_iterations):
+        if self.resumed and fully_trained(args.resume, args.num_iterations):
             print(f"{args.resume}: finished already ({args.num_iterations} iterations; result.json is final): nothing to "
                   "continue, nothing rewritten")
             raise SystemExit(0)
@@ -372,7 +372,7 @@ class Run:
         print(f"policies saved to {self.dir}")
 
 
-def finished_run(run_dir: str, num_iterations: int) -> bool:
+def fully_trained(run_dir: str, num_iterations: int) -> bool:
     """Whether the run in ``run_dir`` has trained all ``num_iterations`` (its checkpoint's) and written its final
     ``result.json``: a ``--resume`` of it would only evaluate again and rewrite the result. A finished run whose
     ``args.json`` was given a larger budget is not finished."""
