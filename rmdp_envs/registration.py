@@ -22,11 +22,15 @@ ENV_SPECS: dict[str, tuple[str, int | None]] = {
 
 
 def register_envs() -> None:
-    """Register all ids (idempotent). The passive checker is off: it rejects vector rewards."""
+    """Register all ids (idempotent). The passive checker is off: it rejects vector rewards.
+
+    Each id's ``vector_entry_point`` is :mod:`rmdp_envs.vector_entry`'s, so ``gymnasium.make_vec(id,
+    num_envs=N)`` builds the vector env that carries reward vectors (Gymnasium's own cannot).
+    """
     for env_id, (entry_point, max_steps) in ENV_SPECS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_steps,
-                         disable_env_checker=True)
+                         disable_env_checker=True, vector_entry_point=f"rmdp_envs.vector_entry:{env_id}")
 
 
 def registered_ids() -> list[str]:

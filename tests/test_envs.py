@@ -32,6 +32,38 @@ def test_registered_env_keeps_the_rmdp_contract(env_id):
     assert env.unwrapped.metadata["rmdp_family"] == rmdp_envs.env_metadata(env_id)["rmdp_family"]  # the instance says it too
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_make_vec_builds_the_reward_vector_env(env_id):
+    """``gymnasium.make_vec(id, num_envs=4, k=2)`` (its default mode: the registered vector entry point) gives the
+    steps of ``make_vector_env(id, 2, 2)`` for the same seed and actions, with ``(num_envs, n)`` rewards and a spec
+    that still serializes to JSON."""
+    built = gym.make_vec(env_id, num_envs=4, k=2, **SMALL[env_id])
+    reference = rmdp_envs.make_vector_env(env_id, 2, 2, SMALL[env_id])
+    assert isinstance(built, rmdp_envs.RMDPVectorEnv) and built.num_envs == 4
+    assert built.spec.kwargs["vectorization_mode"] == "vector_entry_point" and json.loads(built.spec.to_json())
+    n = reference.envs[0].unwrapped.population.n
+    obs, _ = built.reset(seed=5)
+    ref_obs, _ = reference.reset(seed=5)
+    np.testing.assert_array_equal(obs, ref_obs)
+    built.action_space.seed(0)
+    for _ in range(60):
+        action = built.action_space.sample()
+        got, want = built.step(action), reference.step(action)
+        for a, b in zip(got[:4], want[:4]):
+            np.testing.assert_array_equal(a, b)
+    assert got[1].shape == (4, n)
+    built.close(), reference.close()
+
+
+def test_gymnasium_make_vec_names_bad_arguments():
+    with pytest.raises(ValueError, match="multiple of k"):
+        gym.make_vec("rmdp/Chain-v0", num_envs=3, k=2)
+    with pytest.raises(ValueError, match="num_envs must be an integer >= 1"):
+        gym.make_vec("rmdp/Chain-v0", num_envs=0)
+    with pytest.raises(ValueError, match="SAME_STEP or DISABLED"):
+        gym.make_vec("rmdp/Chain-v0", num_envs=2, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+
+
 class _Float64Rewards(CartPolePositionEnv):
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
