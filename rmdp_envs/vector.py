@@ -40,6 +40,19 @@ def _seeds_per_copy(seed: int | Sequence[int] | None, num_envs: int) -> list[int
     return seeds
 
 
+def _reset_mask(options: dict | None, num_envs: int) -> tuple[np.ndarray, dict | None]:
+    """Gymnasium 1.x's partial reset: ``options["reset_mask"]``, a bool array with one entry per copy, names the
+    copies to reset (the others keep their episodes). Returns the mask (all copies where none is given) and the
+    options the copies' own ``reset`` receives (without the mask)."""
+    if options is None or "reset_mask" not in options:
+        return np.ones(num_envs, dtype=bool), options
+    mask = np.asarray(options["reset_mask"])
+    if mask.dtype != np.bool_ or mask.shape != (num_envs,):
+        raise ValueError(f"options['reset_mask'] must be a bool array of shape ({num_envs},), one entry per copy; "
+                         f"got dtype {mask.dtype}, shape {mask.shape}")
+    return mask, {key: value for key, value in options.items() if key != "reset_mask"} or None
+
+
 def _check_batch_actions(actions, num_envs: int, single_action_space: gym.Space) -> np.ndarray:
     actions = np.asarray(actions)
     expected = (num_envs,) + tuple(single_action_space.shape)
@@ -98,8 +111,9 @@ class _UserReturns:
         self.sums[finished] = 0.0
         return returns
 
-    def reset(self) -> None:
-        self.sums[:] = 0.0
+    def reset(self, copies: np.ndarray | slice = slice(None)) -> None:
+        """Start the running returns of ``copies`` (a bool mask; default all) again."""
+        self.sums[copies] = 0.0
 
 
 class _RMDPVectorBase(VectorEnv):
@@ -169,16 +183,20 @@ class RMDPVectorEnv(_RMDPVectorBase):
         self._done = np.zeros(self.num_envs, dtype=bool)
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
+        """Reset every copy, or with ``options={"reset_mask": mask}`` only the masked ones (Gymnasium 1.x's
+        partial reset, e.g. of the copies a ``DISABLED`` autoreset froze); the others keep their episodes."""
         seeds = _seeds_per_copy(seed, self.num_envs)
+        mask, options = _reset_mask(options, self.num_envs)
         infos: dict[str, Any] = {}
-        for i, (env, s) in enumerate(zip(self.envs, seeds)):
+        for i in np.flatnonzero(mask):
+            env, s = self.envs[i], seeds[i]
             self._obs[i], _ = env.reset(seed=s, options=options)
             if s is not None:
                 env.action_space.seed(s)
         if self._returns is not None:
-            self._returns.reset()
-        self._lengths[:] = 0
-        self._done[:] = False
+            self._returns.reset(mask)
+        self._lengths[mask] = 0
+        self._done[mask] = False
         return self._obs.copy(), infos
 
     def step(self, actions):
@@ -352,13 +370,19 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
         return receive_all(self._pipes, self.close, starting, "vector env worker")
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
+        """As :meth:`RMDPVectorEnv.reset` (``options["reset_mask"]`` too): each slice resets its part."""
         seeds = _seeds_per_copy(seed, self.num_envs)
+        mask, options = _reset_mask(options, self.num_envs)
+
+        def part(sl: slice) -> tuple:
+            return seeds[sl], {**(options or {}), "reset_mask": mask[sl]}
+
         for pipe, sl in zip(self._pipes, self._slices[1:]):
-            pipe.send(("reset", (seeds[sl], options)))
-        local = [] if self._local is None else [self._local.reset(seed=seeds[self._slices[0]], options=options)]
-        self._done[:] = False
+            pipe.send(("reset", part(sl)))
+        local = [] if self._local is None else [self._local.reset(seed=seeds[self._slices[0]], options=part(self._slices[0])[1])]
+        self._done[mask] = False
         if self._returns is not None:
-            self._returns.reset()
+            self._returns.reset(mask)
         return np.concatenate([obs for obs, _ in local + self._receive_all()]), {}
 
     def step(self, actions):

@@ -312,3 +312,53 @@ def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, au
             done[i] = ended and autoreset_mode == "Disabled"
     vec.close()
     assert ends >= 4
+
+
+@pytest.mark.parametrize("env_id,kwargs", [
+    ("rmdp/HopperSpeed-v0", dict(n_agents=20)),  # VelocityBatch, its episodes ending at different steps
+    ("rmdp/ResourceGathering-v0", {}),  # the copies' own reward vectors
+])
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_reset_mask_resets_only_the_masked_copies(env_id, kwargs, num_workers):
+    """Gymnasium 1.x's partial reset (``options={"reset_mask": mask}``, with ``DISABLED`` autoreset): the masked
+    copies start new episodes from their seeds, the others continue theirs exactly as copies never reset would
+    (observations, reward vectors, episode returns to the bit); a mask of the wrong shape or dtype is refused."""
+    import gymnasium as gym
+    kwargs = dict(kwargs, max_episode_steps=30)
+    vec = rmdp_envs.make_vector_env(env_id, 2, 2, kwargs, autoreset_mode="Disabled", num_workers=num_workers)
+    refs = [gym.make(env_id, **kwargs) for _ in range(4)]
+    obs, _ = vec.reset(seed=5)
+    [ref.reset(seed=5 + i) for i, ref in enumerate(refs)]
+    rng = np.random.default_rng(0)
+    vec.single_action_space.seed(0)
+    sums = np.zeros((4, vec.n_users), dtype=np.float32)
+    frozen, resets = np.zeros(4, dtype=bool), 0
+    for t in range(120):
+        if t in (7, 45, 80):  # copies 1 and 3 (one of each policy) mid-episode or frozen, reset from seeds of their own
+            mask = np.array([False, True, False, True])
+            seeds = [None, 100 + t, None, 200 + t]
+            obs, _ = vec.reset(seed=seeds, options={"reset_mask": mask})
+            for i in np.flatnonzero(mask):
+                want, _ = refs[i].reset(seed=seeds[i])
+                np.testing.assert_array_equal(obs[i], want)
+                sums[i], frozen[i] = 0.0, False
+            resets += 1
+        actions = np.stack([vec.single_action_space.sample() for _ in range(4)]) if env_id.startswith("rmdp/Hopper") \
+            else rng.integers(0, 4, size=4)
+        obs, rewards, term, trunc, infos = vec.step(actions)
+        for i, ref in enumerate(refs):
+            if frozen[i]:
+                assert not rewards[i].any()
+                continue
+            want_obs, want_reward, want_term, want_trunc, _ = ref.step(actions[i])
+            np.testing.assert_array_equal(obs[i], want_obs)
+            assert rewards[i].tobytes() == np.asarray(want_reward, dtype=np.float32).tobytes()
+            sums[i] += want_reward
+            if want_term or want_trunc:
+                assert infos["episode"]["r"][i].tobytes() == sums[i].tobytes()
+                frozen[i] = True
+    assert resets == 3
+    for bad in (np.array([True, False]), np.array([1, 0, 1, 0])):
+        with pytest.raises(ValueError, match="reset_mask"):
+            vec.reset(options={"reset_mask": bad})
+    vec.close()
