@@ -55,6 +55,26 @@ def test_gymnasium_make_vec_builds_the_reward_vector_env(env_id):
     built.close(), reference.close()
 
 
+def test_gymnasium_make_vec_sync_mode_takes_a_scalar_view_per_copy():
+    """``wrappers=`` needs Gymnasium's own vectorizer (``make_vec`` refuses it with the entry point): with a
+    ``GroupReward`` per copy, ``SyncVectorEnv`` steps the group's scalar reward, the sum of its users' rewards."""
+    import functools
+    users = [0, 3, 7]
+    built = gym.make_vec("rmdp/ResourceGathering-v0", num_envs=2, vectorization_mode="sync",
+                         vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},  # episodes end here
+                         wrappers=[functools.partial(rmdp_envs.GroupReward, users=users)])
+    reference = rmdp_envs.make_vector_env("rmdp/ResourceGathering-v0", 1, 2)
+    built.reset(seed=1), reference.reset(seed=1)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        actions = rng.integers(0, 4, size=2)
+        _, reward, terminated, *_ = built.step(actions)
+        _, vectors, reference_terminated, *_ = reference.step(actions)
+        np.testing.assert_allclose(reward, vectors[:, users].sum(1), rtol=1e-6)
+        np.testing.assert_array_equal(terminated, reference_terminated)
+    built.close(), reference.close()
+
+
 def test_gymnasium_make_vec_names_bad_arguments():
     with pytest.raises(ValueError, match="multiple of k"):
         gym.make_vec("rmdp/Chain-v0", num_envs=3, k=2)
