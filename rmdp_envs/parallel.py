@@ -35,6 +35,14 @@ class RMDPParallelEnv(ParallelEnv):
         self._index = {name: j for j, name in enumerate(self.possible_agents)}
         # (k, n) 0/1 matrix: rewards of all policies' groups in one product.
         self._groups = (self.assignment[None, :] == np.arange(self.k)[:, None]).astype(np.float64)
+        # PettingZoo's attributes beside its space methods; the render modes are the copies' own
+        self.observation_spaces = {agent: self.observation_space(agent) for agent in self.possible_agents}
+        self.action_spaces = {agent: self.action_space(agent) for agent in self.possible_agents}
+        self.render_mode = env_kwargs.get("render_mode")
+        copy_metadata = self.envs[0].metadata
+        self.metadata = {**type(self).metadata, "render_modes": list(copy_metadata.get("render_modes", []))}
+        if "render_fps" in copy_metadata:
+            self.metadata["render_fps"] = copy_metadata["render_fps"]
 
     def observation_space(self, agent: str):
         return self.envs[self._index[agent]].observation_space
@@ -66,6 +74,18 @@ class RMDPParallelEnv(ParallelEnv):
             infos[agent] = dict(info, reward_vector=reward_vector)
         self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
+
+    def render(self):
+        """Every policy's copy: ``rgb_array`` frames side by side in one image (policy 0 leftmost), ``ansi`` texts
+        one under another under their agents' names, ``human`` each copy's window; ``None`` without a render mode."""
+        if self.render_mode is None:
+            return None
+        frames = [env.render() for env in self.envs]
+        if self.render_mode == "rgb_array":
+            return np.concatenate(frames, axis=1)
+        if self.render_mode == "ansi":
+            return "\n".join(f"{agent}:\n{frame}" for agent, frame in zip(self.possible_agents, frames))
+        return None if self.render_mode == "human" else frames
 
     def close(self):
         for env in self.envs:

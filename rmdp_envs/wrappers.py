@@ -17,14 +17,21 @@ class GroupReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(self, env: gym.Env, users: Sequence[int], weights: Sequence[float] | None = None):
-        gym.utils.RecordConstructorArgs.__init__(self, users=list(users), weights=None if weights is None else list(weights))
-        super().__init__(env)
-        n = env.unwrapped.reward_space.shape[0]
+        reward_space = getattr(env.unwrapped, "reward_space", None)
+        if reward_space is None or len(reward_space.shape) != 1:
+            raise ValueError("GroupReward views an r-MDP, an env with one reward per user (its unwrapped env has a "
+                             f"reward_space of shape (n,), as gymnasium.make('rmdp/...') does); got {env.unwrapped!r}")
+        n = reward_space.shape[0]
         users = np.asarray(users)
         if users.ndim != 1 or users.size == 0 or not np.issubdtype(users.dtype, np.integer):
             raise ValueError(f"users must be a non-empty 1-D sequence of integer indices, got {users!r}")
         if users.min() < 0 or users.max() >= n:
             raise ValueError(f"user indices must lie in [0, {n}), got min {users.min()} max {users.max()}")
+        repeated = np.unique(users)[np.unique(users, return_counts=True)[1] > 1]
+        if repeated.size:
+            raise ValueError(f"users must not repeat (user {int(repeated[0])} appears more than once); to count a user "
+                             "more than others, give it a larger weight")
+        recorded_weights = None if weights is None else np.asarray(weights, dtype=np.float64).tolist()
         if weights is None:
             weights = np.ones(users.size)
         weights = np.asarray(weights, dtype=np.float64)
@@ -32,6 +39,9 @@ class GroupReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"weights must have the shape of users {users.shape}, got {weights.shape}")
         if not np.all(np.isfinite(weights)):
             raise ValueError("weights contain NaN or infinite values")
+        # plain ints and floats, so the env's spec still serializes to JSON
+        gym.utils.RecordConstructorArgs.__init__(self, users=users.tolist(), weights=recorded_weights)
+        super().__init__(env)
         self.agents = users
         self.weights = weights
 

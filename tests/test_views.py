@@ -27,10 +27,23 @@ def test_group_reward_is_weighted_sum_of_group():
 
 
 @pytest.mark.parametrize("agents,weights,match", [([], None, "non-empty"), ([0, 25], None, r"\[0, 25\)"),
-                                                  ([0, 1], [1.0], "shape"), ([0.5], None, "integer")])
+                                                  ([0, 1], [1.0], "shape"), ([0.5], None, "integer"),
+                                                  (3, None, "1-D sequence"), ([0, 4, 0], None, "user 0 appears more")])
 def test_group_reward_rejects_bad_groups(agents, weights, match):
     with pytest.raises(ValueError, match=match):
         GroupReward(gym.make("rmdp/ResourceGathering-v0"), agents, weights)
+
+
+def test_group_reward_names_an_env_that_is_no_rmdp():
+    with pytest.raises(ValueError, match="GroupReward views an r-MDP"):
+        GroupReward(gym.make("CartPole-v1"), [0])
+
+
+def test_group_reward_spec_serializes_and_rebuilds():
+    """numpy indices and weights are recorded as plain numbers: the spec goes to JSON and back to the same view."""
+    env = GroupReward(gym.make("rmdp/ResourceGathering-v0"), np.array([1, 2]), np.array([1.0, 0.5]))
+    rebuilt = gym.make(gym.envs.registration.EnvSpec.from_json(env.spec.to_json()))
+    assert isinstance(rebuilt, GroupReward) and rebuilt.agents.tolist() == [1, 2] and rebuilt.weights.tolist() == [1.0, 0.5]
 
 
 @pytest.mark.parametrize("env_id,k,kwargs", PZ_CASES)
@@ -204,3 +217,21 @@ def test_make_vector_env_refuses_copies_beyond_memory_before_building_them():
         pytest.skip("this machine could hold the copies")
     with pytest.raises(ValueError, match="copies of rmdp/HalfCheetahSpeed-v0 need about"):
         make_vector_env("rmdp/HalfCheetahSpeed-v0", k=5, copies_per_policy=20_000)
+
+
+def test_parallel_env_renders_every_policys_copy_and_states_pettingzoo_attributes():
+    """``render_mode`` reaches the copies; ``rgb_array`` puts the k frames side by side, ``ansi`` lists them by agent;
+    ``observation_spaces`` / ``action_spaces`` hold each agent's space, as PettingZoo envs state them."""
+    single = gym.make("rmdp/ResourceGathering-v0", render_mode="rgb_array")
+    single.reset(seed=0)
+    frame = single.render()
+    env = parallel_env("rmdp/ResourceGathering-v0", 3, render_mode="rgb_array")
+    env.reset(seed=0)
+    assert env.render_mode == "rgb_array" and "rgb_array" in env.metadata["render_modes"]
+    np.testing.assert_array_equal(env.render(), np.concatenate([frame] * 3, axis=1))  # same seed: the same start
+    text = parallel_env("rmdp/ResourceGathering-v0", 2, render_mode="ansi")
+    text.reset(seed=0)
+    assert text.render().startswith("policy_0:\n") and "\npolicy_1:\n" in text.render()
+    assert parallel_env("rmdp/ResourceGathering-v0", 2).render() is None
+    assert env.observation_spaces == {a: env.observation_space(a) for a in env.possible_agents}
+    assert env.action_spaces == {a: env.action_space(a) for a in env.possible_agents}
