@@ -119,3 +119,15 @@ def test_rgb_array_draws_the_robot_and_the_visited_cells():
     assert tuple(framed[2, 2]) == colours["robot"] and tuple(framed[px // 2, 2]) == colours["robot"]
     assert tuple(framed[px + 2, px + 2]) == colours["empty"]  # cell (1, 1) is no one's here
     assert np.array_equal(framed[3 * px:, :], moved[3 * px:, :])  # the rest of the picture is unchanged
+
+
+def test_stepping_after_the_episode_ended_raises_until_reset():
+    """Home again would pay the visited cells a second time: like the tabular r-MDPs, the env refuses the step."""
+    env = gym.make("rmdp/ResourceGathering-v0")
+    env.reset(seed=0)
+    _, reward, terminated, _, _ = env.step(DOWN)  # a wall bump at home: home, the episode ends
+    assert terminated and reward.sum() == pytest.approx(0.99)
+    with pytest.raises(RuntimeError, match="the episode has ended"):
+        env.step(DOWN)
+    env.reset(seed=0)
+    assert env.step(DOWN)[2]

@@ -81,6 +81,7 @@ class ResourceGatheringEnv(gym.Env):
         self._position = self.home.copy()
         self._visited = np.zeros(n, dtype=bool)
         self._steps = 0
+        self._ended = False
         self.highlighted_users: list[int] = []  # rgb_array frames these users' cells (rendering only)
 
     @property
@@ -121,15 +122,18 @@ class ResourceGatheringEnv(gym.Env):
         self._visited[:] = False
         self._visited[self._cell(self._position)] = True
         self._steps = 0
+        self._ended = False
         return self._obs(), {"steps": 0}
 
     def step(self, action):
         if not self.action_space.contains(action):
             raise ValueError(f"action must be an integer in [0, 4), got {action!r}")
+        if self._ended:  # as the tabular r-MDPs: home again would pay the visited cells a second time
+            raise RuntimeError("the episode has ended (the robot is home); call reset()")
         self._steps += 1
         self._position = np.clip(self._position + MOVES[int(action)], 0, self.size - 1)
         self._visited[self._cell(self._position)] = True
-        terminated = bool(np.array_equal(self._position, self.home))
+        terminated = self._ended = bool(np.array_equal(self._position, self.home))
         if terminated:
             reward = self._visited.astype(np.float32) * np.float32(1.0 - self._steps / 100.0)
         else:
