@@ -73,7 +73,10 @@ def _set_layout(vec: VectorEnv, first: gym.Env, num_envs: int, k: int, mode: Aut
     vec.reward_mode = rewards
     vec.user_rewards = user_rewards_of(first)  # the description of the users' rewards (rmdp_envs.rewards)
     vec.autoreset_mode = mode
-    vec.metadata = {"autoreset_mode": mode}
+    vec.render_mode = first.render_mode
+    vec.metadata = {"autoreset_mode": mode, "render_modes": list(first.metadata.get("render_modes", []))}
+    if "render_fps" in first.metadata:
+        vec.metadata["render_fps"] = first.metadata["render_fps"]
     vec.policy_index = np.repeat(np.arange(k), num_envs // k)
     vec.population = first.unwrapped.population
     vec.n_users = vec.population.n
@@ -130,6 +133,28 @@ class _RMDPVectorBase(VectorEnv):
     def done(self) -> np.ndarray:
         """With ``DISABLED`` autoreset: which copies have finished (and are frozen)."""
         return self._done.copy()
+
+    def call(self, name: str, *args, **kwargs) -> tuple:
+        """Gymnasium's ``VectorEnv.call``: every copy's attribute ``name`` (through its wrappers), called with the
+        arguments where it is callable, in copy order."""
+        return tuple(self._call_copies(name, args, kwargs))
+
+    def get_attr(self, name: str) -> tuple:
+        """Every copy's attribute ``name`` (Gymnasium's ``get_attr``)."""
+        return self.call(name)
+
+    def set_attr(self, name: str, values: Any) -> None:
+        """Set attribute ``name`` of every copy (Gymnasium's ``set_attr``): one value for all, or a list or tuple
+        of one value per copy."""
+        if not isinstance(values, (list, tuple)):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"set_attr needs one value per copy ({self.num_envs}), got {len(values)}")
+        self._set_copies(name, list(values))
+
+    def render(self) -> tuple | None:
+        """Every copy's ``render()`` (Gymnasium's ``SyncVectorEnv.render``); ``None`` without a render mode."""
+        return None if self.render_mode is None else self.call("render")
 
 
 class RMDPVectorEnv(_RMDPVectorBase):
@@ -272,6 +297,17 @@ class RMDPVectorEnv(_RMDPVectorBase):
         else:
             self._done[i] = True
         return final_obs
+
+    def _call_copies(self, name: str, args: tuple, kwargs: dict) -> list:
+        results = []
+        for env in self.envs:
+            attribute = env.get_wrapper_attr(name)
+            results.append(attribute(*args, **kwargs) if callable(attribute) else attribute)
+        return results
+
+    def _set_copies(self, name: str, values: list) -> None:
+        for env, value in zip(self.envs, values):
+            env.set_wrapper_attr(name, value)
 
     def close_extras(self, **kwargs):
         for env in self.envs:
@@ -428,6 +464,19 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
             self._done |= finished
         return obs, rewards, terminations, truncations, infos
 
+    def _call_copies(self, name: str, args: tuple, kwargs: dict) -> list:
+        for pipe in self._pipes:
+            pipe.send(("call", (name, args, kwargs)))
+        local = [] if self._local is None else [self._local.call(name, *args, **kwargs)]
+        return [result for part in local + self._receive_all() for result in part]
+
+    def _set_copies(self, name: str, values: list) -> None:
+        for pipe, sl in zip(self._pipes, self._slices[1:]):
+            pipe.send(("set_attr", (name, values[sl])))
+        if self._local is not None:
+            self._local.set_attr(name, values[self._slices[0]])
+        self._receive_all()
+
     def close_extras(self, **kwargs):
         close_workers(self._pipes, self._procs)
         if self._local is not None:
@@ -548,7 +597,9 @@ def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str
     serve_commands(pipe, lambda: RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1,
                                                autoreset_mode=autoreset_mode, rewards=rewards),
                    {"step": lambda env, actions: env.step(actions),
-                    "reset": lambda env, data: env.reset(seed=data[0], options=data[1])},
+                    "reset": lambda env, data: env.reset(seed=data[0], options=data[1]),
+                    "call": lambda env, data: env.call(data[0], *data[1], **data[2]),
+                    "set_attr": lambda env, data: env.set_attr(*data)},
                    close=lambda env: env.close())
 
 

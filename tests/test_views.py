@@ -235,3 +235,26 @@ def test_parallel_env_renders_every_policys_copy_and_states_pettingzoo_attribute
     assert parallel_env("rmdp/ResourceGathering-v0", 2).render() is None
     assert env.observation_spaces == {a: env.observation_space(a) for a in env.possible_agents}
     assert env.action_spaces == {a: env.action_space(a) for a in env.possible_agents}
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_vector_env_call_get_set_attr_and_render_as_gymnasium(num_workers):
+    """Gymnasium's ``call`` / ``get_attr`` / ``set_attr`` reach every copy in copy order, through its wrappers and in
+    worker processes; ``render()`` returns every copy's frame; the metadata states the copies' render modes."""
+    vec = make_vector_env("rmdp/ResourceGathering-v0", 2, 2, dict(render_mode="rgb_array"), num_workers=num_workers)
+    single = gym.make("rmdp/ResourceGathering-v0", render_mode="rgb_array")
+    vec.reset(seed=0), single.reset(seed=0)
+    vec.step(np.array([0, 0, 0, 0]))  # up, away from home: no copy ends its episode
+    assert vec.get_attr("_steps") == (1, 1, 1, 1)
+    assert [v["steps"] for _, v in vec.call("reset", seed=3)] == [0, 0, 0, 0]
+    vec.set_attr("highlighted_users", [[], [0], [], [24]])
+    assert vec.get_attr("highlighted_users") == ([], [0], [], [24])
+    frames = vec.render()
+    assert vec.render_mode == "rgb_array" and "rgb_array" in vec.metadata["render_modes"]
+    assert len(frames) == 4 and frames[0].shape == single.render().shape
+    np.testing.assert_array_equal(frames[0], single.render())  # both at home, nothing highlighted
+    assert not np.array_equal(frames[1], frames[0])  # copy 1 frames user 0's cell
+    with pytest.raises(ValueError, match="one value per copy"):
+        vec.set_attr("highlighted_users", [[], []])
+    vec.close()
+    assert make_vector_env("rmdp/ResourceGathering-v0", 1, 1).render() is None
