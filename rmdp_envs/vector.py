@@ -26,6 +26,9 @@ from rmdp_envs.results import available_memory
 from rmdp_envs.registration import make
 from rmdp_envs.rewards import user_rewards_of
 
+#: The autoreset modes the vector envs implement (all of Gymnasium's).
+AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED, AutoresetMode.NEXT_STEP)
+
 #: What a vector env's step returns as rewards: every user's reward, or the statistic that describes them.
 REWARD_MODES = ("vector", "statistic")
 
@@ -162,8 +165,10 @@ class RMDPVectorEnv(_RMDPVectorBase):
 
     ``autoreset_mode``: ``SAME_STEP`` (training: a finished copy is reset inside the step that
     finished it, the last observation goes to ``infos["final_obs"]``) or ``DISABLED``
-    (evaluation: a finished copy is frozen, returns zero reward and is not stepped until reset).
-    ``infos["episode"]`` holds the undiscounted return vector ``r`` (num_envs, n) and length
+    (evaluation: a finished copy is frozen, returns zero reward and is not stepped until reset) or
+    ``NEXT_STEP`` (Gymnasium's default: a finished copy's next step is its reset, with the reset's
+    observation, zero reward and no ending; what Gymnasium's vector wrappers such as
+    ``NormalizeObservation`` require). ``infos["episode"]`` holds the undiscounted return vector ``r`` (num_envs, n) and length
     ``l`` of episodes that ended this step, with mask ``infos["_episode"]``.
 
     ``rewards="statistic"``: ``step`` returns the reward statistics ``(num_envs, dim)`` of
@@ -178,8 +183,8 @@ class RMDPVectorEnv(_RMDPVectorBase):
         if self.num_envs == 0 or self.num_envs % k:
             raise ValueError(f"need a positive multiple of k={k} copies, got {self.num_envs}")
         mode = AutoresetMode(autoreset_mode)
-        if mode not in (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
-            raise ValueError(f"autoreset_mode must be SAME_STEP or DISABLED, got {mode}")
+        if mode not in AUTORESET_MODES:
+            raise ValueError(f"autoreset_mode must be one of {[m.name for m in AUTORESET_MODES]}, got {mode}")
         first = self.envs[0]
         if any(env.unwrapped.population != first.unwrapped.population for env in self.envs[1:]):
             raise ValueError("the copies were built with different populations (population_seed=None?); "
@@ -230,7 +235,7 @@ class RMDPVectorEnv(_RMDPVectorBase):
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
         finished = np.zeros(self.num_envs, dtype=bool)
-        frozen = self._done.copy()  # DISABLED: copies that finished earlier, zero reward this step
+        frozen = self._done.copy()  # copies that finished earlier (DISABLED, NEXT_STEP): zero reward this step
         step_copies = self._step_each if self._batch is None else self._step_batch
         final_obs = step_copies(actions, rewards, terminations, truncations, finished)
         if self._by_statistic and not self._statistic:  # vector mode, the vectors rebuilt from the copies' statistics
@@ -248,11 +253,17 @@ class RMDPVectorEnv(_RMDPVectorBase):
                 infos["final_obs"], infos["_final_obs"] = final_obs, finished
             if self.autoreset_mode is AutoresetMode.SAME_STEP:
                 self._lengths[finished] = 0
+        if self.autoreset_mode is AutoresetMode.NEXT_STEP and frozen.any():
+            # the copies that finished at the previous step were not stepped: this step is their reset
+            for i in np.flatnonzero(frozen):
+                self._obs[i], _ = self.envs[i].reset()
+            self._done[frozen] = False
+            self._lengths[frozen] = 0
         return self._obs.copy(), rewards, terminations, truncations, infos
 
     def _step_each(self, actions, rewards, terminations, truncations, finished) -> np.ndarray | None:
         """Step the copies one by one into the given arrays; finished copies reset (``SAME_STEP``) or freeze
-        (``DISABLED``). Returns the final observations of the copies that finished, if any."""
+        (``DISABLED``, and ``NEXT_STEP`` until the next step resets them). Returns the final observations of the copies that finished, if any."""
         final_obs = None
         for i, env in enumerate(self.envs):
             if self._done[i]:
@@ -274,7 +285,7 @@ class RMDPVectorEnv(_RMDPVectorBase):
     def _step_batch(self, actions, rewards, terminations, truncations, finished) -> np.ndarray | None:
         """:meth:`_step_each` for a ``VelocityBatch`` (``rmdp_envs.envs.mujoco_speed``): the live copies stepped
         together, then those that finished reset or frozen one by one, the same numbers."""
-        frozen = self._done.any()  # only with DISABLED autoreset
+        frozen = self._done.any()  # only with DISABLED or NEXT_STEP autoreset
         live = np.flatnonzero(~self._done) if frozen else slice(None)
         rewards[self._done] = 0.0
         obs, rewards[live, 0], terminations[live] = self._batch.step(actions, live if frozen else None)
@@ -288,7 +299,8 @@ class RMDPVectorEnv(_RMDPVectorBase):
 
     def _end_episode(self, i: int, final_obs: np.ndarray | None) -> np.ndarray | None:
         """Copy ``i`` finished this step, its last observation in ``self._obs[i]``: reset it (``SAME_STEP``, the last
-        observation kept in ``final_obs``, allocated at the step's first finish) or freeze it (``DISABLED``)."""
+        observation kept in ``final_obs``, allocated at the step's first finish) or freeze it (``DISABLED``, and
+        ``NEXT_STEP`` until its next step)."""
         if self.autoreset_mode is AutoresetMode.SAME_STEP:
             if final_obs is None:
                 final_obs = self._obs.copy()
@@ -462,6 +474,8 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
                 infos["episode"]["r"] = self._returns.pop(finished)
         if self.autoreset_mode is AutoresetMode.DISABLED:
             self._done |= finished
+        elif self.autoreset_mode is AutoresetMode.NEXT_STEP:  # the slices reset these at the next step
+            self._done = finished
         return obs, rewards, terminations, truncations, infos
 
     def _call_copies(self, name: str, args: tuple, kwargs: dict) -> list:
@@ -639,15 +653,15 @@ def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwa
     ``"statistic"`` (the cheap description of :mod:`rmdp_envs.rewards`, for large populations).
     ``main_share``: with workers, the fraction of the copies this process steps itself (default
     :func:`default_main_share`); which process steps a copy never changes its results.
+    ``autoreset_mode``: any of Gymnasium's (:class:`RMDPVectorEnv` says what each does); the solvers use ``SAME_STEP``.
     """
     _check_reward_mode(rewards)
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
         raise TypeError(f"env_kwargs must be a dict of keyword arguments, got {type(env_kwargs).__name__} {env_kwargs!r}")
     env_kwargs = dict(env_kwargs or {})
-    modes = [AutoresetMode.SAME_STEP.value, AutoresetMode.DISABLED.value]  # the two the vector envs implement
+    modes = [mode.value for mode in AUTORESET_MODES]
     if str(getattr(autoreset_mode, "value", autoreset_mode)) not in modes:
-        raise ValueError(f"autoreset_mode must be AutoresetMode.SAME_STEP or DISABLED ({' or '.join(map(repr, modes))}), "
-                         f"got {autoreset_mode!r}")
+        raise ValueError(f"autoreset_mode must be an AutoresetMode ({', '.join(map(repr, modes))}), got {autoreset_mode!r}")
     if main_share is not None and not num_workers:
         raise ValueError(f"main_share applies with workers only (num_workers >= 1), got main_share={main_share} "
                          "with num_workers=0")

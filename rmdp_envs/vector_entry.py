@@ -26,14 +26,14 @@ from rmdp_envs.vector import RMDPAsyncVectorEnv, RMDPVectorEnv, make_vector_env
 
 
 def make_vec_env(env_id: str, num_envs: int = 1, *, k: int = 1, num_workers: int = 0, rewards: str = "vector",
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, main_share: float | None = None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, main_share: float | None = None,
                  **env_kwargs) -> RMDPVectorEnv | RMDPAsyncVectorEnv:
     """``num_envs`` copies of ``env_id`` as ``k`` policies' blocks of ``num_envs // k`` copies (policy-major).
 
     ``num_envs`` counts every copy, as Gymnasium's does; with ``k`` policies it must be a multiple of
-    ``k``. ``autoreset_mode``: ``SAME_STEP`` (the default: a finished copy is reset inside the step that
-    ends it, its last observation in ``infos["final_obs"]``) or ``DISABLED``; Gymnasium's ``NEXT_STEP`` is
-    not implemented and refused by name. ``num_workers``, ``rewards`` and ``main_share``: as
+    ``k``. ``autoreset_mode``: ``NEXT_STEP`` by default, as Gymnasium's own vector envs (a finished copy's next
+    step is its reset), or ``SAME_STEP`` (the solvers': reset inside the step that ends the episode, the last
+    observation in ``infos["final_obs"]``) or ``DISABLED``. ``num_workers``, ``rewards`` and ``main_share``: as
     :func:`make_vector_env`.
     """
     if isinstance(num_envs, bool) or int(num_envs) != num_envs or num_envs < 1:

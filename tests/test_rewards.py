@@ -236,7 +236,16 @@ def follow(ref, action, i, obs, term, trunc, infos, autoreset_mode):
     return ref_reward, info, ended
 
 
-@pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled"])
+def reset_next_step(ref, obs, autoreset_mode: str) -> bool:
+    """A copy that ended its episode at the previous step: with ``NextStep`` this step was its reset (the reference
+    resets too, and the observations must agree); returns whether the copy stays frozen (``Disabled``)."""
+    if autoreset_mode != "NextStep":
+        return True
+    np.testing.assert_array_equal(obs, ref.reset()[0])
+    return False
+
+
+@pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled", "NextStep"])
 @pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0",
                                     "rmdp/AntSpeed-v1"])
 def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autoreset_mode):
@@ -258,18 +267,19 @@ def test_velocity_stepping_is_the_registered_gymnasium_envs_step(env_id, autores
         actions = rng.uniform(-1, 1, (4,) + stat.single_action_space.shape)
         obs, stats, term, trunc, infos = stat.step(actions)
         for i, ref in enumerate(refs):
-            if done[i]:  # Disabled: a finished copy stays frozen
+            if done[i]:  # Disabled: a finished copy stays frozen; NextStep: this step is its reset
                 assert stats[i, 0] == 0.0 and not term[i] and not trunc[i]
+                done[i] = reset_next_step(ref, obs[i], autoreset_mode)
                 continue
             _, info, ended = follow(ref, actions[i], i, obs, term, trunc, infos, autoreset_mode)
             assert stats[i, 0] == info["x_velocity"]
             ends += ended
-            done[i] = ended and autoreset_mode == "Disabled"
+            done[i] = ended and autoreset_mode != "SameStep"
     assert ends >= 4
     stat.close()
 
 
-@pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled"])
+@pytest.mark.parametrize("autoreset_mode", ["SameStep", "Disabled", "NextStep"])
 @pytest.mark.parametrize("env_id,kwargs", [
     ("rmdp/HalfCheetahSpeed-v0", dict(population=shuffled_speed_population(60))),  # VelocityBatch, unsorted targets
     ("rmdp/HopperSpeed-v0", dict(n_agents=40)),  # VelocityBatch with terminations
@@ -299,8 +309,9 @@ def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, au
         obs, rewards, term, trunc, infos = vec.step(actions)
         assert rewards.dtype == np.float32 and rewards.shape == (4, vec.n_users)
         for i, ref in enumerate(refs):
-            if done[i]:  # Disabled: a finished copy stays frozen, with zero reward
+            if done[i]:  # Disabled: a finished copy stays frozen, with zero reward; NextStep: this step is its reset
                 assert not rewards[i].any() and not term[i] and not trunc[i]
+                done[i] = reset_next_step(ref, obs[i], autoreset_mode)
                 continue
             ref_reward, _, ended = follow(ref, actions[i], i, obs, term, trunc, infos, autoreset_mode)
             assert rewards[i].tobytes() == np.asarray(ref_reward, dtype=np.float32).tobytes()
@@ -309,7 +320,7 @@ def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, au
                 assert infos["episode"]["r"][i].tobytes() == sums[i].tobytes()
                 sums[i] = 0.0
             ends += ended
-            done[i] = ended and autoreset_mode == "Disabled"
+            done[i] = ended and autoreset_mode != "SameStep"
     vec.close()
     assert ends >= 4
 
