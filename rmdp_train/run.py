@@ -8,6 +8,7 @@ live policies through the same code path as saved ones, and writes :class:`rmdp_
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
@@ -198,9 +199,8 @@ class Run:
         if self.resumed:
             self.dir = Path(args.resume)
         else:
-            name = f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-            self.dir = Path(args.output_dir) / name
-            self.dir.mkdir(parents=True, exist_ok=True)
+            self.dir = new_run_folder(Path(args.output_dir),
+                                      f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}")
             atomic_write_json(self.dir / "args.json", saved_args(args))
         self.name = self.dir.name
 
@@ -221,7 +221,9 @@ class Run:
 
     def open_writer(self, global_step: int) -> SummaryWriter:
         """The run's TensorBoard writer. Training starts right after it, so Ctrl-C is watched from here on."""
-        self.writer = SummaryWriter(str(self.dir), purge_step=global_step if self.resumed else None)
+        # resumed: drop what the stopped process logged after its checkpoint (steps after global_step); the
+        # checkpointed iteration's own scalars, logged at global_step before the checkpoint was written, stay
+        self.writer = SummaryWriter(str(self.dir), purge_step=global_step + 1 if self.resumed else None)
         if not self.resumed:
             table = "\n".join(f"|{key}|{value}|" for key, value in vars(self.args).items())
             self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n%s" % table)
@@ -370,6 +372,19 @@ class Run:
                       action_low=self.env.action_low, action_high=self.env.action_high,
                       extra={"solver": self.solver, **extra}, **obs_rms.spec())
         print(f"policies saved to {self.dir}")
+
+
+def new_run_folder(output_dir: Path, name: str) -> Path:
+    """A folder no other run has: ``name`` (CleanRL's ``env__exp__seed__time``), or ``name-2``, ``name-3``, ... when
+    a run of the same env, experiment and seed started in the same second (two runs wrote one folder before)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for attempt in itertools.count(1):
+        folder = output_dir / (name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
 
 
 def fully_trained(run_dir: str, num_iterations: int) -> bool:

@@ -110,6 +110,13 @@ def test_em_beats_random_assignment(tmp_path):
     assert em["welfare"] > rnd["welfare"] + 0.03, (em["welfare"], rnd["welfare"])  # the baseline of this same test
 
 
+def logged_steps(run_dir, tag: str) -> list[int]:
+    """The steps of ``tag``'s scalars as TensorBoard reads the run folder (its purges applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}, purge_orphaned_data=True).Reload()
+    return [event.step for event in events.Scalars(tag)]
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_interrupted_run_resumes(solver, tmp_path):
     """A run stopped after a checkpoint continues with --resume and finishes with the full budget."""
@@ -123,6 +130,9 @@ def test_interrupted_run_resumes(solver, tmp_path):
     result = read_result(run_dir)
     check_result(result, solver, RG, 5, 25)
     assert result["transitions"] == 3200
+    # TensorBoard: every iteration's scalars once, the checkpointed iteration's kept (a purge at its step dropped it)
+    steps = logged_steps(run_dir, "charts/SPS")
+    assert steps == list(range(steps[0], 3200 + 1, steps[0]))  # one point per iteration of steps[0] transitions
     before = (run_dir / "result.json").read_bytes()  # resumed once more: finished, so nothing runs or is rewritten
     proc = run_solver(solver, tmp_path, "--resume", str(run_dir))
     assert "finished already" in proc.stdout and (run_dir / "result.json").read_bytes() == before
@@ -365,3 +375,16 @@ def test_memory_estimate_counts_what_a_run_evaluates_and_whether_copies_share_us
     assert memory_estimate(args, n, 1, evaluated=(64, 20)) - shared == 24 * (64 - 10) * 20 * n
     assert memory_estimate(args, n, 1, copies_share_users=False) - shared == 42 * (80 + 10 * 20 + 1 - 3) * n
     assert memory_estimate(args, n, 1, params_per_user=30) - shared == (8 * 2 + 72) * 29 * n
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
+    """The folder name (CleanRL's env__exp__seed__time) repeats for runs of one seed started in the same second: the
+    later run takes name-2 instead of writing into the earlier one's folder (its args.json and events mixed in)."""
+    now = int(time.time())
+    taken = [tmp_path / f"rmdp_Chain-v0__random_ppo__1__{t}" for t in range(now, now + 60)]
+    for folder in taken:  # every name the run could draw in the next minute belongs to another run already
+        folder.mkdir()
+    run_solver("random", tmp_path, "--env-id", "rmdp/Chain-v0", "--k", "2", "--total-timesteps", "2000")
+    fresh = [p for p in tmp_path.iterdir() if p not in taken]
+    assert len(fresh) == 1 and fresh[0].name.endswith("-2") and (fresh[0] / "result.json").is_file()
+    assert not any(any(folder.iterdir()) for folder in taken)
