@@ -59,7 +59,8 @@ class PPOArgs:
     output_dir: str = "runs"
     """runs are written to `{output_dir}/{run_name}` (TensorBoard events, result.json, checkpoint)"""
     resume: Optional[str] = None
-    """a run directory to continue from its last checkpoint (its saved arguments are used)"""
+    """a run directory to continue from its last checkpoint, with the flags it started with (a flag given beside it
+    with another value is refused)"""
     eval_every: int = 0
     """evaluate and write result.json every this many transitions (0: only at the end)"""
     eval_episodes: Optional[int] = None
@@ -222,10 +223,28 @@ def parse_args(args_cls: type, solver_file: str) -> PPOArgs:
     args = tyro.cli(args_cls)
     if args.resume is not None:
         saved = resumable_args(args.resume, args_cls, Path(solver_file).stem)
+        refuse_changed_flags(args, saved)
         args = args_cls(**{**saved, "resume": args.resume, "interrupt_after": args.interrupt_after})
     if args.exp_name is None:
         args.exp_name = Path(solver_file).stem
     return apply_env_defaults(args)
+
+
+def refuse_changed_flags(args: PPOArgs, saved: dict) -> None:
+    """A resumed run continues with the flags it started with: a flag given beside ``--resume`` with another value
+    than the saved one fails (one ``error:`` line) instead of being ignored. Only flags set away from their
+    defaults are seen; ``--interrupt-after`` belongs to the process, not the run."""
+    changed = []
+    for f in dataclasses.fields(args):
+        if f.name in ("resume", "interrupt_after") or f.name in RUNTIME_FIELDS or f.name not in saved:
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = getattr(args, f.name)
+        if value != default and value != saved[f.name]:
+            changed.append(f"--{f.name.replace('_', '-')} {value} (the run's: {saved[f.name]})")
+    if changed:
+        fail(f"--resume {args.resume} continues the run with the flags it started with; these differ: "
+             f"{'; '.join(changed)}. Drop them, or start a new run")
 
 
 def resumable_args(resume: str, args_cls: type, solver: str) -> dict:

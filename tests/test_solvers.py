@@ -138,6 +138,23 @@ def test_interrupted_run_resumes(solver, tmp_path):
     assert "finished already" in proc.stdout and (run_dir / "result.json").read_bytes() == before
 
 
+def test_resume_refuses_flags_that_differ_from_the_runs(tmp_path):
+    """Flags beside --resume were ignored silently (a longer --total-timesteps did nothing): one that differs from the
+    run's saved value now fails in one line naming it, nothing rewritten; the same value passes."""
+    flags = ["--env-id", RG, "--k", "5", *SMALL[RG], "--checkpoint-every", "2"]
+    run_solver("random", tmp_path, *flags, "--interrupt-after", "3")
+    run_dir = only_run_dir(tmp_path)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    proc = run_solver("random", tmp_path, "--resume", str(run_dir), "--total-timesteps", "9999", "--k", "5",
+                      check=False, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "--total-timesteps 9999 (the run's: 3200)" in lines[0], proc.stderr
+    assert "--k" not in lines[0]  # the same value as the run's: not a difference
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    run_solver("random", tmp_path, "--resume", str(run_dir), "--k", "5")
+    assert read_result(run_dir)["transitions"] == 3200
+
+
 def test_another_solvers_run_is_not_resumed(tmp_path):
     """EM asked to continue a random-assignment run (or the other way round) refuses in one line and leaves the run as
     it was: it would otherwise finish it as EM's, or fail on the other solver's flags with a traceback."""
