@@ -24,7 +24,7 @@ from leaderboard.protocol import PROTOCOL, SUBMISSION_FORMAT, Protocol, recorded
 from leaderboard.scoring import score
 from leaderboard.unseen import UNSEEN_POPULATION_SEED, score_unseen
 from leaderboard.storage import (PACKAGE_DIR, load_submissions, sha256_file, short_hash, write_submission)
-from rmdp_envs.files import POLICY_FILES, POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE, RESULT_FILE
+from rmdp_envs.files import CHECKPOINT_FILE, POLICY_FILES, POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE, RESULT_FILE
 from rmdp_envs.results import RunResult
 #: Suffixes of formats that run code when loaded (pickle and what wraps it).
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt", ".dill", ".cloudpickle"})
@@ -150,6 +150,10 @@ def _claimed_eval(result: RunResult, protocol: Protocol) -> tuple[int, int]:
     return int(result.eval_episodes), int(result.eval_seed)
 
 
+#: What to do with a run that stopped before its budget.
+UNFINISHED_HINT = "continue it with its solver's --resume RUN_DIR, then submit it"
+
+
 def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
     """Every check of one run folder that needs no evaluation; raises :class:`SubmissionError`."""
     import rmdp_envs  # noqa: PLC0415
@@ -159,6 +163,8 @@ def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
     if not run_dir.is_dir():
         raise SubmissionError(f"{run_dir}: not a run folder")
     if not (run_dir / RESULT_FILE).is_file():
+        if (run_dir / CHECKPOINT_FILE).is_file():
+            raise SubmissionError(f"{run_dir}: run not finished (a checkpoint, no {RESULT_FILE} yet): {UNFINISHED_HINT}")
         raise SubmissionError(f"{run_dir}: missing {RESULT_FILE} (pass the folder that a solver run wrote)")
     scan_for_pickles(run_dir)
     data = read_json_strict(run_dir / RESULT_FILE)
@@ -195,6 +201,9 @@ def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
     if len(assignment) != n or min(assignment) < 0 or max(assignment) >= k:
         raise SubmissionError(f"{run_dir}: assignment must give each of n={n} users a policy index in [0, k={k})")
 
+    if result.finished is False:  # before the policies: an unfinished run has none yet, and that is not the reason
+        raise SubmissionError(f"{run_dir}: run not finished ({RESULT_FILE} says finished: false, an intermediate "
+                              f"evaluation): {UNFINISHED_HINT}")
     missing = [name for name in POLICY_FILES if not (run_dir / name).is_file()]
     if missing:
         raise SubmissionError(f"{run_dir}: missing policies: {', '.join(missing)} not found "
@@ -207,9 +216,6 @@ def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
                               f"but {RESULT_FILE} says {env_id!r} with k={k}")
     _check_weights(run_dir)
 
-    if result.finished is False:
-        raise SubmissionError(f"{run_dir}: run not finished ({RESULT_FILE} says finished: false; "
-                              "it is an intermediate evaluation)")
     hyper = recorded_hyperparameters(result.args)
     return Run(run_dir=run_dir, result=result, benchmark=benchmark_of(env_id, result.env_kwargs, population),
                k=k, n=n, solver=result.solver, commit=result.commit, hyperparameters=hyper,

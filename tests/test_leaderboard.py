@@ -698,3 +698,26 @@ def test_claims_are_checked_on_the_seeds_they_name_not_the_protocols(tmp_path):
     submit([run], tmp_path / "board", log=QUIET)
     (sub,) = load_submissions(tmp_path / "board")
     assert sub["runs"][0]["claimed"]["seed"] == 123
+
+
+def test_an_unfinished_run_is_refused_as_unfinished(tmp_path, board):
+    """A run stopped before its budget is refused for that, with the way on (--resume): not for a missing result.json
+    (stopped between evaluations) or missing policies (an intermediate evaluation), which were the reasons given."""
+    from leaderboard.sweep import PROCESS_FLAGS
+
+    def stopped(out: Path, *flags: str) -> Path:
+        cmd = [sys.executable, str(REPO_ROOT / "solvers" / "random_ppo.py"), "--env-id", "rmdp/Chain-v0", "--k", "2",
+               "--total-timesteps", "20480", "--save-model", "--checkpoint-every", "2", "--interrupt-after", "3",
+               "--output-dir", str(out), *PROCESS_FLAGS, *flags]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "interrupted after iteration 4" in proc.stdout, proc.stderr[-3000:]
+        (run_dir,) = out.iterdir()
+        return run_dir
+
+    no_result = stopped(tmp_path / "a")
+    intermediate = stopped(tmp_path / "b", "--eval-every", "1000")
+    assert not (no_result / "result.json").exists()
+    assert json.loads((intermediate / "result.json").read_text())["finished"] is False
+    for run_dir in (no_result, intermediate):
+        with pytest.raises(SubmissionError, match=r"run not finished .*--resume"):
+            submit([run_dir], board, log=QUIET)
