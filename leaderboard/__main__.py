@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from leaderboard.storage import board_dir
+from leaderboard.storage import board_dir, board_flag
 
 
 def _board_arg(p: argparse.ArgumentParser) -> None:
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rejected: {e}", file=sys.stderr)
             print("nothing was written", file=sys.stderr)
             return 1
-        print(f"{len(written)} submission(s) written under {board / 'submissions'}; run `python -m leaderboard render`")
+        print(f"{len(written)} submission(s) written under {board / 'submissions'}; run "
+              f"`python -m leaderboard render{board_flag(board)}`")
         return 0
 
     if args.command == "render":

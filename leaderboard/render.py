@@ -27,7 +27,7 @@ from leaderboard.references import REFERENCE_FILE, ensure_references, k_bound
 from leaderboard.unseen import UNSEEN_POPULATION_SEED
 from leaderboard.stats import (CONFIDENCE, distinguishable, interval, iqm, mean, normalized,
                                probability_of_improvement)
-from leaderboard.storage import load_submissions
+from leaderboard.storage import PACKAGE_DIR, load_submissions
 from rmdp_envs.files import atomic_write_text
 
 SITE_DIR = "site"
@@ -442,7 +442,9 @@ def _protocol_text() -> str:
             "current ones and never pooled with them.")
 
 
-def _intro_md() -> list[str]:
+def _intro_md(board: Path) -> list[str]:
+    # a board elsewhere than the project's names its folder in its commands, without a path (the same bytes anywhere)
+    flag = "" if board.resolve() == PACKAGE_DIR else " --board-dir THIS_FOLDER"
     return [
         "# rmdp leaderboard",
         "",
@@ -452,8 +454,8 @@ def _intro_md() -> list[str]:
         "",
         _protocol_text(),
         "",
-        "Submit: `python -m leaderboard submit RUN_DIR...` · render: `python -m leaderboard render` · "
-        "open `leaderboard/site/index.html` for the plots.",
+        f"Submit: `python -m leaderboard submit RUN_DIR...{flag}` · render: `python -m leaderboard render{flag}` · "
+        "open `site/index.html` (beside this file) for the plots.",
         "",
     ]
 
@@ -471,7 +473,7 @@ def render(board: Path) -> list[Path]:
     benchmarks = list({bd["benchmark"]["key"]: bd["benchmark"] for bd in boards.values()}.values())
     refs = ensure_references(board, benchmarks, ks=ks)["benchmarks"] if boards else {}
     site = board / SITE_DIR
-    md = _intro_md()
+    md = _intro_md(board)
     body: list[str] = []
     figures: dict[str, str] = {}
     with matplotlib.rc_context(MPL_RC):

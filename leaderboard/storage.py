@@ -32,6 +32,19 @@ def board_dir(path: str | Path | None = None) -> Path:
     return Path(path).resolve()
 
 
+def board_flag(board: Path) -> str:
+    """``" --board-dir PATH"`` for a command printed about ``board`` (empty for the project's own board), so a hint
+    pasted as it is acts on the board it was printed for; PATH relative to the working folder where it lies below it."""
+    board = Path(board).resolve()
+    if board == PACKAGE_DIR:
+        return ""
+    try:
+        shown = board.relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = board
+    return f" --board-dir {shown}"
+
+
 def submissions_dir(board: Path) -> Path:
     return board / "submissions"
 

@@ -338,6 +338,7 @@ def test_render_is_deterministic(runs, board, tmp_path):
     assert 'data-plot="CartPolePosition-v0' in html and "-assignment.svg" in html  # the 1-d population histogram
     readme = (board / "README.md").read_text()
     assert readme.count("## rmdp/") == 2 and "Worst-off user" in readme and "Normalized" in readme
+    assert "`python -m leaderboard render --board-dir THIS_FOLDER`" in readme  # not the project board's command
     assert "| Policies serving users |" in readme
 
 
