@@ -177,6 +177,10 @@ def verdicts(board: dict[str, Any], digits: int) -> list[str]:
         best, parts = rows[0], []
         for other in rows[1:]:
             seeds = sorted(set(best["seeds"]) & set(other["seeds"]))
+            if not seeds:  # nothing to pair (a probability over no pairs is NaN, with numpy's empty-mean warning)
+                parts.append(f"{other['label']}: no paired seeds (seeds {_seed_list(other['seeds'])} against "
+                             f"{_seed_list(best['seeds'])})")
+                continue
             x = [r["best_welfare"] for r in best["runs"] if r["seed"] in seeds]
             y = [r["best_welfare"] for r in other["runs"] if r["seed"] in seeds]
             poi = probability_of_improvement(x, y)
@@ -196,6 +200,10 @@ def verdicts(board: dict[str, Any], digits: int) -> list[str]:
                      f"random streams; their means differ by up to {max(means) - min(means):.{digits}f}. Differences "
                      "of that size at other k are noise.")
     return lines
+
+
+def _seed_list(seeds) -> str:
+    return ", ".join(str(seed) for seed in sorted(seeds))
 
 
 def _title(b: dict[str, Any]) -> str:

@@ -722,3 +722,23 @@ def test_an_unfinished_run_is_refused_as_unfinished(tmp_path, board):
     for run_dir in (no_result, intermediate):
         with pytest.raises(SubmissionError, match=r"run not finished .*--resume"):
             submit([run_dir], board, log=QUIET)
+
+
+def test_verdicts_pair_seeds_and_say_when_there_are_none():
+    """Rows of one k whose seeds do not overlap (e.g. a solver's rows at two budgets) get 'no paired seeds', not a
+    NaN probability and numpy's empty-mean warning; overlapping seeds are compared seed by seed."""
+    import warnings
+    from leaderboard.render import verdicts
+
+    def row(label, seeds, welfare):
+        runs = [{"seed": s, "best_welfare": w} for s, w in zip(seeds, welfare)]
+        return {"k": 2, "label": label, "solver": label, "seeds": list(seeds), "runs": runs,
+                "mean_best": float(np.mean(welfare))}
+
+    board = {"rows": [row("em", range(5), [5.0, 5.1, 5.2, 5.3, 5.4]), row("random", range(5), [1.0, 1.1, 1.2, 1.3, 1.4]),
+                      row("em (other budget)", range(5, 10), [3.0] * 5)]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (line,) = verdicts(board, 2)
+    assert "random: better (P(improvement) = 1.00" in line and "5 paired seeds" in line
+    assert "em (other budget): no paired seeds (seeds 5, 6, 7, 8, 9 against 0, 1, 2, 3, 4)" in line and "nan" not in line
