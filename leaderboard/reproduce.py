@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,7 @@ def train(cmd: list[str], stops: list[int], out: Path, root: Path, env: dict, lo
     ``--interrupt-after`` up to each stop, then ``--resume`` from it.
     """
     def call(args: list[str]) -> None:
-        log("$ " + " ".join(args[1:]))
+        log(f"$ (cd {shlex.quote(str(root))} && {shlex.join(args)})")  # pasteable: interpreter, script, flags, folder
         proc = subprocess.run(args, cwd=root, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"the solver failed:\n{proc.stderr[-3000:]}")
