@@ -13,7 +13,7 @@ import json
 import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Optional, get_args
+from typing import Annotated, ClassVar, Literal, Optional, get_args
 
 import tyro
 
@@ -31,13 +31,57 @@ ROLLOUT_MODES: tuple[str, ...] = get_args(RolloutMode)
 NormObsUpdate = Literal["step", "rollout"]
 
 
+_SMALL_DISCRETE = dict(num_envs=8, num_steps=64, learning_rate=5e-4, learning_rate_end=1e-4, adam_eps=1e-8, gamma=1.0,
+                       num_minibatches=4, update_epochs=4, ent_coef=5e-2, ent_coef_end=1e-3, target_kl=0.0,
+                       norm_obs=False, bootstrap_truncated=False, num_workers=0)
+
+#: Defaults of the flags left at None, by the family an environment states in ``metadata["rmdp_family"]``.
+#: gridworld (ResourceGathering): the authors' values (undiscounted, strong entropy bonus early on, no
+#: observation normalization); a truncated trip pays nothing, so truncation is treated as an end; one
+#: evaluation episode suffices (deterministic). tabular: the same, with 20 evaluation episodes
+#: (stochastic transitions). mujoco and classic_control: the authors' PPO values, with fewer, larger
+#: minibatches (4 per epoch) for throughput on a CPU.
+ENV_DEFAULTS = {
+    "gridworld": dict(_SMALL_DISCRETE, eval_episodes=1),
+    "tabular": dict(_SMALL_DISCRETE, eval_episodes=20),
+    "default": dict(
+        num_envs=8, num_steps=256, learning_rate=3e-4, learning_rate_end=1e-4, adam_eps=1e-5, gamma=0.99,
+        num_minibatches=4, update_epochs=5, ent_coef=1e-3, ent_coef_end=1e-4, target_kl=0.05, norm_obs=True,
+        bootstrap_truncated=True, eval_episodes=4, num_workers=1),
+}
+
+
+#: How ``--help`` names the families of :data:`ENV_DEFAULTS` (the tasks each stands for).
+FAMILY_NAMES = {"default": "MuJoCo and CartPole tasks", "gridworld": "ResourceGathering", "tabular": "tabular tasks"}
+
+
+def _by_family(name: str) -> object:
+    """tyro's ``(default: ...)`` of a flag whose default is its environment family's: the values by family, so
+    ``--help`` shows numbers instead of ``None``."""
+    values: dict[str, list[str]] = {}
+    for family, defaults in ENV_DEFAULTS.items():
+        value = defaults[name]
+        values.setdefault(f"{value:g}" if isinstance(value, float) else str(value), []).append(FAMILY_NAMES[family])
+    if len(values) == 1:
+        return tyro.conf.arg(help_behavior_hint=f"(default: {next(iter(values))})")
+    shown = "; ".join(f"{value} for {', '.join(families)}" for value, families in values.items())
+    return tyro.conf.arg(help_behavior_hint=f"(default: {shown})")
+
+
+#: The ``(default: ...)`` of the environment arguments left to the environment.
+_THE_ENVS = tyro.conf.arg(help_behavior_hint="(default: the environment's)")
+
+#: The ``(default: ...)`` of flags whose default the docstring explains.
+_SEE_ABOVE = tyro.conf.arg(help_behavior_hint="(default: as said above)")
+
+
 @dataclass
 class PPOArgs:
     #: the ``--rollout`` modes this solver implements (a solver's ``Args`` narrows it; not a flag)
     rollouts: ClassVar[tuple[str, ...]] = ROLLOUT_MODES
 
-    exp_name: Optional[str] = None
-    """the name of this experiment (default: the solver file's name)"""
+    exp_name: Annotated[Optional[str], tyro.conf.arg(help_behavior_hint="(default: the solver file's name)")] = None
+    """the name of this experiment"""
     seed: int = 1
     """seed of the experiment (networks, sampling, environment resets)"""
     torch_deterministic: bool = True
@@ -46,7 +90,7 @@ class PPOArgs:
     """if toggled, the networks run on CUDA when available (environments always run on the CPU)"""
     torch_threads: int = 1
     """torch intra-op threads while rolling out; the 64-unit networks gain little from more, and the other core steps envs"""
-    update_threads: Optional[int] = None
+    update_threads: Annotated[Optional[int], _SEE_ABOVE] = None
     """torch intra-op threads during the PPO update, when no environment is stepping (default: OMP_NUM_THREADS if set;
     else with --rollout workers the cores this process may use, at most 8, since the workers wait during the update,
     and with main 2). Several runs on one machine: set OMP_NUM_THREADS=1 (or this flag to 1), as the sweep does,
@@ -63,8 +107,8 @@ class PPOArgs:
     with another value is refused)"""
     eval_every: int = 0
     """evaluate and write result.json every this many transitions (0: only at the end)"""
-    eval_episodes: Optional[int] = None
-    """episodes per policy in each evaluation (default per env family: 1 for deterministic ResourceGathering, else 4 or 20)"""
+    eval_episodes: Annotated[Optional[int], _by_family("eval_episodes")] = None
+    """episodes per policy in each evaluation (ResourceGathering is deterministic: one suffices)"""
     eval_seed: int = 10_000
     """reset seed of the first evaluation episode (episode e uses eval_seed + e)"""
     checkpoint_every: int = 10
@@ -77,70 +121,71 @@ class PPOArgs:
     """the id of the r-MDP environment"""
     k: int = 5
     """number of policies (the budget)"""
-    n_agents: Optional[int] = None
-    """number of users, for environments with a sampled population (default: the environment's)"""
-    population: Optional[str] = None
-    """population sampler: uniform, clusters or grid (default: the environment's)"""
-    population_seed: Optional[int] = None
-    """seed of the population sampler (default: the environment's, 0)"""
+    n_agents: Annotated[Optional[int], _THE_ENVS] = None
+    """number of users, for environments with a sampled population"""
+    population: Annotated[Optional[str], _THE_ENVS] = None
+    """population sampler: uniform, clusters or grid"""
+    population_seed: Annotated[Optional[int], tyro.conf.arg(help_behavior_hint="(default: the environment's, 0)")] = None
+    """seed of the population sampler"""
     env_kwargs: Optional[str] = None
     """further environment keyword arguments as a JSON object, e.g. '{"instance_seed": 3}'"""
 
     # PPO arguments (None: the default of the environment's family in ENV_DEFAULTS)
     total_timesteps: int = 2_000_000
-    """environment transitions summed over all policies (solvers compare at equal samples)"""
-    num_envs: Optional[int] = None
+    """environment transitions summed over all policies (solvers compare at equal samples); rounded up to whole
+    iterations of k * num_envs * num_steps transitions (CleanRL rounds down), the count result.json records"""
+    num_envs: Annotated[Optional[int], _by_family("num_envs")] = None
     """environment copies per policy (k * num_envs copies step together)"""
-    num_workers: Optional[int] = None
+    num_workers: Annotated[Optional[int], _SEE_ABOVE] = None
     """worker processes that step the copies (default: with --rollout workers, every core this process may use, up
     to one per copy; with --rollout main, 1 beside the main process for MuJoCo, 0 otherwise); 0 runs everything in
     this process"""
-    main_share: Optional[float] = None
+    main_share: Annotated[Optional[float], _SEE_ABOVE] = None
     """with workers, the fraction of the copies the main process steps beside running the policies (default:
     rmdp_envs.vector.default_main_share: an equal share up to 3 workers, none from 4 on); results do not depend on it"""
-    rollout: Optional[RolloutMode] = None
+    rollout: Annotated[Optional[RolloutMode], _SEE_ABOVE] = None
     """where the policies run while collecting: "workers" (each of the --num-workers processes runs the policies on
     its own copies for a whole rollout while this process only learns; EM on HalfCheetahSpeed 23,356 transitions/s
     on 2 cores against 20,387 with "main" at one commit, docs/cores.md) or "main" (this process, one batched forward pass per
     step, beside the env workers). The same numbers bit for bit at equal --update-threads. Default: "workers" where
     the solver implements it, unless --num-workers 0 or --main-share asks for the main process"""
-    num_steps: Optional[int] = None
+    num_steps: Annotated[Optional[int], _by_family("num_steps")] = None
     """steps per copy in each rollout"""
-    learning_rate: Optional[float] = None
+    learning_rate: Annotated[Optional[float], _by_family("learning_rate")] = None
     """initial learning rate of the actor and critic (annealed linearly to learning_rate_end)"""
-    learning_rate_end: Optional[float] = None
+    learning_rate_end: Annotated[Optional[float], _by_family("learning_rate_end")] = None
     """final learning rate"""
-    adam_eps: Optional[float] = None
+    adam_eps: Annotated[Optional[float], _by_family("adam_eps")] = None
     """epsilon of Adam"""
-    gamma: Optional[float] = None
+    gamma: Annotated[Optional[float], _by_family("gamma")] = None
     """discount factor"""
     gae_lambda: float = 0.95
     """lambda of generalized advantage estimation"""
-    num_minibatches: Optional[int] = None
+    num_minibatches: Annotated[Optional[int], _by_family("num_minibatches")] = None
     """minibatches per epoch; each holds the same number of transitions of every policy"""
-    update_epochs: Optional[int] = None
+    update_epochs: Annotated[Optional[int], _by_family("update_epochs")] = None
     """epochs of each PPO update"""
     clip_coef: float = 0.2
     """PPO surrogate clipping coefficient"""
-    ent_coef: Optional[float] = None
+    ent_coef: Annotated[Optional[float], _by_family("ent_coef")] = None
     """initial entropy coefficient (annealed geometrically to ent_coef_end)"""
-    ent_coef_end: Optional[float] = None
+    ent_coef_end: Annotated[Optional[float], _by_family("ent_coef_end")] = None
     """final entropy coefficient"""
     vf_coef: float = 0.5
     """value-loss coefficient"""
     max_grad_norm: float = 0.5
     """gradient-norm clip, applied to each policy (and its critic) separately"""
-    target_kl: Optional[float] = None
-    """stop the update's epochs once the mean approximate KL exceeds this (default per env; <= 0: never)"""
-    norm_obs: Optional[bool] = None
-    """running observation normalization, clipped to [-5, 5] (default: on for MuJoCo, off for ResourceGathering)"""
+    target_kl: Annotated[Optional[float], _by_family("target_kl")] = None
+    """stop the update's epochs once the mean approximate KL exceeds this (<= 0: never)"""
+    norm_obs: Annotated[Optional[bool], _by_family("norm_obs")] = None
+    """running observation normalization, clipped to [-5, 5]"""
     norm_obs_update: NormObsUpdate = "step"
     """when the running observation statistics take in new observations: every step (Gymnasium's NormalizeObservation;
     with --rollout workers the workers then meet at a barrier every step to share them), or once per rollout, all of
     its observations at its end (frozen while it runs, so no worker waits for another: a different learner, compared
     in README "Cores")"""
-    bootstrap_truncated: Optional[bool] = None
-    """bootstrap from the value of the last observation at time-limit truncations (default: on for MuJoCo)"""
+    bootstrap_truncated: Annotated[Optional[bool], _by_family("bootstrap_truncated")] = None
+    """bootstrap from the value of the last observation at time-limit truncations"""
     hidden_size: int = 64
     """units of the two tanh hidden layers of actor and critic"""
     shared_torso: bool = False
@@ -164,26 +209,6 @@ class PPOArgs:
 
 #: Fields computed at run time, left out of ``args.json``.
 RUNTIME_FIELDS = ("batch_size", "minibatch_size", "num_iterations")
-
-_SMALL_DISCRETE = dict(num_envs=8, num_steps=64, learning_rate=5e-4, learning_rate_end=1e-4, adam_eps=1e-8, gamma=1.0,
-                       num_minibatches=4, update_epochs=4, ent_coef=5e-2, ent_coef_end=1e-3, target_kl=0.0,
-                       norm_obs=False, bootstrap_truncated=False, num_workers=0)
-
-#: Defaults of the flags left at None, by the family an environment states in ``metadata["rmdp_family"]``.
-#: gridworld (ResourceGathering): the authors' values (undiscounted, strong entropy bonus early on, no
-#: observation normalization); a truncated trip pays nothing, so truncation is treated as an end; one
-#: evaluation episode suffices (deterministic). tabular: the same, with 20 evaluation episodes
-#: (stochastic transitions). mujoco and classic_control: the authors' PPO values, with fewer, larger
-#: minibatches (4 per epoch) for throughput on a CPU.
-ENV_DEFAULTS = {
-    "gridworld": dict(_SMALL_DISCRETE, eval_episodes=1),
-    "tabular": dict(_SMALL_DISCRETE, eval_episodes=20),
-    "default": dict(
-        num_envs=8, num_steps=256, learning_rate=3e-4, learning_rate_end=1e-4, adam_eps=1e-5, gamma=0.99,
-        num_minibatches=4, update_epochs=5, ent_coef=1e-3, ent_coef_end=1e-4, target_kl=0.05, norm_obs=True,
-        bootstrap_truncated=True, eval_episodes=4, num_workers=1),
-}
-
 
 def default_rollout(args: PPOArgs) -> str:
     """``--rollout`` left unset: ``workers`` (every core collects) where the solver implements it, unless the

@@ -405,3 +405,25 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
     fresh = [p for p in tmp_path.iterdir() if p not in taken]
     assert len(fresh) == 1 and fresh[0].name.endswith("-2") and (fresh[0] / "result.json").is_file()
     assert not any(any(folder.iterdir()) for folder in taken)
+
+
+def test_help_shows_the_family_defaults_instead_of_none():
+    """Flags whose default is the environment family's showed '(default: None)' in --help; they show the values."""
+    from rmdp_train.args import ENV_DEFAULTS
+    env = dict(ENV, COLUMNS="200")
+    text = subprocess.run([sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=env).stdout
+    blocks, flag = {}, None  # each flag's help, its wrapped lines joined
+    for line in text.splitlines():
+        match = re.match(r"│ (--[a-z-]+)", line)
+        if match:
+            flag = match.group(1)
+            blocks[flag] = ""
+        if flag and line.startswith("│"):
+            blocks[flag] += " " + line.strip("│ ")
+    blocks = {flag: " ".join(block.split()) for flag, block in blocks.items()}
+    for name in ENV_DEFAULTS["default"]:
+        block = blocks[f"--{name.replace('_', '-')}"]
+        assert "(default: None)" not in block and "(default: " in block, block
+    assert "(default: 0.0005 for ResourceGathering, tabular tasks; 0.0003 for MuJoCo and CartPole tasks)" in \
+        blocks["--learning-rate"]
