@@ -217,6 +217,8 @@ class Run:
         # one update thread (EM, TabularRandom n = 100,000, 100k transitions). torch's own BLAS is not numpy's.
         threadpool_limits(1, user_api="blas")
         device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")  # CUDA's start costs seconds
+        if args.cuda and device.type == "cpu":
+            print("--cuda: torch finds no CUDA device here; the networks run on the CPU", file=sys.stderr, flush=True)
         return np.random.default_rng(args.seed), device
 
     def open_writer(self, global_step: int) -> SummaryWriter:

@@ -202,11 +202,11 @@ if __name__ == "__main__":
     ev = run.record_eval(run.evaluate(agent.actor, obs_rms, state.assignment, device), state, eval_start)
     ev["utility"] = np.repeat(ev["utility"], k // K, axis=0)
     run.write_result(ev, state, finished=True, phase=phase, pretrain_iterations=pretrain_iterations)
+    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
+          f"{state.global_step} transitions in {state.elapsed():.1f}s")
     if args.save_model:
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist())
     if args.capture_video:
         run.capture_video(agent.actor, obs_rms, state.assignment)
-    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{state.global_step} transitions in {state.elapsed():.1f}s")
     sampler.close()
     writer.close()

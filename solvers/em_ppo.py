@@ -166,11 +166,11 @@ if __name__ == "__main__":
     # --empty-policy split: [iteration, emptied policy, the policy it copied] of every split
     splits = {"splits": state.extra["splits"]} if args.empty_policy == "split" else {}
     run.write_result(ev, state, finished=True, **splits)
+    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
+          f"{state.global_step} transitions in {state.elapsed():.1f}s")
     if args.save_model:
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist())
     if args.capture_video:
         run.capture_video(agent.actor, obs_rms, state.assignment)
-    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{state.global_step} transitions in {state.elapsed():.1f}s")
     sampler.close()
     writer.close()

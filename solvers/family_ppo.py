@@ -19,7 +19,7 @@ Run: ``python solvers/family_ppo.py --env-id rmdp/HalfCheetahSpeed-v0 --k 5 --to
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar, Literal, Optional
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ class Args(PPOArgs):
 
     #: its copies serve users drawn per episode, which the workers' rollout does not do
     rollouts: ClassVar[tuple[str, ...]] = ("main",)
+    rollout: Optional[Literal["main"]] = None
+    """where the policies run while collecting: this process ("main", the only mode of this solver: its copies serve
+    users drawn per episode, which the workers' rollout does not do)"""
 
     max_candidates: int = 64
     """candidate conditions: the users' distinct parameters, or this many of them spread over the population"""
@@ -247,10 +250,10 @@ if __name__ == "__main__":
     info = dict(selection_method=method, candidates=len(cand), selection_transitions=int(sel.lengths.sum()),
                 member_users=cand[chosen].tolist(), member_params=params[cand[chosen]].tolist())
     run.write_result(ev, state, finished=True, **info)
+    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
+          f"{state.global_step} transitions in {state.elapsed():.1f}s")
     if args.save_model:
         run.save_model(members, obs_rms, assignment=state.assignment.tolist(), **info)
     if args.capture_video:
         run.capture_video(members, obs_rms, state.assignment)
-    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{state.global_step} transitions in {state.elapsed():.1f}s")
     writer.close()
