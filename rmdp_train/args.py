@@ -100,6 +100,13 @@ class PPOArgs:
     capture_video: bool = False
     """whether to film the final k policies side by side, one episode from --eval-seed, captioned with their users
     (videos/policies.gif in the run directory; MuJoCo renders through OpenGL, EGL where there is no display)"""
+    track: bool = False
+    """if toggled, the run's TensorBoard scalars and flags are also logged to Weights & Biases (CleanRL's flag; needs
+    `pip install wandb`; WANDB_MODE=offline keeps them on this machine)"""
+    wandb_project_name: str = "rmdp"
+    """the Weights & Biases project (with --track)"""
+    wandb_entity: Optional[str] = None
+    """the Weights & Biases team or user (with --track; default: your default entity)"""
     output_dir: str = "runs"
     """runs are written to `{output_dir}/{run_name}` (TensorBoard events, result.json, checkpoint)"""
     resume: Optional[str] = None

@@ -8,6 +8,7 @@ live policies through the same code path as saved ones, and writes :class:`rmdp_
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 import os
@@ -116,6 +117,8 @@ class Run:
                      seeds=dict(seed=args.seed, eval_seed=args.eval_seed, population_seed=args.population_seed,
                                 **(seeds or {})))
         check_output_place(args.output_dir, args.exp_name)
+        if args.track and importlib.util.find_spec("wandb") is None:
+            fail("--track logs to Weights & Biases, which is not installed: pip install wandb (or leave out --track)")
         self.env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)
         if args.update_threads is None:
             args.update_threads = default_update_threads(args.rollout)
@@ -222,7 +225,14 @@ class Run:
         return np.random.default_rng(args.seed), device
 
     def open_writer(self, global_step: int) -> SummaryWriter:
-        """The run's TensorBoard writer. Training starts right after it, so Ctrl-C is watched from here on."""
+        """The run's TensorBoard writer. Training starts right after it, so Ctrl-C is watched from here on.
+
+        With ``--track`` a Weights & Biases run mirrors it (CleanRL's ``sync_tensorboard``), started first so that
+        it sees the writer; its id is the run folder's name, so ``--resume`` continues the same W&B run."""
+        if self.args.track:
+            import wandb  # noqa: PLC0415  (optional: checked at start)
+            wandb.init(project=self.args.wandb_project_name, entity=self.args.wandb_entity, name=self.name, id=self.name,
+                       resume="allow", dir=str(self.dir), config=vars(self.args), sync_tensorboard=True, save_code=True)
         # resumed: drop what the stopped process logged after its checkpoint (steps after global_step); the
         # checkpointed iteration's own scalars, logged at global_step before the checkpoint was written, stay
         self.writer = SummaryWriter(str(self.dir), purge_step=global_step + 1 if self.resumed else None)

@@ -427,3 +427,22 @@ def test_help_shows_the_family_defaults_instead_of_none():
         assert "(default: None)" not in block and "(default: " in block, block
     assert "(default: 0.0005 for ResourceGathering, tabular tasks; 0.0003 for MuJoCo and CartPole tasks)" in \
         blocks["--learning-rate"]
+
+
+def test_track_mirrors_the_run_to_wandb_or_names_what_is_missing(tmp_path):
+    """CleanRL's --track: without wandb installed, one error line naming the install and nothing written; with it
+    (offline here), the run's W&B record lies in its folder beside the TensorBoard events."""
+    import importlib.util
+    flags = ["--env-id", "rmdp/Chain-v0", "--k", "2", "--total-timesteps", "2000", "--track"]
+    if importlib.util.find_spec("wandb") is None:
+        proc = run_solver("random", tmp_path, *flags, check=False, timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and "pip install wandb" in lines[0], proc.stderr
+        assert not any(tmp_path.iterdir())
+    else:
+        cmd = [sys.executable, str(ROOT / "solvers" / "random_ppo.py"), "--output-dir", str(tmp_path), *flags]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240,
+                              env=dict(ENV, WANDB_MODE="offline", WANDB_SILENT="true"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        run_dir = only_run_dir(tmp_path)
+        assert (run_dir / "result.json").is_file() and any((run_dir / "wandb").glob("offline-run-*"))
