@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -144,6 +146,22 @@ class Countdown:
         return f"[{self.done}/{self.total}, about {_duration(left)} left]"
 
 
+#: The solver processes of a local sweep now running, each in a session of its own (:func:`forward_ctrl_c`).
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def forward_ctrl_c() -> int:
+    """Send SIGINT to every running solver of this sweep; returns how many. A solver stops at its next checkpoint on
+    the first, at once on the second. The solvers run in sessions of their own, so a terminal's Ctrl-C (to the
+    sweep's process group) and ``kill -INT`` of the sweep alone reach them the same way: once, from here."""
+    with _RUNNING_LOCK:
+        running = [proc for proc in _RUNNING if proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGINT)
+    return len(running)
+
+
 def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None) -> Outcome:
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -158,12 +176,20 @@ def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None
     with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n")
         f.flush()
+        # its own session: Ctrl-C reaches it once, from the sweep (run_local), however the sweep was signalled
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env={**os.environ, **THREAD_ENV},
+                                start_new_session=True)
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         try:
-            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, timeout=timeout,
-                                  env={**os.environ, **THREAD_ENV})
-            rc = proc.returncode
+            rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
             rc = "timeout"
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
     seconds = time.time() - start
     run = finished_run(folder)
     if rc != 0 or run is None:
@@ -179,8 +205,9 @@ def run_local(todo: list[tuple[Task, Path]], solvers_dir: Path, workers: int | N
               log: Callable[[str], None]) -> list[Outcome]:
     """The tasks in a pool of solver processes on this machine.
 
-    On Ctrl-C (the terminal sends it to the solvers too, which stop at a checkpoint) no new run starts,
-    the running ones are waited for, one line sums up, and ``KeyboardInterrupt`` goes on to the caller.
+    On Ctrl-C (SIGINT to the sweep, from a terminal or ``kill -INT``) no new run starts, the running ones are
+    passed it (:func:`forward_ctrl_c`: they stop at a checkpoint; a second Ctrl-C stops them at once) and waited
+    for, one line sums up, and ``KeyboardInterrupt`` goes on to the caller.
     """
     n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     outcomes: list[Outcome] = []
@@ -202,8 +229,14 @@ def run_local(todo: list[tuple[Task, Path]], solvers_dir: Path, workers: int | N
                     log(f"stopping: {out.task.name} refused its input ({out.extra['error']}); {cancelled} run(s) not "
                         "started, the running ones finish")
         except KeyboardInterrupt:
+            forward_ctrl_c()
             log("Ctrl-C: no new run starts; the running ones stop at a checkpoint (Ctrl-C again to stop now)")
-            pool.shutdown(wait=True, cancel_futures=True)
+            while True:
+                try:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    break
+                except KeyboardInterrupt:  # again: the solvers stop at once
+                    forward_ctrl_c()
             ended = [f.result() for f in futures if f.done() and not f.cancelled()]
             finished = sum(o.status == "finished" for o in ended)
             log(f"sweep interrupted: {finished} finished, {len(ended) - finished} stopped or failed, "

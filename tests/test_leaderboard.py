@@ -416,9 +416,11 @@ def test_sweep_2x2_local(tmp_path, board):
 
 
 @pytest.mark.skipif(not (REPO_ROOT / "solvers" / "em_ppo.py").is_file(), reason="solvers/em_ppo.py does not exist yet")
-def test_sweep_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
-    """Ctrl-C in a terminal (SIGINT to the sweep and its solvers): a summary line, exit 130, no traceback, the run
-    stopped at a checkpoint; the same command again resumes that run (the same folder) and finishes it."""
+@pytest.mark.parametrize("signalled", ["group", "sweep"])
+def test_sweep_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path, signalled):
+    """Ctrl-C in a terminal (SIGINT to the sweep's process group) or ``kill -INT`` of the sweep alone (the runs went on
+    to the end, 'nothing submitted'): a summary line, exit 130, no traceback, the run stopped at a checkpoint; the
+    same command again resumes that run (the same folder) and finishes it."""
     args = ["-m", "leaderboard", "sweep", "--envs", RG, "--solvers", "em_ppo", "--k", "2", "--seeds", "0",
             "--total-timesteps", "200000", "--runs-dir", str(tmp_path / "runs"), "--no-submit", "--workers", "1"]
     # SIGINT back to its default first: a test run in the background inherits it ignored, and so would the sweep
@@ -430,7 +432,7 @@ def test_sweep_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
         deadline = time.time() + 120
         while time.time() < deadline and not list(tmp_path.glob("runs/**/checkpoint.safetensors")) and proc.poll() is None:
             time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGINT)
+        (os.killpg if signalled == "group" else os.kill)(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
