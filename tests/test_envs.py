@@ -297,3 +297,17 @@ def test_wrong_action_shape_raises():
     rg.reset(seed=0)
     with pytest.raises(ValueError, match="action must be an integer"):
         rg.step(7)
+
+
+@pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0",
+                                    "rmdp/AntSpeed-v1"])
+def test_speed_tasks_name_their_keywords_and_refuse_reward_weights(env_id):
+    """A misspelt keyword names what the task takes (Gymnasium's robot named only MujocoEnv.__init__); a keyword that
+    only weighs the robot's scalar reward is refused (it was accepted and changed nothing); the robot's and
+    MujocoEnv's other keywords still pass."""
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'n_users'; it takes n_agents, .*render_mode"):
+        gym.make(env_id, n_users=10)
+    with pytest.raises(ValueError, match="ctrl_cost_weight only weighs .*scalar reward"):
+        gym.make(env_id, ctrl_cost_weight=10.0)
+    env = gym.make(env_id, n_agents=3, reset_noise_scale=0.2, render_mode="rgb_array", width=32, height=32)
+    assert env.unwrapped._reset_noise_scale == 0.2 and env.unwrapped.render_mode == "rgb_array"

@@ -7,6 +7,7 @@ switched off as in the paper).
 
 from __future__ import annotations
 
+import inspect
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
@@ -32,6 +33,10 @@ REWARD_SCALE = 0.1
 #: The facts every speed task states (:data:`rmdp_envs.core.EVALUATION_CLASSES`, :data:`~rmdp_envs.core.FAMILIES`):
 #: continuous physics, re-evaluated with the leaderboard's loose tolerance; the solvers' MuJoCo defaults.
 SPEED_FACTS = {"rmdp_evaluation": "chaotic", "rmdp_family": "mujoco"}
+
+
+#: Gymnasium robot keywords that only weigh its scalar reward (the speed tasks replace it with the users' vector).
+REWARD_ONLY_KEYWORDS = ("forward_reward_weight", "ctrl_cost_weight", "contact_cost_weight", "healthy_reward")
 
 
 class SpeedRewardMixin:
@@ -64,6 +69,7 @@ class SpeedRewardMixin:
 
     def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
                  population_seed: int | None = 0, target_range: tuple[float, float] | None = None, **kwargs):
+        self._check_robot_keywords(kwargs)
         self._init_population(n_agents, population, population_seed, target_range)
         with _without_settotalmass_warning():
             super().__init__(**{**self.base_defaults, **kwargs})
@@ -71,6 +77,29 @@ class SpeedRewardMixin:
         self.metadata = {**self.metadata, **SPEED_FACTS}
         # Record our own arguments (the robot recorded its own), so pickling rebuilds this class.
         EzPickle.__init__(self, n_agents, population, population_seed, target_range, **kwargs)
+
+    def _check_robot_keywords(self, kwargs: dict[str, Any]) -> None:
+        """Refuse a keyword the robot does not take, naming what the task takes (Gymnasium's robot would name only
+        its own base class's ``__init__``), and one that only weighs the robot's scalar reward, which the users'
+        reward vector replaces: it would be accepted and change nothing."""
+        inits = [cls for cls in type(self).__mro__[1:] if "__init__" in vars(cls) and cls is not SpeedRewardMixin]
+        robot, takes = inits[0], []
+        for cls in inits:  # the robot's keywords, and those its **kwargs pass on (MujocoEnv's render_mode, ...)
+            parameters = inspect.signature(cls.__init__).parameters.values()
+            takes += [p.name for p in parameters if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                      and p.name not in takes]
+            if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+                break
+        for name in kwargs:
+            if name not in takes:
+                listed = [key for key in takes if key not in REWARD_ONLY_KEYWORDS]
+                raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {name!r}; it takes n_agents, "
+                                f"population, population_seed, target_range and {robot.__name__}'s: {', '.join(listed)}")
+        weights = sorted(set(kwargs) & set(REWARD_ONLY_KEYWORDS))
+        if weights:
+            raise ValueError(f"{type(self).__name__}: {', '.join(weights)} only weigh{'s' if len(weights) == 1 else ''} "
+                             f"{robot.__name__}'s scalar reward, which the users' reward vector replaces, so "
+                             f"{'it' if len(weights) == 1 else 'they'} would change nothing here")
 
     def _init_population(
         self,
