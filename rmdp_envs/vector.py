@@ -250,6 +250,8 @@ class RMDPVectorEnv(_RMDPVectorBase):
                 infos["episode"]["r"] = self._returns.pop(finished)
             infos["_episode"] = finished
             if final_obs is not None:
+                # rows of copies that did not finish: this step's observation, as the worker-split env gives them
+                final_obs[~finished] = self._obs[~finished]
                 infos["final_obs"], infos["_final_obs"] = final_obs, finished
             if self.autoreset_mode is AutoresetMode.SAME_STEP:
                 self._lengths[finished] = 0

@@ -308,6 +308,8 @@ def test_vector_mode_gives_the_registered_envs_reward_vectors(env_id, kwargs, au
         actions = vec.action_space.sample()
         obs, rewards, term, trunc, infos = vec.step(actions)
         assert rewards.dtype == np.float32 and rewards.shape == (4, vec.n_users)
+        if "final_obs" in infos:  # rows of copies that did not finish: the step's observation, with or without workers
+            np.testing.assert_array_equal(infos["final_obs"][~infos["_final_obs"]], obs[~infos["_final_obs"]])
         for i, ref in enumerate(refs):
             if done[i]:  # Disabled: a finished copy stays frozen, with zero reward; NextStep: this step is its reset
                 assert not rewards[i].any() and not term[i] and not trunc[i]
