@@ -168,8 +168,8 @@ class RMDPVectorEnv(_RMDPVectorBase):
     (evaluation: a finished copy is frozen, returns zero reward and is not stepped until reset) or
     ``NEXT_STEP`` (Gymnasium's default: a finished copy's next step is its reset, with the reset's
     observation, zero reward and no ending; what Gymnasium's vector wrappers such as
-    ``NormalizeObservation`` require). ``infos["episode"]`` holds the undiscounted return vector ``r`` (num_envs, n) and length
-    ``l`` of episodes that ended this step, with mask ``infos["_episode"]``.
+    ``NormalizeObservation`` require). ``infos["episode"]`` holds the undiscounted return vector
+    ``r`` (num_envs, n) and length ``l`` of episodes that ended this step, with mask ``infos["_episode"]``.
 
     ``rewards="statistic"``: ``step`` returns the reward statistics ``(num_envs, dim)`` of
     ``self.user_rewards`` instead of the reward vectors, and ``infos["episode"]`` only ``l``
@@ -265,7 +265,8 @@ class RMDPVectorEnv(_RMDPVectorBase):
 
     def _step_each(self, actions, rewards, terminations, truncations, finished) -> np.ndarray | None:
         """Step the copies one by one into the given arrays; finished copies reset (``SAME_STEP``) or freeze
-        (``DISABLED``, and ``NEXT_STEP`` until the next step resets them). Returns the final observations of the copies that finished, if any."""
+        (``DISABLED``, and ``NEXT_STEP`` until the next step resets them). Returns the final observations of the
+        copies that finished, if any."""
         final_obs = None
         for i, env in enumerate(self.envs):
             if self._done[i]:
@@ -424,12 +425,13 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
         seeds = _seeds_per_copy(seed, self.num_envs)
         mask, options = _reset_mask(options, self.num_envs)
 
-        def part(sl: slice) -> tuple:
-            return seeds[sl], {**(options or {}), "reset_mask": mask[sl]}
+        def options_of(sl: slice) -> dict:  # the slice's part of the mask
+            return {**(options or {}), "reset_mask": mask[sl]}
 
         for pipe, sl in zip(self._pipes, self._slices[1:]):
-            pipe.send(("reset", part(sl)))
-        local = [] if self._local is None else [self._local.reset(seed=seeds[self._slices[0]], options=part(self._slices[0])[1])]
+            pipe.send(("reset", (seeds[sl], options_of(sl))))
+        local = [] if self._local is None else [self._local.reset(seed=seeds[self._slices[0]],
+                                                                  options=options_of(self._slices[0]))]
         self._done[mask] = False
         if self._returns is not None:
             self._returns.reset(mask)
