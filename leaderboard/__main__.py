@@ -90,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("render", "verify", "unseen") and not (board / "submissions").is_dir():
         return _error(f"no board at {board}: it has no submissions/ folder (`python -m leaderboard submit RUN_DIR "
                       "--board-dir ...` starts one)")
+    if args.command in ("render", "verify", "unseen"):  # every env on the board must be makeable here, said at once
+        from leaderboard.storage import load_submissions  # noqa: PLC0415
+        from rmdp_envs.registration import registered_id  # noqa: PLC0415
+        for env_id in sorted({sub["benchmark"]["env_id"] for sub in load_submissions(board)}):
+            try:
+                registered_id(env_id)
+            except ValueError as e:
+                return _error(f"the board at {board} holds runs of {env_id!r}, which this process cannot make: {e}")
     if args.command in ("verify", "unseen") and args.envs:
         from leaderboard.storage import load_submissions  # noqa: PLC0415
         on_board = {sub["benchmark"]["env_id"] for sub in load_submissions(board)}

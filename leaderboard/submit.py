@@ -174,12 +174,17 @@ def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
     result = RunResult.from_dict(data)
 
     env_id = result.env_id
-    ids = rmdp_envs.registered_ids()
-    if env_id not in ids:
-        name = env_id.rsplit("-v", 1)[0]
+    try:
+        rmdp_envs.registration.registered_id(env_id)
+    except ValueError as e:
+        if "unknown env id" not in str(e):  # a module that does not import, an id outside rmdp/
+            raise SubmissionError(f"{run_dir}: {e}") from None
+        ids = rmdp_envs.registered_ids()
+        name = env_id.split(":")[-1].rsplit("-v", 1)[0]
         versions = [i for i in ids if i.rsplit("-v", 1)[0] == name]
         hint = f"registered versions: {', '.join(versions)}" if versions else f"registered: {', '.join(ids)}"
-        raise SubmissionError(f"{run_dir}: unknown env id or version {env_id!r} ({hint})")
+        raise SubmissionError(f"{run_dir}: unknown env id or version {env_id!r} ({hint}; an r-MDP of your own is "
+                              "named 'yourmodule:rmdp/Name-vN', the module that registers it)") from None
     try:
         env = rmdp_envs.make(env_id, **result.env_kwargs)
     except Exception as e:  # noqa: BLE001 (any construction error is the submitter's)

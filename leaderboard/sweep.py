@@ -358,17 +358,18 @@ def check_grid(envs: list[str], solvers: list[str], ks: list[int], seeds: list[i
 
     import rmdp_envs  # noqa: PLC0415
     from rmdp_envs.core import check_seed  # noqa: PLC0415
-    from rmdp_envs.registration import registered_ids  # noqa: PLC0415
+    from rmdp_envs.registration import registered_id  # noqa: PLC0415
 
     for solver in solvers:
         if not (solvers_dir / f"{solver}.py").is_file():
             known = sorted(p.stem for p in solvers_dir.glob("*_ppo.py"))
             raise SweepError(f"unknown solver {solver!r}: {solvers_dir / (solver + '.py')} does not exist; "
                              f"solvers there: {', '.join(known)}")
-    registered = registered_ids()
-    unknown = [e for e in envs if e not in registered]
-    if unknown:
-        raise SweepError(f"unknown env id(s) {', '.join(unknown)}; registered r-MDPs: {', '.join(registered)}")
+    for env_id in envs:
+        try:
+            registered_id(env_id)
+        except ValueError as e:
+            raise SweepError(str(e)) from None
     if total_timesteps < 1:
         raise SweepError(f"--total-timesteps must be >= 1, got {total_timesteps}")
     for seed in seeds:

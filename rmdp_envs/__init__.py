@@ -15,7 +15,7 @@ from rmdp_envs.evaluation import EvalResult, evaluate
 from rmdp_envs.exact import em_exact, optimal_welfare, policy_welfare, welfare_bounds
 from rmdp_envs.parallel import RMDPParallelEnv, parallel_env
 from rmdp_envs.population import Population
-from rmdp_envs.registration import env_metadata, make, register_envs, registered_ids
+from rmdp_envs.registration import env_metadata, make, register, register_envs, registered_ids
 from rmdp_envs.results import RunResult
 from rmdp_envs.tabular import TabularRMDP
 from rmdp_envs.vector import RMDPVectorEnv, make_vector_env
@@ -32,7 +32,7 @@ __all__ = [
     "EMPTY_POLICY_RULES", "EmptyPolicyRule", "EvalResult", "GroupReward", "Population", "RMDPParallelEnv",
     "RMDPContractError", "RMDPVectorEnv", "RunResult",
     "check_assignment", "check_k", "check_rmdp_env", "e_step", "k_policy_bound", "env_metadata", "evaluate", "make", "make_vector_env",
-    "parallel_env", "register_envs", "registered_ids", "round_robin", "split_largest_groups", "upper_welfare",
+    "parallel_env", "register", "register_envs", "registered_ids", "round_robin", "split_largest_groups", "upper_welfare",
     "TabularRMDP", "em_exact", "optimal_welfare", "policy_welfare", "welfare_bounds",
     *_TRAIN_NAMES,
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import gymnasium as gym
 
 #: id -> (entry point, max_episode_steps). A retired version is left out: Gymnasium then answers its id
@@ -21,36 +23,67 @@ ENV_SPECS: dict[str, tuple[str, int | None]] = {
 }
 
 
-def register_envs() -> None:
-    """Register all ids (idempotent). The passive checker is off: it rejects vector rewards.
+#: The namespace every r-MDP id lives in: what the solvers, the evaluation and the board list and accept.
+NAMESPACE = "rmdp/"
 
-    Each id's ``vector_entry_point`` is :mod:`rmdp_envs.vector_entry`'s, so ``gymnasium.make_vec(id,
-    num_envs=N)`` builds the vector env that carries reward vectors (Gymnasium's own cannot).
+
+def register(env_id: str, entry_point: str, max_episode_steps: int | None = None, **kwargs) -> None:
+    """Register an r-MDP (yours too): ``gymnasium.register`` under ``rmdp/``, with what an r-MDP needs there.
+
+    The passive env checker is off (it rejects reward vectors), and the ``vector_entry_point`` is
+    :mod:`rmdp_envs.vector_entry`'s, so ``gymnasium.make_vec(id, num_envs=N)`` builds the vector env that carries
+    reward vectors (Gymnasium's own cannot). ``max_episode_steps``: the time limit (an r-MDP whose episodes may not
+    end needs one: evaluation runs every episode to its end). Other keywords go to ``gymnasium.register``.
     """
+    if not env_id.startswith(NAMESPACE):
+        raise ValueError(f"r-MDP ids live under {NAMESPACE} (what the solvers, the evaluation and the board accept): "
+                         f"got {env_id!r}, e.g. {NAMESPACE}{env_id.split('/')[-1]}")
+    gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps, disable_env_checker=True,
+                 vector_entry_point=f"rmdp_envs.vector_entry:{env_id}", **kwargs)
+
+
+def register_envs() -> None:
+    """Register all of rmdp's ids (idempotent), through :func:`register`."""
     for env_id, (entry_point, max_steps) in ENV_SPECS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_steps,
-                         disable_env_checker=True, vector_entry_point=f"rmdp_envs.vector_entry:{env_id}")
+            register(env_id, entry_point, max_steps)
 
 
 def registered_ids() -> list[str]:
     """Every r-MDP id currently registered (including ones added by other modules)."""
-    return sorted(env_id for env_id in gym.registry if env_id.startswith("rmdp/"))
+    return sorted(env_id for env_id in gym.registry if env_id.startswith(NAMESPACE))
+
+
+def registered_id(env_id: str) -> str:
+    """``env_id`` as registered, after importing the module of Gymnasium's ``"module:rmdp/Name-vN"`` form (a module
+    that registers its own r-MDPs: every process that makes the env, rollout workers and the board's re-evaluation
+    included, imports it this way); a clear ``ValueError`` for an id that is not a registered r-MDP."""
+    bare = env_id
+    if ":" in env_id:
+        module, bare = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ValueError(f"env id {env_id!r}: cannot import {module!r}, the module that should register "
+                             f"{bare!r} ({e})") from None
+    ids = registered_ids()
+    if bare in ids:
+        return bare
+    if bare in gym.registry:
+        raise ValueError(f"{bare!r} is registered, but not as an r-MDP: r-MDPs register under {NAMESPACE} "
+                         "(rmdp_envs.register)")
+    raise ValueError(f"unknown env id {env_id!r}; registered r-MDPs: {', '.join(ids)}. An r-MDP of your own: register "
+                     f"it with rmdp_envs.register in a module and name it as 'yourmodule:{NAMESPACE}Name-v0', so that "
+                     "every process imports that module")
 
 
 def env_metadata(env_id: str) -> dict:
     """The env class's ``metadata`` (its stated facts, e.g. ``rmdp_evaluation``), without building an env."""
-    ids = registered_ids()
-    if env_id not in ids:
-        raise ValueError(f"unknown env id {env_id!r}; registered r-MDPs: {', '.join(ids)}")
-    entry_point = gym.spec(env_id).entry_point
+    entry_point = gym.spec(registered_id(env_id)).entry_point
     creator = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
     return dict(getattr(creator, "metadata", {}))
 
 
 def make(env_id: str, **env_kwargs) -> gym.Env:
-    """``gymnasium.make`` with a clear error for ids that are not r-MDPs."""
-    ids = registered_ids()
-    if env_id not in ids:
-        raise ValueError(f"unknown env id {env_id!r}; registered r-MDPs: {', '.join(ids)}")
-    return gym.make(env_id, **env_kwargs)
+    """``gymnasium.make`` with a clear error for ids that are not r-MDPs (``"module:rmdp/Name-vN"`` imports the module)."""
+    return gym.make(registered_id(env_id), **env_kwargs)

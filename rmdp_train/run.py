@@ -13,6 +13,7 @@ import itertools
 import math
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -203,7 +204,7 @@ class Run:
             self.dir = Path(args.resume)
         else:
             self.dir = new_run_folder(Path(args.output_dir),
-                                      f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}")
+                                      f"{re.sub('[/:]', '_', args.env_id)}__{args.exp_name}__{args.seed}__{int(time.time())}")
             atomic_write_json(self.dir / "args.json", saved_args(args))
         self.name = self.dir.name
 

@@ -744,3 +744,39 @@ def test_verdicts_pair_seeds_and_say_when_there_are_none():
         (line,) = verdicts(board, 2)
     assert "random: better (P(improvement) = 1.00" in line and "5 paired seeds" in line
     assert "em (other budget): no paired seeds (seeds 5, 6, 7, 8, 9 against 0, 1, 2, 3, 4)" in line and "nan" not in line
+
+
+def test_an_rmdp_of_your_own_trains_submits_and_verifies_through_its_module(tmp_path, board, monkeypatch):
+    """Gymnasium's 'module:id' form: a module of the user's registers rmdp/MyChain-v0 (rmdp_envs.register); a stock
+    solver trains on 'mylab_chain:rmdp/MyChain-v0' with a rollout worker (which imports the module itself), and the
+    board accepts, renders and verifies the run. A process that cannot import the module says so in one line."""
+    import gymnasium as gym
+    import rmdp_envs
+    (tmp_path / "mylab_chain.py").write_text(
+        "import rmdp_envs\nrmdp_envs.register('rmdp/MyChain-v0', 'rmdp_envs.envs.tabular_generators:ChainEnv')\n")
+    env_id = "mylab_chain:rmdp/MyChain-v0"
+    try:
+        cmd = [sys.executable, str(REPO_ROOT / "solvers" / "em_ppo.py"), "--env-id", env_id, "--k", "2",
+               "--total-timesteps", "4000", "--save-model", "--output-dir", str(tmp_path / "runs"),
+               "--rollout", "workers", "--num-workers", "1",  # a worker process: it must import the module itself
+               "--torch-threads", "1", "--update-threads", "1"]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO_ROOT)]))
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (run_dir,) = (tmp_path / "runs").iterdir()
+        monkeypatch.syspath_prepend(str(tmp_path))
+        (folder,) = submit([run_dir], board, log=QUIET)
+        assert json.loads((folder / "submission.json").read_text())["benchmark"]["env_id"] == env_id
+        assert verify_board(board, log=QUIET) == []
+        render(board)
+        bare = subprocess.run([sys.executable, "-m", "leaderboard", "render", "--board-dir", str(board)], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=120)
+        lines = bare.stderr.strip().splitlines()
+        assert bare.returncode != 0 and len(lines) == 1 and "cannot import 'mylab_chain'" in lines[0], bare.stderr
+    finally:
+        gym.registry.pop("rmdp/MyChain-v0", None)
+        sys.modules.pop("mylab_chain", None)
+    with pytest.raises(ValueError, match="r-MDP ids live under rmdp/"):
+        rmdp_envs.register("mylab/Chain-v0", "rmdp_envs.envs.tabular_generators:ChainEnv")
+    with pytest.raises(ValueError, match="registered, but not as an r-MDP"):
+        rmdp_envs.make("CartPole-v1")
