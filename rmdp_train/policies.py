@@ -20,7 +20,7 @@ from torch import nn
 
 from rmdp_envs.files import POLICY_SPEC_FILE as SPEC_FILE
 from rmdp_envs.files import POLICY_WEIGHTS_FILE as WEIGHTS_FILE
-from rmdp_envs.files import atomic_write, atomic_write_json
+from rmdp_envs.files import atomic_write, atomic_write_text, json_text
 
 SPEC_FORMAT = "rmdp-policies-v1"
 
@@ -59,8 +59,9 @@ class MultiPolicyActor(nn.Module):
     def __init__(self, k: int, obs_dim: int, out_dim: int, hidden: tuple[int, ...] = (64, 64),
                  shared_torso: bool = False, discrete: bool = False, init_log_std: float = -0.5):
         super().__init__()
-        self.k, self.obs_dim, self.out_dim = k, obs_dim, out_dim
-        self.hidden, self.shared_torso, self.discrete = tuple(hidden), shared_torso, discrete
+        # plain ints (Gymnasium's Discrete(n).n is a numpy integer): the saved spec is JSON
+        self.k, self.obs_dim, self.out_dim = int(k), int(obs_dim), int(out_dim)
+        self.hidden, self.shared_torso, self.discrete = tuple(int(h) for h in hidden), bool(shared_torso), bool(discrete)
         sizes = (obs_dim,) + self.hidden
         layers = [(_linear(a, b) if shared_torso else GroupedLinear(k, a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
         self.torso = nn.ModuleList(layers)
@@ -162,9 +163,10 @@ def save_policies(run_dir: str | Path, actor: MultiPolicyActor, *, env_id: str, 
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = policy_spec(actor, env_id=env_id, env_kwargs=env_kwargs, action_low=action_low, action_high=action_high,
                        obs_mean=obs_mean, obs_var=obs_var, obs_clip=obs_clip, obs_epsilon=obs_epsilon, extra=extra)
+    text = json_text(spec) + "\n"  # first: a spec that is no JSON fails before any file is written
     tensors = {name: t.detach().cpu().contiguous() for name, t in actor.state_dict().items()}
     atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
-    atomic_write_json(run_dir / SPEC_FILE, spec)
+    atomic_write_text(run_dir / SPEC_FILE, text)
 
 
 class PolicySet:

@@ -91,3 +91,16 @@ def test_copy_policy_makes_a_twin_that_trains_on_as_its_source(shared_torso):
     (value.pow(2).sum() - logprob.sum()).backward()
     optimizer.step()
     assert torch.equal(agent.actor(same)[0], agent.actor(same)[2]) and torch.equal(agent.critic(same)[0], agent.critic(same)[2])
+
+
+def test_save_policies_takes_gymnasiums_numpy_sizes_and_writes_all_or_nothing(tmp_path):
+    """Discrete(n).n is a numpy integer in Gymnasium 1.x: an actor sized by it saves (json failed on int64 after the
+    weights were written, leaving half a policy folder); a spec that is no JSON writes no file at all."""
+    import gymnasium as gym
+    env = gym.make("rmdp/ResourceGathering-v0")
+    actor = MultiPolicyActor(2, env.observation_space.shape[0], env.action_space.n, discrete=True)
+    save_policies(tmp_path / "ok", actor, env_id="rmdp/ResourceGathering-v0", env_kwargs={})
+    assert load_policies(tmp_path / "ok").k == 2
+    with pytest.raises(ValueError):
+        save_policies(tmp_path / "bad", actor, env_id="rmdp/ResourceGathering-v0", env_kwargs={"x": float("nan")})
+    assert not any((tmp_path / "bad").iterdir())
