@@ -265,9 +265,11 @@ def verify_run(run: Run, protocol: Protocol = PROTOCOL) -> None:
     for name, claimed, verified in (("best_welfare", run.result.best_welfare, own.best_welfare),
                                     ("welfare", run.result.welfare, own.welfare(assignment))):
         if not tol.ok(claimed, verified):
+            unstated = ("; result.json records no eval_seed/eval_episodes, so these are the protocol's: record the "
+                        "evaluation the claim comes from") if run.result.eval_seed is None or run.result.eval_episodes is None else ""
             raise SubmissionError(
                 f"{run.run_dir}: tampered welfare: claimed {name} {claimed:.6g} but re-evaluating the saved policies "
-                f"({episodes} episodes from seed {seed}) gives {verified:.6g}; tolerance {tol.describe()}")
+                f"({episodes} episodes from seed {seed}) gives {verified:.6g}; tolerance {tol.describe()}{unstated}")
     diff = np.abs(np.asarray(run.result.utility) - own.utility)
     bad = np.argwhere(diff > tol.atol + tol.rtol * np.abs(own.utility))
     if bad.size:

@@ -93,7 +93,8 @@ def check_rmdp_env(env: gym.Env, steps: int = 200, seed: int = 0) -> None:
         rebuilt = model.rewards(np.asarray(model.statistic(reward, info))[None])[0]
         _require(np.allclose(rebuilt, reward, rtol=0, atol=1e-6),
                  f"step {t}: user_rewards() ({type(model).__name__}) does not rebuild the reward vector "
-                 f"(largest difference {np.max(np.abs(rebuilt - reward)):.3g})")
+                 f"(largest difference {np.max(np.abs(rebuilt - reward)):.3g}): a subclass whose rewards differ from "
+                 "its parent's overrides user_rewards() too, or sets user_rewards = None")
     env.reset(seed=seed)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -102,6 +103,10 @@ def evaluate(env_id: str, policy_fn: Callable[[np.ndarray], Any], k: int, episod
                       seeds=tuple(range(seed, seed + episodes)))
 
 
+#: How long an evaluation episode of an env with neither a time limit nor a ``horizon`` may run before it is refused.
+UNBOUNDED_EPISODE_STEPS = 100_000
+
+
 def _rollout(env, policy_fn, k: int, m: int, seeds: list[int], batched: bool):
     """One episode on each of the k*m copies; returns ((k, m, n) returns, (k, m) lengths).
 
@@ -112,7 +117,16 @@ def _rollout(env, policy_fn, k: int, m: int, seeds: list[int], batched: bool):
     obs, _ = env.reset(seed=[s for _ in range(k) for s in seeds])
     episode_returns = env.user_rewards.episode_returns(env.num_envs)
     lengths = np.zeros(env.num_envs, dtype=np.int64)
-    while not env.all_done:
+    first = env.envs[0]
+    horizon = first.spec.max_episode_steps if first.spec is not None else None
+    horizon = horizon or getattr(first.unwrapped, "horizon", None)
+    for step in itertools.count():
+        if env.all_done:
+            break
+        if step >= (horizon or UNBOUNDED_EPISODE_STEPS):  # only an env without a time limit gets here
+            raise RuntimeError(f"{first.spec.id if first.spec else 'the env'}: episodes still running after {step} "
+                               "steps and no time limit: register it with max_episode_steps (evaluation runs every "
+                               "episode to its end)")
         active = ~env.done
         grouped = obs.reshape((k, m) + obs.shape[1:])
         if batched:

@@ -106,3 +106,20 @@ def test_welfare_upper_bound_with_k_equal_n_is_full_personalization():
     assert result.welfare(np.arange(25)) == pytest.approx(0.9356)
     assert result.best_welfare == pytest.approx(0.9356)
     assert rmdp_envs.check_k(25, 25) == 25
+
+
+def test_an_env_whose_episodes_never_end_is_refused_not_evaluated_forever(monkeypatch):
+    """An r-MDP registered without a time limit, whose episodes do not end: evaluation stopped nowhere (it ran every
+    episode to its end); past the bound it fails naming the fix."""
+    import gymnasium as gym
+    from rmdp_envs import evaluation
+    rmdp_envs.register("rmdp/EndlessResourceGathering-v0", "rmdp_envs.envs.resource_gathering:ResourceGatheringEnv")
+    monkeypatch.setattr(evaluation, "UNBOUNDED_EPISODE_STEPS", 500)  # the bound, smaller: the test's time
+    try:
+        up = lambda obs: np.zeros(obs.shape[:-1], dtype=np.int64)  # noqa: E731  (up, into the wall: never home)
+        with pytest.raises(RuntimeError, match="no time limit: register it with max_episode_steps"):
+            rmdp_envs.evaluate("rmdp/EndlessResourceGathering-v0", up, 2, episodes=1)
+        ended = rmdp_envs.evaluate("rmdp/ResourceGathering-v0", up, 2, episodes=1)  # its time limit: 40 steps
+        assert ended.lengths.max() == 40
+    finally:
+        gym.registry.pop("rmdp/EndlessResourceGathering-v0", None)
