@@ -19,7 +19,7 @@ Run: ``python solvers/family_ppo.py --env-id rmdp/HalfCheetahSpeed-v0 --k 5 --to
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import rmdp_envs
 from rmdp_envs.selection import select_k
-from rmdp_train.args import PPOArgs, parse_args
+from rmdp_train.args import PPOArgs, RolloutMode, parse_args
 from rmdp_train.checkpoint import TrainState
 from rmdp_train.cli import fail
 from rmdp_train.networks import MultiPolicyAgent
@@ -48,9 +48,9 @@ class Args(PPOArgs):
 
     #: its copies serve users drawn per episode, which the workers' rollout does not do
     rollouts: ClassVar[tuple[str, ...]] = ("main",)
-    rollout: Optional[Literal["main"]] = None
-    """where the policies run while collecting: this process ("main", the only mode of this solver: its copies serve
-    users drawn per episode, which the workers' rollout does not do)"""
+    rollout: Optional[RolloutMode] = None
+    """where the policies run while collecting: "main" only, this process (its copies serve users drawn per episode,
+    which the workers' rollout does not do: "workers" is refused)"""
 
     max_candidates: int = 64
     """candidate conditions: the users' distinct parameters, or this many of them spread over the population"""
