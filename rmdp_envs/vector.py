@@ -485,20 +485,37 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
     def _call_copies(self, name: str, args: tuple, kwargs: dict) -> list:
         for pipe in self._pipes:
             pipe.send(("call", (name, args, kwargs)))
-        local = [] if self._local is None else [self._local.call(name, *args, **kwargs)]
-        return [result for part in local + self._receive_all() for result in part]
+        local = [] if self._local is None else [_answer(self._local.call, name, *args, **kwargs)]
+        return [result for part in _raise_any(local + self._receive_all()) for result in part]
 
     def _set_copies(self, name: str, values: list) -> None:
         for pipe, sl in zip(self._pipes, self._slices[1:]):
             pipe.send(("set_attr", (name, values[sl])))
-        if self._local is not None:
-            self._local.set_attr(name, values[self._slices[0]])
-        self._receive_all()
+        local = [] if self._local is None else [_answer(self._local.set_attr, name, values[self._slices[0]])]
+        _raise_any(local + self._receive_all())
 
     def close_extras(self, **kwargs):
         close_workers(self._pipes, self._procs)
         if self._local is not None:
             self._local.close()
+
+
+def _answer(method: Callable, *args, **kwargs) -> tuple[bool, Any]:
+    """``(True, result)`` of a copy-wide ``call`` / ``set_attr``, or ``(False, the exception)``: a user's mistake (an
+    attribute no copy has) is answered like a result, so no process is left with an unread answer and no worker
+    counts as failed (which closes the env)."""
+    try:
+        return True, method(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 (re-raised in the parent by _raise_any)
+        return False, e
+
+
+def _raise_any(answers: list[tuple[bool, Any]]) -> list:
+    """The results of :func:`_answer`'s answers, in order; the first exception among them raised."""
+    for ok, value in answers:
+        if not ok:
+            raise value
+    return [value for _, value in answers]
 
 
 def refuse_unguarded_start() -> None:
@@ -616,8 +633,8 @@ def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str
                                                autoreset_mode=autoreset_mode, rewards=rewards),
                    {"step": lambda env, actions: env.step(actions),
                     "reset": lambda env, data: env.reset(seed=data[0], options=data[1]),
-                    "call": lambda env, data: env.call(data[0], *data[1], **data[2]),
-                    "set_attr": lambda env, data: env.set_attr(*data)},
+                    "call": lambda env, data: _answer(env.call, data[0], *data[1], **data[2]),
+                    "set_attr": lambda env, data: _answer(env.set_attr, *data)},
                    close=lambda env: env.close())
 
 

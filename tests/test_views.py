@@ -255,6 +255,10 @@ def test_vector_env_call_get_set_attr_and_render_as_gymnasium(num_workers):
     assert not np.array_equal(frames[1], frames[0])  # copy 1 frames user 0's cell
     with pytest.raises(ValueError, match="one value per copy"):
         vec.set_attr("highlighted_users", [[], []])
+    with pytest.raises(AttributeError):  # a mistake, answered by every process: the env still steps and answers
+        vec.call("no_such_attribute")
+    vec.step(np.array([0, 0, 0, 0]))
+    assert vec.get_attr("_steps") == (1, 1, 1, 1)
     vec.close()
     assert make_vector_env("rmdp/ResourceGathering-v0", 1, 1).render() is None
 
