@@ -6,6 +6,7 @@ The board lives in ``leaderboard/`` unless ``--board-dir`` (or ``$RMDP_BOARD_DIR
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +18,9 @@ def _board_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board-dir", default=None,
                    help="board folder holding submissions/, reference_points.json, README.md, site/ "
                         "(default: $RMDP_BOARD_DIR, else the leaderboard/ package folder)")
+    p.add_argument("--import-module", action="append", default=[], metavar="MODULE",
+                   help="import this module first (repeatable): one that registers r-MDPs of your own, named "
+                        "'MODULE:rmdp/Name-vN' on the board; the board imports no module a submitted file names")
 
 
 def _error(message: str) -> int:
@@ -86,17 +90,24 @@ def main(argv: list[str] | None = None) -> int:
     _board_arg(p)
 
     args = parser.parse_args(argv)
+    for module in args.import_module:
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 (any failure of the user's module, said in one line)
+            return _error(f"--import-module {module}: {type(e).__name__}: {e}")
     board = board_dir(args.board_dir)
     if args.command in ("render", "verify", "unseen") and not (board / "submissions").is_dir():
         return _error(f"no board at {board}: it has no submissions/ folder (`python -m leaderboard submit RUN_DIR "
                       "--board-dir ...` starts one)")
-    if args.command in ("render", "verify", "unseen"):  # every env on the board must be makeable here, said at once
+    if args.command in ("render", "verify", "unseen"):  # the board's envs (--envs': those) makeable here, said at once
         from leaderboard.storage import load_submissions  # noqa: PLC0415
         from rmdp_envs.registration import registered_id  # noqa: PLC0415
-        for env_id in sorted({sub["benchmark"]["env_id"] for sub in load_submissions(board)}):
+        benchmarks = [sub.get("benchmark") for sub in load_submissions(board) if isinstance(sub, dict)]
+        held = {b.get("env_id") for b in benchmarks if isinstance(b, dict) and isinstance(b.get("env_id"), str)}
+        for env_id in sorted(e for e in held if not getattr(args, "envs", None) or e in args.envs):
             try:
-                registered_id(env_id)
-            except ValueError as e:
+                registered_id(env_id, import_module=False)
+            except ValueError as e:  # a malformed submission is left to verify's schema check
                 return _error(f"the board at {board} holds runs of {env_id!r}, which this process cannot make: {e}")
     if args.command in ("verify", "unseen") and args.envs:
         from leaderboard.storage import load_submissions  # noqa: PLC0415

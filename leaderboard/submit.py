@@ -174,10 +174,11 @@ def check_run(run_dir: Path, protocol: Protocol = PROTOCOL) -> Run:
     result = RunResult.from_dict(data)
 
     env_id = result.env_id
+    from rmdp_envs.registration import UnknownEnvId, registered_id  # noqa: PLC0415
     try:
-        rmdp_envs.registration.registered_id(env_id)
+        registered_id(env_id, import_module=False)  # a module the submitter's file names is imported only if named
     except ValueError as e:
-        if "unknown env id" not in str(e):  # a module that does not import, an id outside rmdp/
+        if not isinstance(e, UnknownEnvId):  # a module not imported, an id outside rmdp/
             raise SubmissionError(f"{run_dir}: {e}") from None
         ids = rmdp_envs.registered_ids()
         name = env_id.split(":")[-1].rsplit("-v", 1)[0]

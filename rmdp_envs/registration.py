@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import gymnasium as gym
 
@@ -54,27 +55,37 @@ def registered_ids() -> list[str]:
     return sorted(env_id for env_id in gym.registry if env_id.startswith(NAMESPACE))
 
 
-def registered_id(env_id: str) -> str:
+class UnknownEnvId(ValueError):
+    """An env id that names no registered r-MDP (see :func:`registered_id`)."""
+
+
+def registered_id(env_id: str, import_module: bool = True) -> str:
     """``env_id`` as registered, after importing the module of Gymnasium's ``"module:rmdp/Name-vN"`` form (a module
-    that registers its own r-MDPs: every process that makes the env, rollout workers and the board's re-evaluation
-    included, imports it this way); a clear ``ValueError`` for an id that is not a registered r-MDP."""
+    that registers its own r-MDPs: every process that makes the env, rollout workers included, imports it this way);
+    a clear ``ValueError`` for an id that is not a registered r-MDP (:class:`UnknownEnvId` for one never registered).
+
+    ``import_module=False`` imports nothing: the board, whose env ids come from submitted files, makes only envs whose
+    modules the user named (``python -m leaderboard --import-module``), never a module a file names."""
     bare = env_id
     if ":" in env_id:
         module, bare = env_id.split(":", 1)
+        if module not in sys.modules and not import_module:
+            raise ValueError(f"env id {env_id!r} names the module {module!r}, which is not imported: pass "
+                             f"--import-module {module} (the board imports only the modules you name)")
         try:
             importlib.import_module(module)
-        except ImportError as e:
+        except Exception as e:  # noqa: BLE001 (ImportError, or the module's own error while it registers)
             raise ValueError(f"env id {env_id!r}: cannot import {module!r}, the module that should register "
-                             f"{bare!r} ({e})") from None
+                             f"{bare!r} ({type(e).__name__}: {e})") from None
     ids = registered_ids()
     if bare in ids:
         return bare
     if bare in gym.registry:
         raise ValueError(f"{bare!r} is registered, but not as an r-MDP: r-MDPs register under {NAMESPACE} "
                          "(rmdp_envs.register)")
-    raise ValueError(f"unknown env id {env_id!r}; registered r-MDPs: {', '.join(ids)}. An r-MDP of your own: register "
-                     f"it with rmdp_envs.register in a module and name it as 'yourmodule:{NAMESPACE}Name-v0', so that "
-                     "every process imports that module")
+    raise UnknownEnvId(f"unknown env id {env_id!r}; registered r-MDPs: {', '.join(ids)}. An r-MDP of your own: "
+                       f"register it with rmdp_envs.register in a module and name it as 'yourmodule:{NAMESPACE}Name-v0', "
+                       "so that every process imports that module")
 
 
 def env_metadata(env_id: str) -> dict:

@@ -3,6 +3,7 @@ written, render is deterministic, sweeps run locally and on a local Ray cluster.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -749,7 +750,8 @@ def test_verdicts_pair_seeds_and_say_when_there_are_none():
 def test_an_rmdp_of_your_own_trains_submits_and_verifies_through_its_module(tmp_path, board, monkeypatch):
     """Gymnasium's 'module:id' form: a module of the user's registers rmdp/MyChain-v0 (rmdp_envs.register); a stock
     solver trains on 'mylab_chain:rmdp/MyChain-v0' with a rollout worker (which imports the module itself), and the
-    board accepts, renders and verifies the run. A process that cannot import the module says so in one line."""
+    board accepts, renders and verifies the run once the user names the module (--import-module): it imports no
+    module a submitted file names, and says so in one line."""
     import gymnasium as gym
     import rmdp_envs
     (tmp_path / "mylab_chain.py").write_text(
@@ -764,15 +766,22 @@ def test_an_rmdp_of_your_own_trains_submits_and_verifies_through_its_module(tmp_
         proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         (run_dir,) = (tmp_path / "runs").iterdir()
+        with pytest.raises(SubmissionError, match="pass --import-module mylab_chain"):  # no module a file names
+            submit([run_dir], board, log=QUIET)
         monkeypatch.syspath_prepend(str(tmp_path))
+        importlib.import_module("mylab_chain")  # what python -m leaderboard --import-module mylab_chain does
         (folder,) = submit([run_dir], board, log=QUIET)
         assert json.loads((folder / "submission.json").read_text())["benchmark"]["env_id"] == env_id
         assert verify_board(board, log=QUIET) == []
         render(board)
         bare = subprocess.run([sys.executable, "-m", "leaderboard", "render", "--board-dir", str(board)], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, env=env)
         lines = bare.stderr.strip().splitlines()
-        assert bare.returncode != 0 and len(lines) == 1 and "cannot import 'mylab_chain'" in lines[0], bare.stderr
+        assert bare.returncode == 2 and len(lines) == 1 and "--import-module mylab_chain" in lines[0], bare.stderr
+        named = subprocess.run([sys.executable, "-m", "leaderboard", "verify", "--board-dir", str(board),
+                                "--import-module", "mylab_chain"], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=300, env=env)
+        assert named.returncode == 0 and "board verified" in named.stdout, named.stderr[-3000:]
     finally:
         gym.registry.pop("rmdp/MyChain-v0", None)
         sys.modules.pop("mylab_chain", None)
@@ -780,3 +789,13 @@ def test_an_rmdp_of_your_own_trains_submits_and_verifies_through_its_module(tmp_
         rmdp_envs.register("mylab/Chain-v0", "rmdp_envs.envs.tabular_generators:ChainEnv")
     with pytest.raises(ValueError, match="registered, but not as an r-MDP"):
         rmdp_envs.make("CartPole-v1")
+
+
+def test_verify_reports_a_malformed_submission_instead_of_failing_on_it(tmp_path, capsys):
+    """The up-front check of the board's envs reads no field a malformed submission lacks: verify still reports its
+    schema violation (a KeyError traceback otherwise, a review finding)."""
+    folder = tmp_path / "board" / "submissions" / "bad"
+    folder.mkdir(parents=True)
+    (folder / "submission.json").write_text(json.dumps({"id": "bad", "format": "x"}))
+    assert cli.main(["verify", "--board-dir", str(tmp_path / "board"), "--no-evaluate"]) == 1
+    assert "schema violation" in capsys.readouterr().err
