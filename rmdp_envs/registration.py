@@ -88,9 +88,14 @@ def registered_id(env_id: str, import_module: bool = True) -> str:
                        "so that every process imports that module")
 
 
+def spec_of(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registration of ``env_id`` (the ``"module:..."`` form imports the module), for a worker process to adopt."""
+    return gym.spec(registered_id(env_id))
+
+
 def env_metadata(env_id: str) -> dict:
     """The env class's ``metadata`` (its stated facts, e.g. ``rmdp_evaluation``), without building an env."""
-    entry_point = gym.spec(registered_id(env_id)).entry_point
+    entry_point = spec_of(env_id).entry_point
     creator = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
     return dict(getattr(creator, "metadata", {}))
 

@@ -23,7 +23,7 @@ from gymnasium.vector.utils import batch_space
 
 from rmdp_envs.core import check_k
 from rmdp_envs.results import available_memory
-from rmdp_envs.registration import make
+from rmdp_envs.registration import make, spec_of
 from rmdp_envs.rewards import user_rewards_of
 
 #: The autoreset modes the vector envs implement (all of Gymnasium's).
@@ -402,7 +402,8 @@ class RMDPAsyncVectorEnv(_RMDPVectorBase):
         self._rebuild = _check_reward_mode(rewards) == "vector" and _steps_by_velocity(user_rewards_of(probe))
         sent = "statistic" if self._rebuild else rewards
         self._pipes, self._procs = start_workers(
-            mp.get_context(context), _worker, [(env_id, env_kwargs, sl.stop - sl.start, mode, sent) for sl in self._slices[1:]])
+            mp.get_context(context), _worker,
+            [(env_id, env_kwargs, sl.stop - sl.start, mode, sent, spec_of(env_id)) for sl in self._slices[1:]])
         count = self._slices[0].stop
         # the slices that answer a step: this process's (when it steps any), then the workers'
         self._answering = self._slices if count else self._slices[1:]
@@ -627,8 +628,11 @@ def serve_commands(pipe, build: Callable[[], Any], commands: dict[str, Callable[
             pipe.send((False, f"{type(exc).__name__}: {exc}"))
 
 
-def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str, rewards: str) -> None:
-    """Runs one slice of copies in-process and answers the parent's commands."""
+def _worker(pipe, env_id: str, env_kwargs: dict, count: int, autoreset_mode: str, rewards: str, spec) -> None:
+    """Runs one slice of copies in-process and answers the parent's commands. ``spec``: the parent's registration of
+    the env, adopted where this process has none (an r-MDP registered at run time, or named by a bare id whose
+    module only the parent imported, as ``gymnasium.make_vec`` passes it)."""
+    gym.registry.setdefault(spec.id, spec)
     serve_commands(pipe, lambda: RMDPVectorEnv([lambda: make(env_id, **env_kwargs) for _ in range(count)], k=1,
                                                autoreset_mode=autoreset_mode, rewards=rewards),
                    {"step": lambda env, actions: env.step(actions),

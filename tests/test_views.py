@@ -274,3 +274,24 @@ def test_gymnasium_vector_wrappers_apply_to_make_vec():
         obs, rewards, *_ = envs.step(actions)
         assert rewards.shape == (4, 25)
     assert envs.obs_rms.count > 4 * 60 and np.isfinite(obs).all()
+
+
+def test_worker_processes_adopt_an_rmdp_registered_at_run_time():
+    """An r-MDP registered inside a function (or a notebook) is unknown to a fresh worker process, which failed with
+    'unknown env id': the worker adopts the parent's registration, and steps the copies as the parent's would."""
+    import rmdp_envs
+
+    def register_here():
+        rmdp_envs.register("rmdp/RuntimeChain-v0", "rmdp_envs.envs.tabular_generators:ChainEnv")
+
+    register_here()
+    try:
+        split = make_vector_env("rmdp/RuntimeChain-v0", 1, 2, num_workers=1)
+        alone = make_vector_env("rmdp/RuntimeChain-v0", 1, 2)
+        np.testing.assert_array_equal(split.reset(seed=3)[0], alone.reset(seed=3)[0])
+        for t in range(30):
+            actions = np.array([t % 2, (t + 1) % 2])
+            np.testing.assert_array_equal(split.step(actions)[1], alone.step(actions)[1])
+        split.close(), alone.close()
+    finally:
+        gym.registry.pop("rmdp/RuntimeChain-v0", None)
