@@ -255,27 +255,25 @@ def parse_args(args_cls: type, solver_file: str) -> PPOArgs:
     args = tyro.cli(args_cls)
     if args.resume is not None:
         saved = resumable_args(args.resume, args_cls, Path(solver_file).stem)
-        refuse_changed_flags(args, saved)
+        # the command line read again over the run's own flags: what it gives differs from them only where typed
+        refuse_changed_flags(tyro.cli(args_cls, default=args_cls(**saved)), saved)
         args = args_cls(**{**saved, "resume": args.resume, "interrupt_after": args.interrupt_after})
     if args.exp_name is None:
         args.exp_name = Path(solver_file).stem
     return apply_env_defaults(args)
 
 
-def refuse_changed_flags(args: PPOArgs, saved: dict) -> None:
+def refuse_changed_flags(given: PPOArgs, saved: dict) -> None:
     """A resumed run continues with the flags it started with: a flag given beside ``--resume`` with another value
-    than the saved one fails (one ``error:`` line) instead of being ignored. Only flags set away from their
-    defaults are seen; ``--interrupt-after`` belongs to the process, not the run."""
+    than the saved one fails (one ``error:`` line) instead of being ignored. ``given``: the command line parsed over
+    the saved flags, so it differs from them only where a flag was typed (at its default value too);
+    ``--interrupt-after`` belongs to the process, not the run."""
     changed = []
-    for f in dataclasses.fields(args):
-        if f.name in ("resume", "interrupt_after") or f.name in RUNTIME_FIELDS or f.name not in saved:
-            continue
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        value = getattr(args, f.name)
-        if value != default and value != saved[f.name]:
-            changed.append(f"--{f.name.replace('_', '-')} {value} (the run's: {saved[f.name]})")
+    for name, value in saved.items():
+        if name not in ("resume", "interrupt_after") and getattr(given, name) != value:
+            changed.append(f"--{name.replace('_', '-')} {getattr(given, name)} (the run's: {value})")
     if changed:
-        fail(f"--resume {args.resume} continues the run with the flags it started with; these differ: "
+        fail(f"--resume {given.resume} continues the run with the flags it started with; these differ: "
              f"{'; '.join(changed)}. Drop them, or start a new run")
 
 

@@ -141,18 +141,20 @@ def test_interrupted_run_resumes(solver, tmp_path):
 def test_resume_refuses_flags_that_differ_from_the_runs(tmp_path):
     """Flags beside --resume were ignored silently (a longer --total-timesteps did nothing): one that differs from the
     run's saved value now fails in one line naming it, nothing rewritten; the same value passes."""
-    flags = ["--env-id", RG, "--k", "5", *SMALL[RG], "--checkpoint-every", "2"]
+    flags = ["--env-id", RG, "--k", "3", *SMALL[RG], "--checkpoint-every", "2"]
     run_solver("random", tmp_path, *flags, "--interrupt-after", "3")
     run_dir = only_run_dir(tmp_path)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
-    proc = run_solver("random", tmp_path, "--resume", str(run_dir), "--total-timesteps", "9999", "--k", "5",
-                      check=False, timeout=60)
+    proc = run_solver("random", tmp_path, "--resume", str(run_dir), "--total-timesteps", "9999", "--k", "3",
+                      "--seed", "1", check=False, timeout=60)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "--total-timesteps 9999 (the run's: 3200)" in lines[0], proc.stderr
-    assert "--k" not in lines[0]  # the same value as the run's: not a difference
+    assert "--k" not in lines[0] and "--seed" not in lines[0]  # the run's own values: no difference
+    proc = run_solver("random", tmp_path, "--resume", str(run_dir), "--k", "5", check=False, timeout=60)
+    assert proc.returncode == 2 and "--k 5 (the run's: 3)" in proc.stderr  # typed at its default value: still seen
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
-    run_solver("random", tmp_path, "--resume", str(run_dir), "--k", "5")
-    assert read_result(run_dir)["transitions"] == 3200
+    run_solver("random", tmp_path, "--resume", str(run_dir), "--k", "3")
+    assert read_result(run_dir)["finished"] is True and read_result(run_dir)["k"] == 3
 
 
 def test_another_solvers_run_is_not_resumed(tmp_path):
