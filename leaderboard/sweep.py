@@ -149,20 +149,37 @@ class Countdown:
 #: The solver processes of a local sweep now running, each in a session of its own (:func:`forward_ctrl_c`).
 _RUNNING: set[subprocess.Popen] = set()
 _RUNNING_LOCK = threading.Lock()
+#: Set once the sweep was stopped: a solver that starts after that is stopped as it starts.
+_STOPPING = threading.Event()
+
+
+def _signal_running(signum: int) -> int:
+    with _RUNNING_LOCK:
+        running = [proc for proc in _RUNNING if proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signum)
+    return len(running)
 
 
 def forward_ctrl_c() -> int:
     """Send SIGINT to every running solver of this sweep; returns how many. A solver stops at its next checkpoint on
     the first, at once on the second. The solvers run in sessions of their own, so a terminal's Ctrl-C (to the
     sweep's process group) and ``kill -INT`` of the sweep alone reach them the same way: once, from here."""
-    with _RUNNING_LOCK:
-        running = [proc for proc in _RUNNING if proc.poll() is None]
-    for proc in running:
-        proc.send_signal(signal.SIGINT)
-    return len(running)
+    _STOPPING.set()
+    return _signal_running(signal.SIGINT)
+
+
+def _end_with_the_sweep(signum: int, frame) -> None:
+    """SIGTERM or SIGHUP (a closed terminal, ``timeout``, a job's end) to the sweep: its solvers, in sessions of their
+    own, get it too (a run killed so resumes from its last periodic checkpoint), then the sweep exits."""
+    _STOPPING.set()
+    _signal_running(signum)
+    raise SystemExit(128 + signum)
 
 
 def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None) -> Outcome:
+    if _STOPPING.is_set():  # the sweep is ending: the pool's last queued tasks start nothing
+        return Outcome(task, "failed", None, "not started: the sweep was stopped", 0.0, {})
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
     log = folder / "sweep.log"
@@ -181,6 +198,8 @@ def run_local_task(task: Task, folder: Path, script: Path, timeout: float | None
                                 start_new_session=True)
         with _RUNNING_LOCK:
             _RUNNING.add(proc)
+        if _STOPPING.is_set():  # started while the sweep was being stopped
+            proc.send_signal(signal.SIGINT)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -207,10 +226,23 @@ def run_local(todo: list[tuple[Task, Path]], solvers_dir: Path, workers: int | N
 
     On Ctrl-C (SIGINT to the sweep, from a terminal or ``kill -INT``) no new run starts, the running ones are
     passed it (:func:`forward_ctrl_c`: they stop at a checkpoint; a second Ctrl-C stops them at once) and waited
-    for, one line sums up, and ``KeyboardInterrupt`` goes on to the caller.
+    for, one line sums up, and ``KeyboardInterrupt`` goes on to the caller. SIGTERM and SIGHUP end the running
+    solvers too and then the sweep (:func:`_end_with_the_sweep`), so none trains on alone.
     """
     n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     outcomes: list[Outcome] = []
+    _STOPPING.clear()
+    handled = (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
+    previous = {signum: signal.signal(signum, _end_with_the_sweep) for signum in handled}
+    try:
+        return _run_pool(todo, solvers_dir, n, timeout, log, outcomes)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_pool(todo: list[tuple[Task, Path]], solvers_dir: Path, n: int, timeout: float | None,
+              log: Callable[[str], None], outcomes: list[Outcome]) -> list[Outcome]:
     with ThreadPoolExecutor(max_workers=n) as pool:
         futures = [pool.submit(run_local_task, t, f, solvers_dir / f"{t.solver}.py", timeout) for t, f in todo]
         countdown = Countdown(len(futures))

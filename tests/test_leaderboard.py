@@ -453,6 +453,32 @@ def test_sweep_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path, signa
     assert result["finished"] is True and result["transitions"] == 196 * 1024
 
 
+def test_sweep_sigterm_ends_its_solvers_too(tmp_path):
+    """SIGTERM to a sweep (a job's end, ``timeout``) ends its solvers, which run in sessions of their own, instead of
+    leaving them training alone in the sweep's folders (a review finding)."""
+    args = ["-m", "leaderboard", "sweep", "--envs", RG, "--solvers", "em_ppo", "--k", "2", "--seeds", "0", "1",
+            "--total-timesteps", "2000000", "--runs-dir", str(tmp_path / "runs"), "--no-submit", "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob("runs/**/checkpoint.safetensors")) and proc.poll() is None:
+            time.sleep(0.1)
+        solvers = subprocess.run(["pgrep", "-f", str(tmp_path / "runs")], capture_output=True, text=True).stdout.split()
+        assert solvers, "no solver running"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    deadline = time.time() + 30
+    while time.time() < deadline and subprocess.run(["pgrep", "-f", str(tmp_path / "runs")]).returncode == 0:
+        time.sleep(0.2)
+    assert subprocess.run(["pgrep", "-f", str(tmp_path / "runs")]).returncode == 1  # no solver left
+    assert len(list((tmp_path / "runs").rglob("args.json"))) == 1  # the second seed never started
+
+
 def test_resumable_run_only_for_the_task_that_started_it(tmp_path):
     task = Task(RG, "em_ppo", 2, 0, 1000)
     folder = tmp_path / "task"
