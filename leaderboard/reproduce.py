@@ -68,7 +68,9 @@ def train(cmd: list[str], stops: list[int], out: Path, root: Path, env: dict, lo
     ``--interrupt-after`` up to each stop, then ``--resume`` from it.
     """
     def call(args: list[str]) -> None:
-        log(f"$ (cd {shlex.quote(str(root))} && {shlex.join(args)})")  # pasteable: interpreter, script, flags, folder
+        settings = [f"{key}={shlex.quote(value)}" for key, value in sorted(env.items()) if os.environ.get(key) != value]
+        # pasteable: the folder, the environment it adds (the recorded code's path, thread counts), the command
+        log(f"$ (cd {shlex.quote(str(root))} && {' '.join(['env', *settings]) + ' ' if settings else ''}{shlex.join(args)})")
         proc = subprocess.run(args, cwd=root, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"the solver failed:\n{proc.stderr[-3000:]}")

@@ -27,7 +27,8 @@ class GroupReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"users must be a non-empty 1-D sequence of integer indices, got {users!r}")
         if users.min() < 0 or users.max() >= n:
             raise ValueError(f"user indices must lie in [0, {n}), got min {users.min()} max {users.max()}")
-        repeated = np.unique(users)[np.unique(users, return_counts=True)[1] > 1]
+        values, counts = np.unique(users, return_counts=True)
+        repeated = values[counts > 1]
         if repeated.size:
             raise ValueError(f"users must not repeat (user {int(repeated[0])} appears more than once); to count a user "
                              "more than others, give it a larger weight")

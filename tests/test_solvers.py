@@ -398,15 +398,13 @@ def test_memory_estimate_counts_what_a_run_evaluates_and_whether_copies_share_us
 
 def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
     """The folder name (CleanRL's env__exp__seed__time) repeats for runs of one seed started in the same second: the
-    later run takes name-2 instead of writing into the earlier one's folder (its args.json and events mixed in)."""
-    now = int(time.time())
-    taken = [tmp_path / f"rmdp_Chain-v0__random_ppo__1__{t}" for t in range(now, now + 60)]
-    for folder in taken:  # every name the run could draw in the next minute belongs to another run already
-        folder.mkdir()
-    run_solver("random", tmp_path, "--env-id", "rmdp/Chain-v0", "--k", "2", "--total-timesteps", "2000")
-    fresh = [p for p in tmp_path.iterdir() if p not in taken]
-    assert len(fresh) == 1 and fresh[0].name.endswith("-2") and (fresh[0] / "result.json").is_file()
-    assert not any(any(folder.iterdir()) for folder in taken)
+    later run takes name-2, name-3, ... instead of writing into the earlier one's folder (its args.json and events
+    mixed in); a solver run uses it."""
+    from rmdp_train.run import new_run_folder
+    name = "rmdp_Chain-v0__random_ppo__1__1700000000"
+    assert [new_run_folder(tmp_path, name).name for _ in range(3)] == [name, f"{name}-2", f"{name}-3"]
+    run_solver("random", tmp_path / "solver", "--env-id", "rmdp/Chain-v0", "--k", "2", "--total-timesteps", "2000")
+    assert (only_run_dir(tmp_path / "solver") / "result.json").is_file()
 
 
 def test_help_shows_the_family_defaults_instead_of_none():

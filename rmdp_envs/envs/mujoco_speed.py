@@ -92,9 +92,11 @@ class SpeedRewardMixin:
                 break
         for name in kwargs:
             if name not in takes:
-                listed = [key for key in takes if key not in REWARD_ONLY_KEYWORDS]
+                # not the reward weights (refused below) nor what the robot passes MujocoEnv itself
+                listed = [key for key in takes if key not in REWARD_ONLY_KEYWORDS + ("model_path", "observation_space")]
                 raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {name!r}; it takes n_agents, "
-                                f"population, population_seed, target_range and {robot.__name__}'s: {', '.join(listed)}")
+                                f"population, population_seed, target_range and {robot.__name__}'s (MujocoEnv's "
+                                f"included): {', '.join(listed)}")
         weights = sorted(set(kwargs) & set(REWARD_ONLY_KEYWORDS))
         if weights:
             raise ValueError(f"{type(self).__name__}: {', '.join(weights)} only weigh{'s' if len(weights) == 1 else ''} "
