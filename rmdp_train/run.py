@@ -207,6 +207,10 @@ class Run:
                                       f"{re.sub('[/:]', '_', args.env_id)}__{args.exp_name}__{args.seed}__{int(time.time())}")
             atomic_write_json(self.dir / "args.json", saved_args(args))
         self.name = self.dir.name
+        # from the folder on, Ctrl-C stops at the first iteration's end with a checkpoint: one that landed in the rest
+        # of the start-up (torch.optim's first import, the workers' start) left a traceback and a folder with only
+        # args.json, which --resume refuses
+        self._watch_ctrl_c()
 
     def seed(self) -> tuple[np.random.Generator, torch.device]:
         """Seed Python, numpy and torch (CleanRL's block); the solver's numpy generator and the device."""
@@ -226,7 +230,7 @@ class Run:
         return np.random.default_rng(args.seed), device
 
     def open_writer(self, global_step: int) -> SummaryWriter:
-        """The run's TensorBoard writer. Training starts right after it, so Ctrl-C is watched from here on.
+        """The run's TensorBoard writer.
 
         With ``--track`` a Weights & Biases run mirrors it (CleanRL's ``sync_tensorboard``), started first so that
         it sees the writer; its id is the run folder's name, so ``--resume`` continues the same W&B run."""
@@ -240,7 +244,6 @@ class Run:
         if not self.resumed:
             table = "\n".join(f"|{key}|{value}|" for key, value in vars(self.args).items())
             self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n%s" % table)
-        self._watch_ctrl_c()
         return self.writer
 
     def _watch_ctrl_c(self) -> None:

@@ -199,10 +199,12 @@ def test_killed_run_resumes(tmp_path):
     assert read_result(run_dir)["transitions"] == 320 * (state["iteration"] + 2)
 
 
-def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path):
-    """Ctrl-C (SIGINT to the whole job, as a terminal sends it, env workers included): the iteration ends, a
-    checkpoint is written though none is due, one line says how to continue and no process prints a traceback;
-    --resume continues from that iteration."""
+@pytest.mark.parametrize("when", ["training", "start-up"])
+def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path, when):
+    """Ctrl-C (SIGINT to the whole job, as a terminal sends it, env workers included), in training or as soon as the
+    run folder exists (start-up left a traceback and a folder --resume refused): the iteration ends, a checkpoint is
+    written though none is due, one line says how to continue and no process prints a traceback; --resume continues
+    from that iteration."""
     # SIGINT back to its default first: a test run in the background inherits it ignored, and so would the solver
     default_sigint = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
                       "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
@@ -213,9 +215,11 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path):
                             start_new_session=True)
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not list(tmp_path.glob("*/events.out.tfevents.*")) and proc.poll() is None:
-            time.sleep(0.1)
-        time.sleep(1.0)  # into the training loop
+        sign = "*/events.out.tfevents.*" if when == "training" else "*/args.json"
+        while time.time() < deadline and not list(tmp_path.glob(sign)) and proc.poll() is None:
+            time.sleep(0.02)
+        if when == "training":
+            time.sleep(1.0)  # into the training loop
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
