@@ -12,6 +12,7 @@ scratch (as the authors do) on that fixed assignment.
 Run: ``python solvers/cluster_ppo.py --env-id rmdp/ResourceGathering-v0 --k 5 --total-timesteps 2000000``
 """
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -186,7 +187,8 @@ if __name__ == "__main__":
                                           clipfrac=float(np.mean(clipfracs)), flips=flips, k=K)
         writer.add_scalar("charts/phase", phase, state.global_step)
         progress.update(args.batch_size)
-        progress.set_postfix(welfare=f"{train_welfare:.4f}", sps=sps, flips=flips, refresh=False)
+        shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
+        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)
 
         if run.eval_due(state):
             eval_start = time.time()

@@ -14,6 +14,7 @@ advantages cancels the weights' scale, and what remains is not the welfare gradi
 Run: ``python solvers/e2e_ppo.py --env-id rmdp/ResourceGathering-v0 --k 5 --total-timesteps 2000000``
 """
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -153,7 +154,8 @@ if __name__ == "__main__":
             writer.add_scalar("assignment/weight_entropy", -(weights * weights.clamp(min=1e-12).log()).sum(0).mean().item(),
                               state.global_step)
         progress.update(args.batch_size)
-        progress.set_postfix(welfare=f"{train_welfare:.4f}", sps=sps, flips=flips, refresh=False)
+        shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
+        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)
 
         if run.eval_due(state):
             eval_start = time.time()

@@ -150,7 +150,8 @@ if __name__ == "__main__":
         if args.empty_policy == "split":
             writer.add_scalar("assignment/splits", len(state.extra["splits"]), state.global_step)
         progress.update(args.batch_size)
-        progress.set_postfix(welfare=f"{train_welfare:.4f}", sps=sps, flips=flips, refresh=False)
+        shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
+        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)
 
         if run.eval_due(state):
             eval_start = time.time()

@@ -225,7 +225,8 @@ if __name__ == "__main__":
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
                                           clipfrac=float(np.mean(clipfracs)), flips=0, k=1)
         progress.update(args.batch_size)
-        progress.set_postfix(welfare=f"{train_welfare:.4f}", sps=sps, refresh=False)
+        shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
+        progress.set_postfix(train_welfare=shown, sps=sps, refresh=False)
         iterations_this_process += 1
         run.checkpoint(state, iterations_this_process, progress)
     progress.close()

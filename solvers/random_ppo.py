@@ -8,6 +8,7 @@ never changed. Policy p is trained on the mean advantage of its group's users.
 Run: ``python solvers/random_ppo.py --env-id rmdp/ResourceGathering-v0 --k 5 --total-timesteps 2000000``
 """
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -122,7 +123,8 @@ if __name__ == "__main__":
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
                                           clipfrac=float(np.mean(clipfracs)), flips=flips, k=k)
         progress.update(args.batch_size)
-        progress.set_postfix(welfare=f"{train_welfare:.4f}", sps=sps, flips=flips, refresh=False)
+        shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
+        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)
 
         if run.eval_due(state):
             eval_start = time.time()
