@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from typing import Any, Callable, Sequence
 
 import multiprocessing as mp
 import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 
 import numpy as np
 import gymnasium as gym
@@ -545,7 +547,18 @@ def start_forkserver(also: Sequence[str] = ()) -> None:
     """
     preload = [name for name in (*FORKSERVER_PRELOAD, *also) if name in sys.modules]
     mp.get_context("forkserver").set_forkserver_preload(preload)
-    multiprocessing.forkserver.ensure_running()
+    # The server and the resource tracker start with SIGINT ignored, which a new interpreter keeps (a blocked mask it
+    # does not: fork_exec clears it), and so do the workers the server forks: Ctrl-C is this process's to handle, and
+    # one that reached the server while it imported killed it ("Fatal Python error: init_import_site"). Only the main
+    # thread may set a handler; a Ctrl-C to this process in the moment of the two starts is lost.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def start_workers(ctx, target: Callable, worker_args: Sequence[tuple]) -> tuple[list, list]:
