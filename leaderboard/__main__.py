@@ -102,16 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("render", "verify", "unseen"):  # the board's envs (--envs': those) makeable here, said at once
         from leaderboard.storage import load_submissions  # noqa: PLC0415
         from rmdp_envs.registration import registered_id  # noqa: PLC0415
+        # a malformed submission (no benchmark or env id) is left to verify's schema check
         benchmarks = [sub.get("benchmark") for sub in load_submissions(board) if isinstance(sub, dict)]
-        held = {b.get("env_id") for b in benchmarks if isinstance(b, dict) and isinstance(b.get("env_id"), str)}
-        for env_id in sorted(e for e in held if not getattr(args, "envs", None) or e in args.envs):
+        on_board = {b.get("env_id") for b in benchmarks if isinstance(b, dict) and isinstance(b.get("env_id"), str)}
+        for env_id in sorted(e for e in on_board if not getattr(args, "envs", None) or e in args.envs):
             try:
                 registered_id(env_id, import_module=False)
-            except ValueError as e:  # a malformed submission is left to verify's schema check
+            except ValueError as e:
                 return _error(f"the board at {board} holds runs of {env_id!r}, which this process cannot make: {e}")
     if args.command in ("verify", "unseen") and args.envs:
-        from leaderboard.storage import load_submissions  # noqa: PLC0415
-        on_board = {sub["benchmark"]["env_id"] for sub in load_submissions(board)}
         missing = sorted(set(args.envs) - on_board)
         if missing:
             return _error(f"--envs {' '.join(missing)}: no submissions on the board at {board} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import functools
 import weakref
 from typing import Any, Callable, Hashable, Literal, get_args
@@ -113,6 +114,21 @@ def upper_welfare(env) -> dict[str, Any]:
         bound = round(per_step * spec.max_episode_steps, 6)
         return {"welfare": bound, "source": f"reward bound: {per_step:.3g} per step x {spec.max_episode_steps} steps"}
     return {"welfare": None, "source": "unknown"}
+
+
+def init_keyword_chain(cls: type) -> list[tuple[type, list[str]]]:
+    """The ``__init__`` methods a keyword given to ``cls(...)`` can reach, in MRO order: each class defining one and
+    its keyword names, up to the first without ``**kwargs`` (e.g. a speed task's mixin, then its Gymnasium robot,
+    then ``MujocoEnv``). What an env takes, for messages that name it."""
+    chain = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        chain.append((klass, [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]))
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return chain
 
 
 #: The seeds numpy and Gymnasium both take: ``np.random.seed`` stops at 2**32 - 1, ``reset(seed=...)`` at 0.

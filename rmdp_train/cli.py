@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import sys
@@ -11,7 +10,7 @@ from typing import Any, NoReturn
 import gymnasium as gym
 
 from rmdp_envs import check_k, make
-from rmdp_envs.core import check_seed
+from rmdp_envs.core import check_seed, init_keyword_chain
 
 
 def fail(message: str) -> NoReturn:
@@ -61,11 +60,10 @@ def _unaccepted_argument(env_id: str, name: str) -> str:
 def _keyword_arguments(env_class) -> list[str]:
     """What an environment class takes: its ``__init__``'s keyword arguments, the base class its ``**kwargs`` go
     to (the MuJoCo tasks pass theirs on to Gymnasium's), and ``gym.make``'s ``max_episode_steps``."""
-    inits = [cls for cls in env_class.__mro__ if "__init__" in vars(cls) and cls is not object]
-    parameters = list(inspect.signature(inits[0].__init__).parameters.values())[1:]
-    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    if any(p.kind == p.VAR_KEYWORD for p in parameters) and len(inits) > 1:
-        names.append(f"those of {inits[1].__module__}.{inits[1].__qualname__}")
+    chain = init_keyword_chain(env_class)
+    names = list(chain[0][1])
+    if len(chain) > 1:
+        names.append(f"those of {chain[1][0].__module__}.{chain[1][0].__qualname__}")
     return names + ["max_episode_steps"]
 
 

@@ -7,7 +7,6 @@ switched off as in the paper).
 
 from __future__ import annotations
 
-import inspect
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
@@ -23,7 +22,7 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from rmdp_envs.bounds import MAX_TENT_USERS, TENT_BINS, binned_tent_welfare_bound, tent_welfare_bound
 from rmdp_envs.rewards import TargetWindowReward, WindowRewards
-from rmdp_envs.core import NO_REWARD_VECTOR, derived, make_reward_space, resolve_population
+from rmdp_envs.core import NO_REWARD_VECTOR, derived, init_keyword_chain, make_reward_space, resolve_population
 from rmdp_envs.population import Population
 
 #: Per-step reward of a user whose target is met exactly; 1000 steps give at most 100.
@@ -82,14 +81,9 @@ class SpeedRewardMixin:
         """Refuse a keyword the robot does not take, naming what the task takes (Gymnasium's robot would name only
         its own base class's ``__init__``), and one that only weighs the robot's scalar reward, which the users'
         reward vector replaces: it would be accepted and change nothing."""
-        inits = [cls for cls in type(self).__mro__[1:] if "__init__" in vars(cls) and cls is not SpeedRewardMixin]
-        robot, takes = inits[0], []
-        for cls in inits:  # the robot's keywords, and those its **kwargs pass on (MujocoEnv's render_mode, ...)
-            parameters = inspect.signature(cls.__init__).parameters.values()
-            takes += [p.name for p in parameters if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                      and p.name not in takes]
-            if not any(p.kind == p.VAR_KEYWORD for p in parameters):
-                break
+        # after this mixin: the robot's keywords, and those its **kwargs pass on (MujocoEnv's render_mode, ...)
+        chain = [(cls, names) for cls, names in init_keyword_chain(type(self)) if cls is not SpeedRewardMixin]
+        robot, takes = chain[0][0], list(dict.fromkeys(name for _, names in chain for name in names))
         for name in kwargs:
             if name not in takes:
                 # not the reward weights (refused below) nor what the robot passes MujocoEnv itself
