@@ -25,7 +25,7 @@ import numpy as np
 from leaderboard.protocol import PROTOCOL
 from leaderboard.references import REFERENCE_FILE, ensure_references, k_bound
 from leaderboard.unseen import UNSEEN_POPULATION_SEED
-from leaderboard.stats import (CONFIDENCE, distinguishable, interval, iqm, mean, normalized,
+from leaderboard.stats import (CONFIDENCE, holm, improvement_p_value, interval, iqm, mean, normalized,
                                probability_of_improvement)
 from leaderboard.storage import PACKAGE_DIR, load_submissions
 from rmdp_envs.files import atomic_write_text
@@ -110,6 +110,9 @@ def collect(submissions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         varying = {solver: {field for field in ("commit", "config", "timesteps")
                             if len({r[field] or "" for r in out if r["solver"] == solver}) > 1}
                    for solver in ambiguous}
+        for solver in {r["solver"] for r in out} - ambiguous:  # one line must not join rows of different budgets
+            if len({r["timesteps"] for r in out if r["solver"] == solver}) > 1:
+                varying[solver] = {"timesteps"}
         for row in out:  # a solver's rows share a label (one line in the plot) unless some k has several
             row["label"] = _label(row, varying.get(row["solver"], set()))
         out.sort(key=lambda r: (r["k"], -r["mean_best"], r["label"], r["commit"] or "", r["config"], r["timesteps"]))
@@ -165,7 +168,15 @@ def unseen_cell(runs: list[dict]):
 
 
 def verdicts(board: dict[str, Any], digits: int) -> list[str]:
-    """Sentences: at each k, the best solver against each other (paired by seed), and the k = 1 noise floor."""
+    """Sentences: at each k, the solver with the highest mean against each other, and the k = 1 noise floor.
+
+    Each comparison uses the seeds both rows trained (:data:`MIN_VERDICT_SEEDS` at least) and shows the probability
+    of improvement with its interval; whether the two are told apart is the exact Mann-Whitney test of that
+    probability being 1/2, Holm-corrected over the comparisons made at that k (the leader is itself chosen by the
+    data, so without the correction five equal solvers would be told apart on about a third of boards:
+    ``benchmarks/results/verdict_errors.json``). The direction comes from the probability, not from which row leads:
+    a leader by mean whose runs lose most pairs is "worse".
+    """
     lines = []
     by_k: dict[int, list[dict]] = defaultdict(list)
     for row in board["rows"]:
@@ -174,25 +185,36 @@ def verdicts(board: dict[str, Any], digits: int) -> list[str]:
         rows = sorted(by_k[k], key=lambda r: -r["mean_best"])
         if len(rows) < 2:
             continue
-        best, parts = rows[0], []
+        best = rows[0]
+        tied = [r["label"] for r in rows if r["mean_best"] == best["mean_best"]]
+        parts, tests = [], []  # tests: (index into parts, p-value, probability of improvement, stem)
         for other in rows[1:]:
             seeds = sorted(set(best["seeds"]) & set(other["seeds"]))
-            if not seeds:  # nothing to pair (a probability over no pairs is NaN, with numpy's empty-mean warning)
-                parts.append(f"{other['label']}: no paired seeds (seeds {_seed_list(other['seeds'])} against "
+            if not seeds:  # nothing to compare like for like (a probability over no pairs is NaN)
+                parts.append(f"{other['label']}: no shared seeds (seeds {_seed_list(other['seeds'])} against "
                              f"{_seed_list(best['seeds'])})")
                 continue
             x = [r["best_welfare"] for r in best["runs"] if r["seed"] in seeds]
             y = [r["best_welfare"] for r in other["runs"] if r["seed"] in seeds]
             poi = probability_of_improvement(x, y)
             ci = "" if poi[1] is None else f" [{poi[1]:.2f}, {poi[2]:.2f}]"
-            if len(seeds) < MIN_VERDICT_SEEDS:  # a bootstrap over 3 seeds can look certain and mean nothing
-                verdict = f"too few paired seeds to tell (need {MIN_VERDICT_SEEDS})"
+            stem = f"P(improvement) = {poi[0]:.2f}{ci}"
+            if len(seeds) < MIN_VERDICT_SEEDS:  # a test over 3 seeds a side cannot reach 5% at all
+                parts.append(f"{other['label']}: too few shared seeds to tell (need {MIN_VERDICT_SEEDS}) ({stem}, "
+                             f"{len(seeds)} shared seeds)")
             elif x == y:
-                verdict = "identical (the same score on every seed)"
+                parts.append(f"{other['label']}: identical (the same score on every seed) ({stem}, {len(seeds)} shared seeds)")
             else:
-                verdict = "better" if distinguishable(poi) else "not distinguishable"
-            parts.append(f"{other['label']}: {verdict} (P(improvement) = {poi[0]:.2f}{ci}, {len(seeds)} paired seeds)")
-        lines.append(f"k = {k}: {best['label']} has the highest mean; against " + "; ".join(parts) + ".")
+                tests.append((len(parts), improvement_p_value(x, y), poi[0], f"{stem}, {{p}}, {len(seeds)} shared seeds"))
+                parts.append(other["label"])
+        told_apart = holm([p for _, p, _, _ in tests])
+        for (i, p, probability, stem), apart in zip(tests, told_apart):
+            verdict = ("better" if probability > 0.5 else "worse") if apart else "not distinguishable"
+            shown = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+            parts[i] = f"{parts[i]}: {verdict} ({stem.format(p=shown + ' before Holm')})"
+        lead = (f"{', '.join(tied[:-1])} and {tied[-1]} tie for the highest mean" if len(tied) > 1
+                else f"{best['label']} has the highest mean")
+        lines.append(f"k = {k}: {lead}; against " + "; ".join(parts) + ".")
     same = [r for r in by_k.get(1, []) if r["solver"] in SAME_AT_K1]
     if len(same) >= 2:
         means = [r["mean_best"] for r in same]
@@ -319,28 +341,46 @@ def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
     return svg
 
 
-def profile_plot(boards: dict[str, dict[str, Any]]) -> str | None:
-    """Performance profile across the current protocol's benchmarks and budgets: for each solver, the
-    fraction of its runs whose normalized score (of W_k) is at least tau."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+def profile_cells(boards: dict[str, dict[str, Any]]) -> tuple[list[tuple[str, int]], dict[str, dict]]:
+    """The (benchmark, k) cells of the current protocol that every solver on the board ran, and per solver and cell
+    the normalized scores of its runs there.
 
-    scores: dict[str, list[float]] = defaultdict(list)
-    for bd in boards.values():
+    Why only shared cells: pooled over whatever each solver ran, a profile ranks the benchmarks each solver was run
+    on (a solver seen only on tasks with a loose W_k bound scores low everywhere), not the solvers.
+    """
+    scores: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(lambda: defaultdict(list))
+    for key, bd in boards.items():
         if bd["protocol"] != PROTOCOL.version:
             continue
         for row in bd["rows"]:
-            scores[row["solver"]] += [v for v in row["normalized_runs"] if v is not None]
-    if not scores:
+            values = [v for v in row["normalized_runs"] if v is not None]
+            if values:
+                scores[row["solver"]][(bd["benchmark"]["env_id"], row["k"])] += values
+    shared = sorted(set.intersection(*(set(cells) for cells in scores.values()))) if scores else []
+    return shared, scores
+
+
+def profile_plot(boards: dict[str, dict[str, Any]]) -> str | None:
+    """Performance profile over the (benchmark, k) cells every solver ran (:func:`profile_cells`): for each solver,
+    the fraction of runs whose normalized score (of W_k) is at least tau, each cell weighted equally (a cell of 10
+    seeds counts as much as one of 5)."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    shared, scores = profile_cells(boards)
+    if not shared:
         return None
     taus = np.linspace(0.0, 1.0, 101)
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
     for i, (color, solver) in enumerate(zip(_colors(len(scores)), sorted(scores))):
-        values = np.asarray(scores[solver])
-        ax.plot(taus, [(values >= t).mean() for t in taus], color=color, linestyle=LINESTYLES[i % len(LINESTYLES)],
-                label=f"{solver} ({values.size} runs)")
+        cells = [np.asarray(scores[solver][cell]) for cell in shared]
+        fraction = [np.mean([(values >= t).mean() for values in cells]) for t in taus]
+        runs = sum(values.size for values in cells)
+        ax.plot(taus, fraction, color=color, linestyle=LINESTYLES[i % len(LINESTYLES)], label=f"{solver} ({runs} runs)")
     ax.set_xlabel("tau (normalized welfare: 0 = random policy, 1 = W_k)")
     ax.set_ylabel("fraction of runs with score >= tau")
-    ax.set_title(f"Performance profile, all benchmarks and k (protocol {PROTOCOL.version})")
+    names = sorted({env_id.split("/", 1)[1] for env_id, _ in shared})
+    ax.set_title(f"Performance profile, {len(shared)} cells every solver ran (protocol {PROTOCOL.version})\n"
+                 f"{', '.join(names)}; each cell weighted equally", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
     svg = _svg(fig)
     plt.close(fig)
@@ -442,9 +482,13 @@ def _protocol_text() -> str:
             f"interquartile mean (IQM) over training seeds with {CONFIDENCE:.0%} bootstrap intervals (scipy), clipped to "
             "[0, W_k]. **Normalized** = (W - W_random) / (W_k - W_random), where W_k is the most k policies can reach "
             f"(exact or a certified upper bound, per benchmark and k, with its derivation in [`{REFERENCE_FILE}`]({REFERENCE_FILE})). "
-            "Under each table, verdicts compare the best solver at each k with every other by the probability of "
-            "improvement (paired seeds, bootstrap interval); an interval containing 0.5 means the two cannot be told "
-            f"apart. A claimed welfare must match the re-evaluation within {p.tolerance.describe()} on environments with "
+            "Under each table, verdicts compare the solver with the highest mean at each k with every other on the seeds "
+            "both trained: the probability of improvement (P(X > Y) + P(X = Y)/2 over all pairs of runs) with a "
+            "bootstrap interval that resamples each solver's runs on its own, and \"better\" or \"worse\" only where the "
+            "exact Mann-Whitney test of that probability being 0.5 rejects at 5% after Holm's correction over that k's "
+            "comparisons (p shown before the correction); otherwise \"not distinguishable\". With 5 seeds a side only "
+            "runs that do not overlap at all can be told apart, and a 95% percentile interval over 5 seeds covers the "
+            "truth less often than 95% ([`verdict_errors.json`](../benchmarks/results/verdict_errors.json)). A claimed welfare must match the re-evaluation within {p.tolerance.describe()} on environments with "
             f"exactly repeatable evaluation and {p.chaotic_tolerance.describe()} on chaotic ones (MuJoCo). Rows of "
             "protocol v1 (users picked and were scored on the same 10 episodes from seed 10000) are archived below the "
             "current ones and never pooled with them.")

@@ -6,14 +6,21 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from leaderboard.protocol import PROTOCOL
 from leaderboard.scoring import score
 from leaderboard.unseen import score_unseen
 from leaderboard.storage import load_submissions, sha256_file, submissions_dir
 from leaderboard.submit import schema_errors
 
-SCORED_COLUMNS = ("best_welfare", "welfare", "unseen_welfare")
+SCORED_COLUMNS = ("best_welfare", "welfare", "egalitarian_welfare", "unseen_welfare")
 """A run's stored numbers that ``verify`` re-scores (``unseen_welfare`` only where the run stores one)."""
+
+#: What the board draws from besides those numbers ("worst-off user", "policies serving users", the assignment
+#: plots): re-scored too, the utilities within the env's tolerance, the users' picks exactly where evaluation is
+#: exactly repeatable (on chaotic dynamics a user nearly tied between two policies may pick the other).
+SCORED_ARRAYS = ("utility", "deployed_assignment")
 
 
 def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] | None = None,
@@ -63,22 +70,42 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
         for (sub, run, _), rescored in zip(jobs, outcomes):
             tol = PROTOCOL.tolerance_for(sub["benchmark"]["env_id"])
             for name in SCORED_COLUMNS:
-                if name == "unseen_welfare" and run.get(name) is None:
-                    continue
+                if name != "best_welfare" and name != "welfare" and run.get(name) is None:
+                    continue  # unseen_welfare where the run has none; rows stored before a column was recorded
                 value = rescored[name]
                 if value is None or not tol.ok(run[name], value):
                     shown = "None" if value is None else f"{value:.6g}"
                     problems.append(f"{sub['id']} seed {run['seed']}: stored {name} {run[name]:.6g}, "
                                     f"re-evaluation {shown}")
+            problems += _array_problems(sub, run, rescored, tol, exact=tol == PROTOCOL.tolerance)
             if report is not None:
                 report.append({"id": sub["id"], "env_id": sub["benchmark"]["env_id"], "solver": sub["solver"]["name"],
                                "k": sub["k"], "seed": run["seed"],
-                               **{f"stored_{name}": run.get(name) for name in rescored},
-                               **{f"reevaluated_{name}": value for name, value in rescored.items()}})
+                               **{f"stored_{name}": run.get(name) for name in SCORED_COLUMNS},
+                               **{f"reevaluated_{name}": rescored[name] for name in SCORED_COLUMNS}})
             log(f"checked {sub['id']} seed {run['seed']}")
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    return problems
+
+
+def _array_problems(sub: dict, run: dict, rescored: dict, tol, exact: bool) -> list[str]:
+    """The stored utilities and picks against the re-scored ones (:data:`SCORED_ARRAYS`; absent in old rows)."""
+    where, problems = f"{sub['id']} seed {run['seed']}", []
+    if run.get("utility") is not None:
+        stored, again = np.asarray(run["utility"], dtype=np.float64), np.asarray(rescored["utility"], dtype=np.float64)
+        if stored.shape != again.shape:
+            problems.append(f"{where}: stored utility has shape {stored.shape}, re-evaluation {again.shape}")
+        else:
+            off = np.abs(stored - again) > tol.atol + tol.rtol * np.abs(again)
+            if off.any():
+                p, i = map(int, np.argwhere(off)[0])
+                problems.append(f"{where}: stored utility of user {i} under policy {p} {stored[p, i]:.6g}, "
+                                f"re-evaluation {again[p, i]:.6g} ({int(off.sum())} entries off)")
+    if exact and run.get("deployed_assignment") is not None and list(run["deployed_assignment"]) != rescored["deployed_assignment"]:
+        moved = sum(a != b for a, b in zip(run["deployed_assignment"], rescored["deployed_assignment"]))
+        problems.append(f"{where}: stored deployed_assignment differs from the re-evaluated picks ({moved} users)")
     return problems
 
 
@@ -104,9 +131,9 @@ def _rescore(job: tuple[dict, dict, Path]) -> dict:
 def rescore_run(sub: dict, run: dict, folder: Path) -> dict:
     """One stored run's board numbers re-evaluated from its saved policies under the protocol it was scored with.
 
-    ``{"best_welfare", "welfare", "unseen_welfare"}`` (the last None where the run stores none): what
-    ``verify`` compares with the stored columns, and what ``benchmarks/reevaluation.py`` measures the
-    protocol's tolerances with.
+    :data:`SCORED_COLUMNS` (``unseen_welfare`` None where the run stores none) and :data:`SCORED_ARRAYS`: what
+    ``verify`` compares with the stored run, and what ``benchmarks/reevaluation.py`` measures the protocol's
+    tolerances with.
     """
     from rmdp_envs import load_policies  # noqa: PLC0415
 
@@ -115,4 +142,5 @@ def rescore_run(sub: dict, run: dict, folder: Path) -> dict:
     scored = score(b["env_id"], b["env_kwargs"], policies, sub["k"], proto, run["assignment"])
     unseen = (score_unseen(b["env_id"], b["env_kwargs"], policies, sub["k"], proto)
               if run.get("unseen_welfare") is not None else None)
-    return {"best_welfare": scored["best_welfare"], "welfare": scored["welfare"], "unseen_welfare": unseen}
+    return {**{name: scored[name] for name in ("best_welfare", "welfare", "egalitarian_welfare", *SCORED_ARRAYS)},
+            "unseen_welfare": unseen}

@@ -1,12 +1,13 @@
-"""Compare two solvers of the board head to head: per benchmark and k, paired by seed (protocol v2).
+"""Compare two solvers of the board head to head: per benchmark, k and budget, on the seeds both trained (protocol v2).
 
 The rendered board compares every solver with the top one only; this answers a question such as
-"where does the policy family beat EM?" with the same statistics (mean with a bootstrap interval,
-probability of improvement with a paired bootstrap interval, ``leaderboard.stats``).
+"where does the policy family beat EM?" with the board's statistics (``leaderboard.stats``): mean with a
+bootstrap interval, the probability of improvement over all pairs of runs with an interval that resamples each
+solver on its own, and the exact Mann-Whitney test, Holm-corrected over each benchmark's rows (its budgets k are questions asked of one
+table at once; across benchmarks, as on the board, each benchmark is its own table).
 
     python scripts/pairwise.py family em [--out leaderboard/family_vs_em.md]
 """
-
 from __future__ import annotations
 
 import argparse
@@ -15,39 +16,55 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from leaderboard.render import _ci  # noqa: E402  (the board's own "point [lo, hi]" format)
-from leaderboard.stats import distinguishable, interval, probability_of_improvement  # noqa: E402
+from leaderboard.render import MIN_VERDICT_SEEDS, _ci  # noqa: E402  (the board's own "point [lo, hi]" format)
+from leaderboard.stats import holm, improvement_p_value, interval, probability_of_improvement  # noqa: E402
 from leaderboard.storage import board_dir, load_submissions  # noqa: E402
 
 
 def pairwise(a: str, b: str, board: Path, version: str = "v2") -> str:
-    runs: dict[tuple, dict[str, dict[int, float]]] = defaultdict(dict)
-    commits: dict[tuple, dict[str, str]] = defaultdict(dict)
+    runs: dict[tuple, dict[str, dict[tuple, dict[int, float]]]] = defaultdict(lambda: defaultdict(dict))
     for sub in load_submissions(board):
         if sub["protocol"]["version"] != version or sub["solver"]["name"] not in (a, b):
             continue
         key = (sub["benchmark"]["env_id"], sub["benchmark"]["key"], sub["k"], sub["runs"][0]["total_timesteps"])
-        runs[key].setdefault(sub["solver"]["name"], {}).update({r["seed"]: r["best_welfare"] for r in sub["runs"]})
-        commits[key][sub["solver"]["name"]] = sub["solver"]["commit"][:7]
-    lines = [f"# {a} against {b}, head to head (protocol {version}, paired by seed)", "",
+        setting = (sub["solver"]["commit"][:7], sub["solver"]["config"])  # never pool two configurations' seeds
+        runs[key][sub["solver"]["name"]].setdefault(setting, {}).update({r["seed"]: r["best_welfare"] for r in sub["runs"]})
+    lines = [f"# {a} against {b}, head to head (protocol {version}, the seeds both trained)", "",
              f"`python scripts/pairwise.py {a} {b}`: welfare (the board's number) as mean [95% bootstrap CI]; "
-             f"P({a} > {b}) with a paired bootstrap interval; 'yes'/'no' where the interval excludes 1/2, "
-             "'not distinguishable' otherwise.", "",
-             f"| benchmark | k | transitions | seeds | {a} | {b} | P({a} > {b}) | {a} better? | commits ({a} / {b}) |",
-             "|---|---:|---:|---|---:|---:|---:|---|---|"]
+             f"P({a} > {b}) over all pairs of runs, with a bootstrap interval that resamples each solver on its own; "
+             f"'yes' / 'no' where the exact Mann-Whitney test rejects P = 1/2 at 5% after Holm's correction over the "
+             f"benchmark's rows (p before the correction), 'not distinguishable' otherwise; no verdict under "
+             f"{MIN_VERDICT_SEEDS} shared seeds. A solver with several configurations at one cell gets a row for each.",
+             "", f"| benchmark | k | transitions | seeds | {a} | {b} | P({a} > {b}) | p | {a} better? | commit, config ({a} / {b}) |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---|---|"]
+    rows, tests = [], []
     for key in sorted(runs):
-        pair = runs[key]
-        if a not in pair or b not in pair:
-            continue
-        seeds = sorted(set(pair[a]) & set(pair[b]))
-        x, y = [pair[a][s] for s in seeds], [pair[b][s] for s in seeds]
-        poi = probability_of_improvement(x, y)
-        verdict = ("yes" if poi[1] > 0.5 else "no") if distinguishable(poi) else "not distinguishable"
-        env_id, bench, k, steps = key
-        lines.append(f"| {env_id} ({bench}) | {k} | {steps:,} | {len(seeds)} ({seeds[0]}-{seeds[-1]}) | "
-                     f"{_ci(interval(x, low=0.0), 2)} | {_ci(interval(y, low=0.0), 2)} | {_ci(poi, 2)} | {verdict} | "
-                     f"{commits[key][a]} / {commits[key][b]} |")
-    return "\n".join(lines) + "\n"
+        for set_a, pa in sorted(runs[key].get(a, {}).items()):
+            for set_b, pb in sorted(runs[key].get(b, {}).items()):
+                seeds = sorted(set(pa) & set(pb))
+                env_id, bench, k, steps = key
+                head = f"| {env_id} ({bench}) | {k} | {steps:,} |"
+                tail = f"{set_a[0]} {set_a[1]} / {set_b[0]} {set_b[1]} |"
+                if not seeds:
+                    rows.append(f"{head} none shared ({a}: {len(pa)}, {b}: {len(pb)}) | | | | | no shared seeds | {tail}")
+                    continue
+                x, y = [pa[s] for s in seeds], [pb[s] for s in seeds]
+                poi = probability_of_improvement(x, y)
+                cells = (f"{head} {len(seeds)} ({seeds[0]}-{seeds[-1]}) | {_ci(interval(x, low=0.0), 2)} | "
+                         f"{_ci(interval(y, low=0.0), 2)} | {_ci(poi, 2)} |")
+                if len(seeds) < MIN_VERDICT_SEEDS:
+                    rows.append(f"{cells} | too few shared seeds | {tail}")
+                    continue
+                p = improvement_p_value(x, y)
+                tests.append((len(rows), p, poi[0], env_id))
+                rows.append((cells, p, tail))
+    for env_id in {test[3] for test in tests}:
+        mine = [test for test in tests if test[3] == env_id]
+        for (i, p, probability, _), apart in zip(mine, holm([test[1] for test in mine])):
+            cells, _, tail = rows[i]
+            verdict = ("yes" if probability > 0.5 else "no") if apart else "not distinguishable"
+            rows[i] = f"{cells} {p:.3f} | {verdict} | {tail}"
+    return "\n".join(lines + rows) + "\n"
 
 
 def main() -> None:

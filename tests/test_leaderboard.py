@@ -23,8 +23,8 @@ from leaderboard import __main__ as cli
 from leaderboard.protocol import PROTOCOL
 from leaderboard.references import upper_welfare
 from leaderboard.render import collect, render, serving_cell, serving_policies, welfare_plot
-from leaderboard.stats import (distinguishable, interval, iqm, mean, normalized, probability_of_improvement,
-                               relative_difference)
+from leaderboard.stats import (holm, improvement_p_value, interval, iqm, mean, normalized,
+                               probability_of_improvement, relative_difference)
 from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
 from leaderboard.submit import SubmissionError, schema_errors, submit
 from leaderboard.sweep import TASK_FILE, Task, resumable_run, sweep
@@ -251,18 +251,35 @@ def test_intervals_are_bootstrap_and_clipped_to_what_is_possible():
     assert interval([1.0, 2.0, 3.0, 4.0, 100.0], iqm)[0] == pytest.approx(3.0)  # the outlier is trimmed
     assert interval([1.0, 2.0, 3.0, 4.0], mean, 0.0, 2.6)[2] <= 2.6
     assert interval([1.0, 2.0, 3.0, 4.0], mean) == interval([1.0, 2.0, 3.0, 4.0], mean)  # fixed random state
+    point, lo, hi = interval([0.99, 1.0, 1.1, 1.2, 1.05], mean, 0.0, 1.0)  # a seed beyond the bound stays visible
+    assert point == pytest.approx(1.068) and lo == hi == 1.0
     assert normalized(0.5, 0.0, 1.0) == 0.5
     assert normalized(0.1, 0.1, 0.9356) == 0.0
     assert normalized(1.0, 1.0, 1.0) is None
 
 
-def test_probability_of_improvement_is_paired_and_tells_apart_only_clear_gaps():
-    x, y = [0.9, 0.91, 0.92, 0.93, 0.94, 0.95], [0.5, 0.52, 0.51, 0.53, 0.5, 0.49]
-    poi = probability_of_improvement(x, y)
-    assert poi[0] == 1.0 and distinguishable(poi)
-    same = probability_of_improvement(x, list(reversed(x)))
-    assert same[0] == pytest.approx(0.5) and not distinguishable(same)
+def test_probability_of_improvement_does_not_depend_on_seed_labels_and_its_test_tells_apart_only_clear_gaps():
+    """All pairs of runs are compared, so reordering one solver's runs (other seed numbers) changes neither the
+    probability nor its interval (a paired bootstrap gave [0.60, 0.84] or [0.04, 1.00] for these runs); the verdict
+    is the exact Mann-Whitney test, which complete separation of 5 runs a side passes (p = 2/252) and a gap that
+    reordering can hide does not."""
+    x, y = [5.0, 6.0, 7.0, 8.0, 9.0], [4.0, 5.5, 6.5, 7.5, 8.5]
+    assert probability_of_improvement(x, y) == probability_of_improvement(x, y[::-1])
+    assert probability_of_improvement(x, y)[0] == pytest.approx(0.6)
+    assert improvement_p_value(x, y) == pytest.approx(0.690, abs=1e-3)
+    a, b = [0.9, 0.91, 0.92, 0.93, 0.94], [0.5, 0.52, 0.51, 0.53, 0.49]
+    assert probability_of_improvement(a, b)[0] == 1.0 and improvement_p_value(a, b) == pytest.approx(2 / 252)
+    assert improvement_p_value(a, a[::-1]) == 1.0
     assert probability_of_improvement([1.0], [0.0])[1] is None
+    assert probability_of_improvement([1.0, 2.0, 3.0], [0.0, 0.5])[1] is not None  # sizes may differ
+    tied = improvement_p_value([0.2274] * 8 + [0.3, 0.3], [0.2274] * 10)  # tabular ties: a permutation p-value
+    assert 0.0 < tied < 1.0 and tied == improvement_p_value([0.2274] * 8 + [0.3, 0.3], [0.2274] * 10)
+
+
+def test_holm_controls_the_family_of_comparisons():
+    assert holm([0.01, 0.04, 0.03, 0.5]) == [True, False, False, False]  # 0.03 > 0.05 / 3 after the first
+    assert holm([0.008, 0.008, 0.016, 0.056]) == [True, True, True, False]
+    assert holm([]) == []
 
 
 def test_relative_difference_is_a_ratio_of_means_with_an_unpaired_interval():
@@ -753,24 +770,51 @@ def test_an_unfinished_run_is_refused_as_unfinished(tmp_path, board):
             submit([run_dir], board, log=QUIET)
 
 
-def test_verdicts_pair_seeds_and_say_when_there_are_none():
-    """Rows of one k whose seeds do not overlap (e.g. a solver's rows at two budgets) get 'no paired seeds', not a
-    NaN probability and numpy's empty-mean warning; overlapping seeds are compared seed by seed."""
+def test_verdicts_use_shared_seeds_and_say_when_there_are_none():
+    """Rows of one k whose seeds do not overlap (e.g. a solver's rows at two budgets) get 'no shared seeds', not a
+    NaN probability and numpy's empty-mean warning; overlapping seeds are compared on the seeds both trained."""
     import warnings
     from leaderboard.render import verdicts
 
-    def row(label, seeds, welfare):
-        runs = [{"seed": s, "best_welfare": w} for s, w in zip(seeds, welfare)]
-        return {"k": 2, "label": label, "solver": label, "seeds": list(seeds), "runs": runs,
-                "mean_best": float(np.mean(welfare))}
-
-    board = {"rows": [row("em", range(5), [5.0, 5.1, 5.2, 5.3, 5.4]), row("random", range(5), [1.0, 1.1, 1.2, 1.3, 1.4]),
-                      row("em (other budget)", range(5, 10), [3.0] * 5)]}
+    board = {"rows": [_verdict_row("em", range(5), [5.0, 5.1, 5.2, 5.3, 5.4]),
+                      _verdict_row("random", range(5), [1.0, 1.1, 1.2, 1.3, 1.4]),
+                      _verdict_row("em (other budget)", range(5, 10), [3.0] * 5)]}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         (line,) = verdicts(board, 2)
-    assert "random: better (P(improvement) = 1.00" in line and "5 paired seeds" in line
-    assert "em (other budget): no paired seeds (seeds 5, 6, 7, 8, 9 against 0, 1, 2, 3, 4)" in line and "nan" not in line
+    assert "random: better (P(improvement) = 1.00" in line and "5 shared seeds" in line
+    assert "em (other budget): no shared seeds (seeds 5, 6, 7, 8, 9 against 0, 1, 2, 3, 4)" in line and "nan" not in line
+
+
+def _verdict_row(label, seeds, welfare):
+    runs = [{"seed": s, "best_welfare": w} for s, w in zip(seeds, welfare)]
+    return {"k": 2, "label": label, "solver": label, "seeds": list(seeds), "runs": runs, "mean_best": float(np.mean(welfare))}
+
+
+def test_verdicts_take_their_direction_from_the_runs_and_correct_for_the_comparisons_made():
+    """A leader by mean whose runs lose most pairs (one lucky seed) is called worse, never better; a gap that one
+    comparison alone would pass is not distinguishable once Holm counts the leader's other comparisons; exact ties
+    at the top are said to be ties."""
+    from leaderboard.render import verdicts
+
+    lucky = _verdict_row("lucky", range(10), [100.0] + [1.0] * 9)
+    steady = _verdict_row("steady", range(10), [2.0 + 0.1 * i for i in range(10)])
+    (line,) = verdicts({"rows": [lucky, steady]}, 2)
+    assert line.startswith("k = 2: lucky has the highest mean") and "steady: worse (P(improvement) = 0.10" in line
+    assert "better" not in line
+
+    lead = _verdict_row("lead", range(5), [10.0, 10.1, 10.2, 10.3, 10.4])
+    near = _verdict_row("near", range(5), [9.0, 9.1, 9.2, 9.3, 10.05])  # loses one pair of 25: p = 0.016 alone
+    others = [_verdict_row(f"same{i}", range(5), [9.95 + 0.1 * j for j in range(5)]) for i in range(3)]
+    assert improvement_p_value([r["best_welfare"] for r in lead["runs"]], [r["best_welfare"] for r in near["runs"]]) < 0.05
+    (line,) = verdicts({"rows": [lead, near]}, 2)
+    assert "near: better" in line  # alone, the one comparison passes
+    (line,) = verdicts({"rows": [lead, near, *others]}, 2)
+    assert line.startswith("k = 2: lead has the highest mean") and "near: not distinguishable" in line
+
+    tie = [_verdict_row(name, range(5), [1.0] * 5) for name in ("a", "b", "c")]
+    (line,) = verdicts({"rows": tie}, 2)
+    assert line.startswith("k = 2: a, b and c tie for the highest mean") and "identical" in line
 
 
 def test_an_rmdp_of_your_own_trains_submits_and_verifies_through_its_module(tmp_path, board, monkeypatch):
