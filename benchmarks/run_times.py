@@ -87,13 +87,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shown(board: Path) -> str:
+    """The board's folder relative to the repository where it lies inside (the same file from any checkout)."""
+    try:
+        return board.resolve().relative_to(ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(board)
+
+
 def main(args: Args) -> None:
     board = board_dir(args.board_dir)
     submissions = load_submissions(board)
     if not submissions:
         sys.exit(f"error: no submissions in {board}: nothing to time")
     rows = run_times(submissions)
-    report = {"what": __doc__.split("\n\n")[1].replace("\n", " "), "board": str(board), "commit": git_commit(ROOT),
+    report = {"what": __doc__.split("\n\n")[1].replace("\n", " "), "board": _shown(board), "commit": git_commit(ROOT),
               "tasks": per_task(rows), "rows": rows}
     out = Path(args.out)
     atomic_write_json(out / "run_times.json", report)

@@ -165,6 +165,30 @@ def small_population_case(report: dict, args: "Args", case: str, setup, about: d
             "question": question}
 
 
+def check_args(args: Args) -> None:
+    """One ``error:`` line for flags no run could use (each case would otherwise record failed runs)."""
+    from rmdp_envs.files import writable_place  # noqa: PLC0415
+    from rmdp_envs.registration import registered_id  # noqa: PLC0415
+
+    try:
+        registered_id(args.env_id)
+    except ValueError as e:
+        sys.exit(f"error: --env-id: {e}")
+    if not 1 <= args.k <= 100:
+        sys.exit(f"error: --k must lie in [1, 100] (the smallest population here has 100 users), got {args.k}")
+    for name in ("throughput_timesteps", "million_timesteps", "welfare_timesteps"):
+        if getattr(args, name) < 1:
+            sys.exit(f"error: --{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.seed < 0 or not args.welfare_seeds or min(args.welfare_seeds) < 0:
+        sys.exit(f"error: --seed and --welfare-seeds must be integers >= 0 (at least one welfare seed), got "
+                 f"{args.seed} and {args.welfare_seeds}")
+    if args.num_workers < 0:
+        sys.exit(f"error: --num-workers must be >= 0, got {args.num_workers}")
+    why = writable_place(args.out, folder=True)
+    if why:
+        sys.exit(f"error: --out {args.out}: {why}")
+
+
 def main(args: Args) -> None:
     unknown = set(args.cases) - set(CASES)
     if unknown:
@@ -174,12 +198,18 @@ def main(args: Args) -> None:
                  f"run {args.env_id} with the throughput, million and refusal cases")
     out = Path(args.out)
     path = out / "scale.json"
-    report = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        report = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {path} is not readable JSON ({e}); move it aside or choose another --out")
+    if not isinstance(report, dict):
+        sys.exit(f"error: {path} holds a JSON {type(report).__name__}, not scale.py's report; choose another --out")
     if args.render_only:
         if not report:
-            sys.exit(f"error: --render-only needs {path}, which does not exist")
+            sys.exit(f"error: --render-only needs the cases of {path}, which {'is empty' if path.is_file() else 'does not exist'}")
         write_views(report, out)
         return
+    check_args(args)  # before any run: a bad flag must not become a row of failed runs in the committed files
     for case in CASES:  # cases kept from an earlier run keep that run's provenance
         if case in report:
             report[case].setdefault("provenance", {key: report.get(key) for key in ("machine", "commit", "versions")})
@@ -233,11 +263,17 @@ def main(args: Args) -> None:
         row = run_em(10**9, args.k, 100_000, args.seed, args.num_workers, env_id=args.env_id)
         report["refusal"] = {"row": row, "target": "exits at once with one error: line"}
         print(json.dumps(report["refusal"], indent=1))
+    failed = [f"{case}: n = {r['n']}, seed {r.get('seed')}: exit {r['returncode']} {' '.join(r.get('stderr', []))[:200]}"
+              for case in args.cases if case != "refusal" and case in report
+              for r in (report[case]["rows"] if "rows" in report[case] else [report[case]["row"]])
+              if r.get("returncode") != 0 and r.get("seed", args.seed) in {args.seed, *args.welfare_seeds}]
     for case in args.cases:
         report[case]["provenance"] = provenance
     atomic_write_json(path, report)
     print(f"wrote {path}")
     write_views(report, out)
+    if failed:  # the flags were checked first, so a failure is a finding: recorded, and said by the exit status
+        sys.exit("error: runs failed (recorded as such in scale.json):\n  " + "\n  ".join(failed))
 
 
 def write_views(report: dict, out: Path) -> None:

@@ -80,8 +80,9 @@ def markdown(rows: list[dict], files: list[dict]) -> str:
 def main(args: Args) -> None:
     missing = [folder for folder in args.folders if not (Path(folder) / "solver_speed.json").is_file()]
     if missing or not args.folders:
-        raise SystemExit("error: each folder must hold a solver_speed.json (solver_speed.py --out FOLDER); "
-                         + (f"none in {', '.join(missing)}" if missing else "no folder named"))
+        raise SystemExit("error: name the folders of solver_speed.py runs, one per seed (solver_speed.py --seed S --out "
+                         "FOLDER), e.g. benchmarks/results/solver_speed_seeds/seed_*; "
+                         + (f"no solver_speed.json in {', '.join(missing)}" if missing else "none was named"))
     files = [json.loads((Path(folder) / "solver_speed.json").read_text()) for folder in args.folders]
     rows = summarize(files)
     out = Path(args.out)

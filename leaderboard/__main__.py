@@ -29,6 +29,28 @@ def _error(message: str) -> int:
     return 2
 
 
+def _malformed_submission(board: Path) -> str | None:
+    """The first stored submission of ``board`` that is not readable JSON or breaks the schema, said in one line: the
+    board's commands read every submission, and one of them (a hand edit, a truncated file) gave a traceback."""
+    from leaderboard.storage import BoardError, read_submission, submission_folders  # noqa: PLC0415
+    from leaderboard.submit import schema_errors  # noqa: PLC0415
+
+    problems: list[str] = []
+    for folder in submission_folders(board):
+        try:
+            errors = schema_errors(read_submission(folder))
+        except BoardError as e:
+            problems.append(str(e))
+            continue
+        if errors:
+            problems.append(f"{folder.name}: schema violation " + "; ".join(errors))
+    if not problems:
+        return None
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (f"the board at {board} holds a malformed submission: {problems[0]}{more}; "
+            f"`python -m leaderboard verify{board_flag(board)}` lists every problem")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leaderboard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--envs", nargs="+", required=True, help="env ids, e.g. rmdp/ResourceGathering-v0")
     p.add_argument("--solvers", nargs="+", required=True, help="solver file names in solvers/, e.g. em_ppo e2e_ppo")
     p.add_argument("--k", nargs="+", type=int, required=True, help="budgets of policies")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     p.add_argument("--total-timesteps", type=int, required=True, help="transitions per run")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local: a pool of solver processes on this machine; ray: tasks on a Ray cluster")
@@ -81,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--population", default=None, help="population sampler, passed to the solvers")
     p.add_argument("--population-seed", type=int, default=None, help="passed to the solvers")
     p.add_argument("--solver-args", default="", help="more solver flags, one quoted string")
-    p.add_argument("--timeout", type=float, default=None, help="seconds before a run counts as failed")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds before a run counts as failed (default: no limit)")
     p.add_argument("--no-submit", action="store_true", help="only run; do not submit")
     p.add_argument("--dry-run", action="store_true",
                    help="check the grid and say what would run (finished, to resume, to start), its first command and "
@@ -99,11 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("render", "verify", "unseen") and not (board / "submissions").is_dir():
         return _error(f"no board at {board}: it has no submissions/ folder (`python -m leaderboard submit RUN_DIR "
                       "--board-dir ...` starts one)")
+    if args.command != "verify":  # a malformed stored submission, said at once (verify reports them among the rest)
+        malformed = _malformed_submission(board)
+        if malformed:
+            return _error(malformed)
     if args.command in ("render", "verify", "unseen"):  # the board's envs (--envs': those) makeable here, said at once
         from leaderboard.storage import load_submissions  # noqa: PLC0415
         from rmdp_envs.registration import registered_id  # noqa: PLC0415
         # a malformed submission (no benchmark or env id) is left to verify's schema check
-        benchmarks = [sub.get("benchmark") for sub in load_submissions(board) if isinstance(sub, dict)]
+        benchmarks = [sub.get("benchmark") for sub in load_submissions(board, []) if isinstance(sub, dict)]
         on_board = {b.get("env_id") for b in benchmarks if isinstance(b, dict) and isinstance(b.get("env_id"), str)}
         for env_id in sorted(e for e in on_board if not getattr(args, "envs", None) or e in args.envs):
             try:

@@ -334,7 +334,10 @@ def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
     ax.set_xticks(ks_all)
     ax.set_xlabel("k (number of policies)")
     ax.set_ylabel("welfare (users' picks, held out)")
-    ax.set_title(board["benchmark"]["env_id"].split("/", 1)[1] + f" (n = {board['benchmark']['n']}, protocol {board['protocol']})")
+    seeds = sorted({len(r["runs"]) for r in board["rows"] if "runs" in r})
+    shown = "" if not seeds else f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]} seeds"
+    ax.set_title(board["benchmark"]["env_id"].split("/", 1)[1] + f" (n = {board['benchmark']['n']}, protocol {board['protocol']})"
+                 f"\nmean over {shown or 'the seeds'} a point; bars: {CONFIDENCE:.0%} bootstrap interval", fontsize=8)
     ax.legend(fontsize=6.5, frameon=False, loc="best")
     svg = _svg(fig)
     plt.close(fig)
@@ -512,6 +515,15 @@ def _intro_md(board: Path) -> list[str]:
     ]
 
 
+def _reference(refs: dict[str, Any], bd: dict[str, Any]) -> dict[str, Any]:
+    """A table's reference points: the current protocol's bounds W_k (what k policies can reach does not depend on the
+    episodes that score them), with the random policy's welfare of the table's own protocol where recorded (an archived
+    v1 table's runs were scored on v1's episodes, and so was its random policy)."""
+    key = bd["benchmark"]["key"]
+    ref, own = refs[f"{key}/{PROTOCOL.version}"], refs.get(f"{key}/{bd['protocol']}")
+    return ref if own is None or own is ref else {**ref, "random": own["random"]}
+
+
 def render(board: Path) -> list[Path]:
     """Write ``README.md``, ``site/index.html`` and ``site/*.svg`` of ``board``; returns the paths."""
     import matplotlib  # noqa: PLC0415
@@ -530,8 +542,7 @@ def render(board: Path) -> list[Path]:
     figures: dict[str, str] = {}
     with matplotlib.rc_context(MPL_RC):
         for section, bd in boards.items():
-            ref = refs[f"{bd['benchmark']['key']}/{PROTOCOL.version}"]
-            add_statistics(bd, ref)
+            add_statistics(bd, _reference(refs, bd))
         profile = profile_plot(boards)
         if profile is not None:
             figures["profile.svg"] = profile
@@ -540,7 +551,7 @@ def render(board: Path) -> list[Path]:
                         "<figcaption>performance profile</figcaption></figure>")
         for section, bd in boards.items():
             b = bd["benchmark"]
-            ref = refs[f"{b['key']}/{PROTOCOL.version}"]
+            ref = _reference(refs, bd)
             slug = _slug(b) + ("" if bd["protocol"] == PROTOCOL.version else f"-{bd['protocol']}")
             title = _title(b) + f" — protocol {bd['protocol']}" + ("" if bd["protocol"] == PROTOCOL.version else " (archived)")
             rows = table_rows(bd, ref)

@@ -97,16 +97,45 @@ def write_submission(board: Path, submission: dict[str, Any], policy_dirs: dict[
     return final
 
 
-def load_submissions(board: Path) -> list[dict[str, Any]]:
-    """Every stored submission, sorted by id (hidden temporary folders are skipped)."""
+class BoardError(ValueError):
+    """A stored submission file that is not a JSON object (hand-edited, truncated): named, not a traceback."""
+
+
+def submission_folders(board: Path) -> list[Path]:
+    """The folders of the stored submissions, sorted by id (hidden temporary folders are skipped)."""
     root = submissions_dir(board)
     if not root.is_dir():
         return []
+    return [entry for entry in sorted(root.iterdir())
+            if not entry.name.startswith(".") and (entry / SUBMISSION_FILE).is_file()]
+
+
+def read_submission(folder: Path) -> dict[str, Any]:
+    """One stored submission; :class:`BoardError` naming the file where it is not readable JSON or not an object."""
+    path = folder / SUBMISSION_FILE
+    try:
+        sub = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise BoardError(f"{folder.name}: {SUBMISSION_FILE} is not readable JSON ({type(e).__name__}: {str(e)[:200]})") from e
+    if not isinstance(sub, dict):
+        raise BoardError(f"{folder.name}: {SUBMISSION_FILE} holds a JSON {type(sub).__name__}, not an object")
+    return sub
+
+
+def load_submissions(board: Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every stored submission, sorted by id (hidden temporary folders are skipped).
+
+    A ``submission.json`` that is not readable JSON, or not an object, raises :class:`BoardError` naming it; with
+    ``problems`` (``verify``: every problem of the board in one report) it is appended there and left out instead.
+    """
     out = []
-    for entry in sorted(root.iterdir()):
-        if entry.name.startswith(".") or not (entry / SUBMISSION_FILE).is_file():
-            continue
-        out.append(json.loads((entry / SUBMISSION_FILE).read_text()))
+    for folder in submission_folders(board):
+        try:
+            out.append(read_submission(folder))
+        except BoardError as e:
+            if problems is None:
+                raise
+            problems.append(str(e))
     return out
 
 

@@ -23,7 +23,8 @@ import numpy as np
 from leaderboard.protocol import PROTOCOL, SUBMISSION_FORMAT, Protocol, recorded_hyperparameters
 from leaderboard.scoring import score
 from leaderboard.unseen import UNSEEN_POPULATION_SEED, score_unseen
-from leaderboard.storage import (PACKAGE_DIR, load_submissions, sha256_file, short_hash, write_submission)
+from leaderboard.storage import (PACKAGE_DIR, load_submissions, sha256_file, short_hash, submissions_dir,
+                                 write_submission)
 from rmdp_envs.files import CHECKPOINT_FILE, POLICY_FILES, POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE, RESULT_FILE
 from rmdp_envs.results import RunResult
 #: Suffixes of formats that run code when loaded (pickle and what wraps it).
@@ -329,6 +330,20 @@ def build_submission(runs: list[Run], protocol: Protocol = PROTOCOL) -> dict[str
     }
 
 
+def _check_board_place(board: Path) -> None:
+    """A board folder this process can write its submissions and reference points in, or one clear error."""
+    from rmdp_envs.files import writable_place  # noqa: PLC0415
+
+    why = writable_place(board, folder=True)
+    for place in (submissions_dir(board), board / "site"):
+        if why is None and place.exists() and not place.is_dir():
+            why = f"{place} is a file, not a folder"
+    if why is None and submissions_dir(board).is_dir():
+        why = writable_place(submissions_dir(board), folder=True)
+    if why is not None:
+        raise SubmissionError(f"cannot write the board at {board}: {why}")
+
+
 def submit(run_dirs: list[str | Path], board: Path, protocol: Protocol = PROTOCOL,
            skip_duplicates: bool = False, log=print) -> list[Path]:
     """Check, verify and store ``run_dirs`` (one submission per benchmark x solver x k x version x config).
@@ -340,6 +355,7 @@ def submit(run_dirs: list[str | Path], board: Path, protocol: Protocol = PROTOCO
 
     if not run_dirs:
         raise SubmissionError("no run folders given")
+    _check_board_place(board)  # before minutes of re-evaluation
     runs = [check_run(Path(d), protocol) for d in run_dirs]
     identities, weights, ids = _existing_index(board)
     seen: dict[tuple, Path] = {}

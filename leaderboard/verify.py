@@ -33,8 +33,8 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
     MuJoCo board holds hundreds of runs at about half a minute each. ``report``, when given, receives
     one dict per re-evaluated run: its stored and re-evaluated numbers (e.g. after a MuJoCo upgrade).
     """
-    problems = []
-    subs = load_submissions(board)
+    problems: list[str] = []
+    subs = load_submissions(board, problems)
     if envs is not None:
         unknown = sorted(set(envs) - {sub["benchmark"]["env_id"] for sub in subs})
         if unknown:

@@ -51,7 +51,10 @@ def check_rmdp_env(env: gym.Env, steps: int = 200, seed: int = 0) -> None:
     6. the environment pickles, population included (vector env workers and saved runs rebuild it);
     7. the cheap description of the users' rewards that the solvers read instead of the vectors
        (``user_rewards()``, :mod:`rmdp_envs.rewards`; the vector itself where an env states none)
-       rebuilds every step's reward vector.
+       rebuilds every step's reward vector;
+    8. where the env has ``step_velocity`` (the speed tasks' dynamics-only step, which the solvers' rollouts
+       call instead of ``step``), it gives the observations, ``info["x_velocity"]`` and terminations of ``step``
+       for the same seed and actions (a task of one's own on another robot failed there and nowhere else).
 
     ``env`` is left reset with ``seed``, as Gymnasium's checker leaves it.
     """
@@ -95,7 +98,28 @@ def check_rmdp_env(env: gym.Env, steps: int = 200, seed: int = 0) -> None:
                  f"step {t}: user_rewards() ({type(model).__name__}) does not rebuild the reward vector "
                  f"(largest difference {np.max(np.abs(rebuilt - reward)):.3g}): a subclass whose rewards differ from "
                  "its parent's overrides user_rewards() too, or sets user_rewards = None")
+    if callable(getattr(base, "step_velocity", None)):
+        _check_step_velocity(env, first, seed)
     env.reset(seed=seed)
+
+
+def _check_step_velocity(env: gym.Env, trace: list, seed: int) -> None:
+    """Rule 8: ``step_velocity`` replays ``trace`` (made by ``step``) with the same seed, actions and resets."""
+    base = env.unwrapped
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    for t, (obs, _, (terminated, truncated), info) in enumerate(trace):
+        action = env.action_space.sample()
+        try:
+            again, velocity, ended = base.step_velocity(action)
+        except Exception as e:  # noqa: BLE001 (any failure here is the finding)
+            raise RMDPContractError(f"step {t}: step_velocity (the solvers' rollout step) fails where step does not: "
+                                    f"{type(e).__name__}: {e}") from e
+        _require(np.array_equal(again, obs) and velocity == info.get("x_velocity") and ended == terminated,
+                 f"step {t}: step_velocity (the solvers' rollout step) differs from step for the same seed and "
+                 "actions: a subclass that changes the observation, velocity or health overrides step_velocity too")
+        if terminated or truncated:
+            env.reset()
 
 
 def _seeded_trace(env: gym.Env, seed: int, steps: int) -> list[tuple[Any, np.ndarray, tuple, dict]]:

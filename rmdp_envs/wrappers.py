@@ -18,6 +18,12 @@ class GroupReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def __init__(self, env: gym.Env, users: Sequence[int], weights: Sequence[float] | None = None):
         reward_space = getattr(env.unwrapped, "reward_space", None)
+        outer = env
+        while isinstance(outer, gym.Wrapper):  # a scalar view below this one: its steps no longer give the vector
+            if isinstance(outer, GroupReward):
+                raise ValueError("this env is already a GroupReward view (a scalar reward); view the r-MDP itself, "
+                                 "with all the users and weights in one GroupReward")
+            outer = outer.env
         if reward_space is None or len(reward_space.shape) != 1:
             raise ValueError("GroupReward views an r-MDP, an env with one reward per user (its unwrapped env has a "
                              f"reward_space of shape (n,), as gymnasium.make('rmdp/...') does); got {env.unwrapped!r}")

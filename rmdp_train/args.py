@@ -102,7 +102,7 @@ class PPOArgs:
     (videos/policies.gif in the run directory; MuJoCo renders through OpenGL, EGL where there is no display)"""
     track: bool = False
     """if toggled, the run's TensorBoard scalars and flags are also logged to Weights & Biases (CleanRL's flag; needs
-    `pip install wandb`; WANDB_MODE=offline keeps them on this machine)"""
+    `pip install -e .[track]`, or `pip install wandb`; WANDB_MODE=offline keeps them on this machine)"""
     wandb_project_name: str = "rmdp"
     """the Weights & Biases project (with --track)"""
     wandb_entity: Optional[str] = None

@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from rmdp_envs.files import CHECKPOINT_FILE, atomic_write
+from rmdp_train.cli import fail
 from rmdp_train.normalization import RunningMeanStd
 _STATE_KEY = "rmdp_state"
 
@@ -205,7 +206,17 @@ class TrainState:
             "phase_seconds": self.phase_seconds, "rollout_seconds": self.rollout_seconds, "resumed_at": self.resumed_at})
 
     def load(self, run_dir: str | Path) -> None:
+        """Restore the run in ``run_dir``; one ``error:`` line (exit status 2) where its checkpoint does not fit the
+        networks and arrays its ``args.json`` builds (an edited ``args.json``: torch's size-mismatch traceback)."""
         tensors, state = load_checkpoint(run_dir)
+        try:
+            self._load(tensors, state)
+        except (RuntimeError, KeyError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            fail(f"--resume {run_dir}: its checkpoint does not fit the run its args.json describes (was args.json "
+                 f"edited?): {first}")
+
+    def _load(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         for name, module in self.modules.items():
             load_module(name, module, tensors)
         for name, optimizer in self.optimizers.items():

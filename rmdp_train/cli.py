@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import re
 import sys
 from typing import Any, NoReturn
@@ -11,6 +13,7 @@ import gymnasium as gym
 
 from rmdp_envs import check_k, make
 from rmdp_envs.core import check_seed, init_keyword_chain
+from rmdp_envs.registration import registered_id
 
 
 def fail(message: str) -> NoReturn:
@@ -57,6 +60,31 @@ def _unaccepted_argument(env_id: str, name: str) -> str:
     return f"{env_id} does not take {given}{fixed}; it takes: {', '.join(_keyword_arguments(env_class))}"
 
 
+#: Keywords ``gym.make`` takes itself, whatever the env's ``__init__``.
+_MAKE_KEYWORDS = {"max_episode_steps", "render_mode", "disable_env_checker", "autoreset", "apply_api_compatibility"}
+
+
+def check_env_arguments(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Fail (one line) on an env id that is no registered r-MDP, or an argument its class cannot take, without making
+    the env: run before the checks that need the env's size (a memory estimate for 10^9 users named an env that does
+    not exist, or that has no users to set, as the problem)."""
+    try:
+        env_id = registered_id(env_id)
+    except ValueError as e:
+        fail(e)
+    entry_point = gym.spec(env_id).entry_point
+    env_class = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    if not isinstance(env_class, type):
+        return  # a factory function: what it takes is its own business (gym.make will say)
+    chain = init_keyword_chain(env_class)
+    if not chain or any(p.kind == p.VAR_KEYWORD for p in inspect.signature(chain[-1][0].__init__).parameters.values()):
+        return
+    accepted = {name for _, names in chain for name in names} | _MAKE_KEYWORDS
+    for name in env_kwargs:
+        if name not in accepted:
+            fail(_unaccepted_argument(env_id, name))
+
+
 def _keyword_arguments(env_class) -> list[str]:
     """What an environment class takes: its ``__init__``'s keyword arguments, the base class its ``**kwargs`` go
     to (the MuJoCo tasks pass theirs on to Gymnasium's), and ``gym.make``'s ``max_episode_steps``."""
@@ -68,18 +96,24 @@ def _keyword_arguments(env_class) -> list[str]:
 
 
 def check_ranges(positive: dict[str, float | None] | None = None, non_negative: dict[str, float | None] | None = None,
-                 unit_interval: dict[str, float | None] | None = None, seeds: dict[str, int | None] | None = None) -> None:
-    """Fail (one line, exit status 2) on the first named flag outside its range: ``> 0``, ``>= 0``, ``[0, 1]``, or
-    a seed :func:`rmdp_envs.core.check_seed` refuses. ``None`` is a flag left unset (its default applies) and passes; a NaN fails."""
+                 unit_interval: dict[str, float | None] | None = None, seeds: dict[str, int | None] | None = None,
+                 finite: dict[str, float | None] | None = None) -> None:
+    """Fail (one line, exit status 2) on the first named flag outside its range: a finite ``> 0``, a finite ``>= 0``,
+    ``[0, 1]``, any finite number, or a seed :func:`rmdp_envs.core.check_seed` refuses. ``None`` is a flag left unset
+    (its default applies) and passes; NaN and infinities fail (an infinite learning rate passed ``> 0`` and then
+    failed, with a traceback, to be written to ``args.json``)."""
     def flag(name: str) -> str:
         return f"--{name.replace('_', '-')}"
 
     for name, value in (positive or {}).items():
-        if value is not None and not value > 0:
-            fail(f"{flag(name)} must be > 0, got {value}")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            fail(f"{flag(name)} must be a finite number > 0, got {value}")
     for name, value in (non_negative or {}).items():
-        if value is not None and not value >= 0:
-            fail(f"{flag(name)} must be >= 0, got {value}")
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            fail(f"{flag(name)} must be a finite number >= 0, got {value}")
+    for name, value in (finite or {}).items():
+        if value is not None and not math.isfinite(value):
+            fail(f"{flag(name)} must be a finite number, got {value}")
     for name, value in (unit_interval or {}).items():
         if value is not None and not 0 <= value <= 1:
             fail(f"{flag(name)} must lie in [0, 1], got {value}")

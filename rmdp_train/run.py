@@ -14,6 +14,7 @@ import math
 import os
 import random
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -36,7 +37,7 @@ from rmdp_envs.results import available_memory, git_commit, hardware, has_final_
 from rmdp_envs.vector import copy_bytes, start_forkserver
 from rmdp_train.args import PPOArgs, saved_args
 from rmdp_train.checkpoint import TrainState, checkpoint_iteration
-from rmdp_train.cli import check_ranges, check_run_args, env_kwargs_from, fail
+from rmdp_train.cli import check_env_arguments, check_ranges, check_run_args, env_kwargs_from, fail
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import MultiPolicyActor, PolicySet, policy_spec, save_policies
 from rmdp_train.users import user_bins
@@ -112,15 +113,17 @@ class Run:
         check_ranges(positive=dict(adam_eps=args.adam_eps, clip_coef=args.clip_coef, max_grad_norm=args.max_grad_norm,
                                    hidden_size=args.hidden_size),
                      non_negative=dict(learning_rate_end=args.learning_rate_end, ent_coef=args.ent_coef,
-                                       ent_coef_end=args.ent_coef_end, vf_coef=args.vf_coef),
+                                       ent_coef_end=args.ent_coef_end, vf_coef=args.vf_coef, target_kl=args.target_kl),
+                     finite=dict(init_log_std=args.init_log_std),
                      unit_interval=dict(gamma=args.gamma, gae_lambda=args.gae_lambda, utility_ema=args.utility_ema,
                                         **(unit_interval or {})),
                      seeds=dict(seed=args.seed, eval_seed=args.eval_seed, population_seed=args.population_seed,
                                 **(seeds or {})))
         check_output_place(args.output_dir, args.exp_name)
         if args.track and importlib.util.find_spec("wandb") is None:
-            fail("--track logs to Weights & Biases, which is not installed: pip install wandb (or leave out --track)")
+            fail("--track logs to Weights & Biases, which is not installed: pip install -e .[track] (or pip install wandb; or leave out --track)")
         self.env_kwargs = env_kwargs_from(args.n_agents, args.population, args.population_seed, args.env_kwargs)
+        check_env_arguments(args.env_id, self.env_kwargs)  # before the memory estimate: the env and its arguments
         if args.update_threads is None:
             args.update_threads = default_update_threads(args.rollout)
         if args.n_agents:  # before the probe env samples n users: the least any environment needs (dim 1)
@@ -183,7 +186,9 @@ class Run:
         args = self.args
         need = memory_estimate(args, n, reward_dim, params_per_user, copies_share_users, evaluated)
         available = available_memory()
-        if available is not None and need > available:
+        # refused where what the flags ask for cannot fit: the fixed gigabyte alone (a busy machine's dip in free
+        # memory) refused a 25-user run with "needs 1.0 GiB, but 1.0 GiB are available"
+        if available is not None and need - FIXED_RUN_BYTES > available:
             evaluation = (f"{args.eval_episodes} evaluation episodes" if evaluated is None else
                           f"{evaluated[0]} policies evaluated for {evaluated[1]} episodes each")
             fewer = "fewer --eval-episodes" if evaluated is None else "fewer evaluated policies or episodes"
@@ -205,7 +210,11 @@ class Run:
         else:
             self.dir = new_run_folder(Path(args.output_dir),
                                       f"{re.sub('[/:]', '_', args.env_id)}__{args.exp_name}__{args.seed}__{int(time.time())}")
-            atomic_write_json(self.dir / "args.json", saved_args(args))
+            try:
+                atomic_write_json(self.dir / "args.json", saved_args(args))
+            except BaseException:
+                shutil.rmtree(self.dir, ignore_errors=True)  # a folder without args.json is no run: leave nothing
+                raise
         self.name = self.dir.name
         # from the folder on, Ctrl-C stops at the first iteration's end with a checkpoint: one that landed in the rest
         # of the start-up (torch.optim's first import, the workers' start) left a traceback and a folder with only
@@ -415,8 +424,11 @@ def check_output_place(output_dir: str, exp_name: str | None) -> None:
     could not be made there: an ``--output-dir`` that is a file, or an ``--exp-name`` that is a path (``a/../../b``
     would put the run outside ``--output-dir``)."""
     if exp_name is not None and (not exp_name.strip() or any(sep in exp_name for sep in ("/", "\\"))
-                                 or exp_name in (".", "..")):
-        fail(f"--exp-name must be a plain name without path separators, got {exp_name!r}")
+                                 or exp_name in (".", "..") or not exp_name.isprintable() or len(exp_name) > 150):
+        fail(f"--exp-name must be a plain printable name of at most 150 characters, without path separators, "
+             f"got {exp_name!r}")
+    if not output_dir.strip():
+        fail("--output-dir is empty: name a folder (runs, the default; . for this one)")
     why = writable_place(output_dir, folder=True)
     if why:
         fail(f"--output-dir {output_dir}: cannot create a run folder there ({why})")
@@ -466,5 +478,9 @@ def memory_estimate(args: PPOArgs, n: int, reward_dim: int, params_per_user: int
     env_side = 3 * 8 * copies * n if reward_dim >= n else 0
     params = (8 * (1 + args.num_workers) + 72) * params_per_user * n
     networks = 4 * 4 * 2 * k * args.hidden_size**2
-    return rollout + per_user + env_side + params + networks + copy_bytes(args.env_id) * copies + 2**30
+    return rollout + per_user + env_side + params + networks + copy_bytes(args.env_id) * copies + FIXED_RUN_BYTES
+
+
+#: What a run holds whatever its size (torch, networks, observation buffers, MuJoCo): :func:`memory_estimate`'s rest.
+FIXED_RUN_BYTES = 2**30
 

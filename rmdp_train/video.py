@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Optional
 
 import numpy as np
 import tyro
@@ -267,14 +267,24 @@ def _assignment_of(folder: Path) -> list[int] | None:
     return None
 
 
+def default_film_path(folder: Path) -> Path:
+    """``RUN_DIR/videos/policies.gif``; for a board submission's policy folder (``submissions/<id>/policies/seed-S``)
+    ``runs/videos/<id>-seed-S.gif`` instead: a film written into the board would be committed with it."""
+    submission = folder.parent.parent
+    if (submission / "submission.json").is_file() and submission.parent.name == "submissions":
+        return Path("runs") / "videos" / f"{submission.name}-{folder.name}.gif"
+    return folder / VIDEO_FILE
+
+
 @dataclass
 class Args:
     """Film the saved policies of a run (``--save-model``) or of a board submission's policy folder."""
 
     run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """a run folder with policies.json and policies.safetensors, or a submission's policies/seed-S-tT folder"""
-    out: str | None = None
-    """where the GIF goes (default: RUN_DIR/videos/policies.gif)"""
+    out: Annotated[Optional[str], tyro.conf.arg(help_behavior_hint="(default: RUN_DIR/videos/policies.gif; for a "
+                                                "board submission's folder runs/videos/<submission>-<seed folder>.gif)")] = None
+    """where the GIF goes: beside a run's policies, never inside a board's submissions/ (git tracks them)"""
     steps: int = 300
     """steps of each policy's episode to film (at most the time limit)"""
     every: int | None = None
@@ -296,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (folder / POLICY_SPEC_FILE).is_file():
         fail(f"no saved policies in {folder} ({POLICY_SPEC_FILE} is missing): train with --save-model")
     policies = load_policies(folder)
-    out = Path(args.out) if args.out else folder / VIDEO_FILE
+    out = Path(args.out) if args.out else default_film_path(folder)
     try:
         film = record_policies(policies, policies.env_id, policies.k, out, env_kwargs=policies.env_kwargs,
                                assignment=_assignment_of(folder), seed=args.seed, steps=args.steps, every=args.every,

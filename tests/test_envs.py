@@ -5,12 +5,14 @@ import subprocess
 import sys
 
 import gymnasium as gym
+from gymnasium.envs.mujoco.swimmer_v5 import SwimmerEnv
 import numpy as np
 import pytest
 
 import rmdp_envs
 from rmdp_envs import Population
 from rmdp_envs.envs.cartpole_position import CartPolePositionEnv
+from rmdp_envs.envs.mujoco_speed import SPEED_FACTS, SpeedRewardMixin
 
 ENV_IDS = rmdp_envs.registered_ids()
 # Small populations keep the API tests fast; the population itself is tested separately.
@@ -297,6 +299,57 @@ def test_wrong_action_shape_raises():
     rg.reset(seed=0)
     with pytest.raises(ValueError, match="action must be an integer"):
         rg.step(7)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_controls_and_out_of_range_pushes_are_refused(bad, tmp_path, monkeypatch):
+    """MuJoCo took a NaN control, warned, wrote MUJOCO_LOG.TXT into the working folder, reset its state and returned
+    ordinary rewards; CartPole's own check is an assert (gone under python -O). Both refuse in a ValueError now, the
+    batched step of the vector env too, and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    env = gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=3)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        env.step(np.full(6, bad))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        env.unwrapped.step_velocity(np.full(6, bad))
+    vec = rmdp_envs.make_vector_env("rmdp/HalfCheetahSpeed-v0", k=1, copies_per_policy=2, num_workers=0,
+                                    env_kwargs={"n_agents": 3})
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        vec.step(np.full((2, 6), bad))
+    vec.close()
+    cart = gym.make("rmdp/CartPolePosition-v0", n_agents=3)
+    cart.reset(seed=0)
+    for action in (2, -5, 1.7):
+        with pytest.raises(ValueError, match="action must be 0"):
+            cart.step(action)
+    assert not any(tmp_path.iterdir())
+
+
+class SwimmerSpeed(SpeedRewardMixin, SwimmerEnv):
+    """A speed task of one's own on a robot without Gymnasium's health test (module level: the check pickles it)."""
+    metadata = {**SwimmerEnv.metadata, **SPEED_FACTS}
+    default_target_range = (0.0, 0.5)
+    base_defaults = {"ctrl_cost_weight": 0.0}
+
+
+class InconsistentSwimmerSpeed(SwimmerSpeed):
+    """Its health ends episodes in step_velocity only."""
+    _terminates = True
+    _terminate_when_unhealthy = True
+    is_healthy = property(lambda self: False)
+
+
+def test_a_speed_task_on_a_robot_without_a_health_test_steps_and_passes_the_check():
+    """A speed task of one's own on Swimmer (no is_healthy) read is_healthy in step_velocity, the solvers' rollout
+    step, and failed there only; check_rmdp_env now compares step_velocity with step."""
+    env = SwimmerSpeed(n_agents=5)
+    env.reset(seed=0)
+    assert env.step_velocity(np.zeros(2))[2] is False
+    rmdp_envs.check_rmdp_env(gym.wrappers.TimeLimit(env, 50), steps=60)
+    with pytest.raises(rmdp_envs.RMDPContractError, match="step_velocity"):
+        rmdp_envs.check_rmdp_env(gym.wrappers.TimeLimit(InconsistentSwimmerSpeed(n_agents=5), 50), steps=60)
 
 
 @pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0",

@@ -869,3 +869,30 @@ def test_verify_reports_a_malformed_submission_instead_of_failing_on_it(tmp_path
     (folder / "submission.json").write_text(json.dumps({"id": "bad", "format": "x"}))
     assert cli.main(["verify", "--board-dir", str(tmp_path / "board"), "--no-evaluate"]) == 1
     assert "schema violation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["{bad", "[1]", '{"id": "x"}'])
+def test_a_malformed_stored_submission_is_one_line_and_verify_lists_it(runs, board, content, capsys):
+    """render, unseen and submit read every stored submission: one that is not JSON, not an object or off the schema
+    (a hand edit, a truncated file) gave a traceback; it is named in one error line, and verify reports it among the
+    board's problems."""
+    assert cli.main(["submit", str(runs[0]), "--board-dir", str(board)]) == 0
+    (bad,) = [p for p in (board / "submissions").iterdir() if p.is_dir()]
+    (bad / "submission.json").write_text(content)
+    capsys.readouterr()
+    for command in (["render"], ["unseen"], ["submit", str(runs[1])]):
+        assert cli.main([*command, "--board-dir", str(board)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: the board at") and bad.name in err[0], err
+    assert cli.main(["verify", "--board-dir", str(board), "--no-evaluate"]) == 1
+    err = capsys.readouterr().err
+    assert bad.name in err or "x: schema violation" in err  # verify names a parsed submission by its id
+
+
+def test_submit_refuses_a_board_it_cannot_write_before_verifying(runs, tmp_path, capsys):
+    """A board path that is a file was found out after minutes of re-evaluation, with a traceback."""
+    place = tmp_path / "a_file"
+    place.write_text("x")
+    assert cli.main(["submit", str(runs[0]), "--board-dir", str(place)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write the board" in err and "verifying" not in err and place.read_text() == "x"

@@ -131,3 +131,16 @@ def test_stepping_after_the_episode_ended_raises_until_reset():
         env.step(DOWN)
     env.reset(seed=0)
     assert env.step(DOWN)[2]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"size": 10**6}, "GiB"),  # 10^12 users: estimated and refused, never built (the kernel killed it at 22 GB)
+    ({"size": 5.5}, "integer"),
+    ({"size": "big"}, "integer"),
+    ({"size": float("nan")}, "integer"),
+    ({"home": (1,)}, "pair"),
+    ({"size": 3}, "outside the 3x3 grid"),
+])
+def test_bad_grids_are_refused_before_anything_is_built(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gym.make("rmdp/ResourceGathering-v0", **kwargs)

@@ -266,6 +266,11 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path, when):
     ["--env-kwargs", '{"max_episode_steps": -1}'],  # Gymnasium reads it as no time limit: evaluation never ends
     ["--env-id", "rmdp/Chain-v0", "--env-kwargs", '{"horizon": 0}'],
     ["--env-id", "rmdp/GridGoals-v0", "--env-kwargs", '{"size": 100000}'],  # 10^10 states: tables beyond memory
+    ["--env-kwargs", '{"size": 1000000}'],  # 10^12 ResourceGathering cells: the kernel killed it after 22 GB
+    ["--learning-rate", "inf"],  # passed "> 0", then failed to be written to args.json with a traceback
+    ["--init-log-std", "nan"],
+    ["--target-kl", "-1"],
+    ["--exp-name", "a" * 200],  # beyond a file name's length
 ])
 def test_bad_flags_one_line_error(flags, tmp_path):
     proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)
@@ -279,10 +284,28 @@ def test_bad_flags_one_line_error(flags, tmp_path):
 @pytest.mark.parametrize("flags, named", [
     (["--n-agents", "5"], "--n-agents"),  # ResourceGathering's 25 users are fixed
     (["--env-id", CHEETAH, "--env-kwargs", '{"no_such_kwarg": 1}'], "'no_such_kwarg'"),
+    (["--n-agents", "1000000000"], "--n-agents"),  # named, not a memory estimate for users the env cannot take
 ])
 def test_an_argument_the_env_does_not_take_is_named(flags, named, tmp_path):
     proc = run_solver("em", tmp_path, *flags, check=False, timeout=60)
     assert proc.returncode == 2 and named in proc.stderr and "it takes:" in proc.stderr, proc.stderr
+
+
+def test_an_unknown_env_is_named_before_the_memory_its_users_would_need(tmp_path):
+    proc = run_solver("em", tmp_path, "--env-id", "rmdp/NoSuchEnv-v0", "--n-agents", "1000000000", check=False, timeout=60)
+    assert proc.returncode == 2 and "unknown env id 'rmdp/NoSuchEnv-v0'" in proc.stderr and "GiB" not in proc.stderr
+
+
+def test_a_checkpoint_that_does_not_fit_the_edited_args_is_one_line(tmp_path):
+    """args.json edited (hidden_size) beside a checkpoint of the other size: torch's size-mismatch traceback before."""
+    run_solver("random", tmp_path, "--env-id", RG, "--k", "3", *SMALL[RG], "--checkpoint-every", "2",
+               "--interrupt-after", "3")
+    run_dir = only_run_dir(tmp_path)
+    args = json.loads((run_dir / "args.json").read_text())
+    atomic_write_json(run_dir / "args.json", {**args, "hidden_size": args["hidden_size"] // 2})
+    proc = run_solver("random", tmp_path, "--resume", str(run_dir), check=False, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "does not fit the run its args.json describes" in lines[0], proc.stderr
 
 
 @pytest.mark.parametrize("solver", SOLVERS)

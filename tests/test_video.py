@@ -141,3 +141,12 @@ def test_a_board_submission_is_filmed_with_the_solvers_own_assignment():
     stored = json.loads((row / "submission.json").read_text())["runs"]
     seed0 = next(run for run in stored if run["policies"]["path"] == "policies/seed-0-t300000")
     assert _assignment_of(row / "policies" / "seed-0-t300000") == seed0["assignment"]
+
+
+def test_a_board_submission_is_filmed_outside_the_board():
+    """The film's default place was inside the submission, in the folder git tracks: a later `git add -A` committed it."""
+    from rmdp_train.video import VIDEO_FILE, default_film_path
+    row = ROOT / "leaderboard" / "submissions" / "ResourceGathering-v0_adcaab__em__k5__1599ba2638"
+    assert default_film_path(row / "policies" / "seed-0-t300000") == \
+        Path("runs") / "videos" / "ResourceGathering-v0_adcaab__em__k5__1599ba2638-seed-0-t300000.gif"
+    assert default_film_path(Path("runs") / "some_run") == Path("runs") / "some_run" / VIDEO_FILE

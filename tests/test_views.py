@@ -39,6 +39,12 @@ def test_group_reward_names_an_env_that_is_no_rmdp():
         GroupReward(gym.make("CartPole-v1"), [0])
 
 
+def test_group_reward_refuses_a_group_reward_below_it():
+    """Its steps give a number, not the vector: the second view failed on its first step with a TypeError."""
+    with pytest.raises(ValueError, match="already a GroupReward"):
+        GroupReward(GroupReward(gym.make("rmdp/ResourceGathering-v0"), [0, 1]), [0])
+
+
 def test_group_reward_spec_serializes_and_rebuilds():
     """numpy indices and weights are recorded as plain numbers: the spec goes to JSON and back to the same view."""
     env = GroupReward(gym.make("rmdp/ResourceGathering-v0"), np.array([1, 2]), np.array([1.0, 0.5]))

@@ -57,6 +57,8 @@ class CartPolePositionEnv(CartPoleEnv):
         return WindowRewards(self._reward_fn, "x_position")
 
     def step(self, action):
+        if not self.action_space.contains(action):  # Gymnasium's check is an assert (gone under python -O)
+            raise ValueError(f"action must be 0 (push left) or 1 (push right), got {action!r}")
         obs, _, terminated, truncated, _ = super().step(action)
         x = float(self.state[0])
         reward = self._reward_fn(x) if self.reward_vector else NO_REWARD_VECTOR

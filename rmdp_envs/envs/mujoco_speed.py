@@ -144,6 +144,7 @@ class SpeedRewardMixin:
         return WindowRewards(self._reward_fn, "x_velocity")
 
     def step(self, action):
+        _check_finite(action)
         obs, _, terminated, truncated, info = super().step(action)
         reward = self._reward_fn(info["x_velocity"]) if self.reward_vector else NO_REWARD_VECTOR
         return obs, reward, terminated, truncated, info
@@ -158,6 +159,7 @@ class SpeedRewardMixin:
         registered envs in ``tests/test_rewards.py``). ``action`` must have the action space's shape.
         """
         before = self._forward_x()
+        _check_finite(action)
         self._step_mujoco_simulation(action, self.frame_skip)
         velocity = (self._forward_x() - before) / self.dt
         terminated = self._terminates and (not self.is_healthy) and self._terminate_when_unhealthy
@@ -168,8 +170,12 @@ class SpeedRewardMixin:
         """:meth:`step_velocity` of all these unwrapped copies at once (:class:`VelocityBatch`), or ``None``."""
         return VelocityBatch.of(envs)
 
-    #: whether unhealthy states end episodes (all but HalfCheetah)
-    _terminates = True
+    @property
+    def _terminates(self) -> bool:
+        """Whether unhealthy states end episodes: where the robot has Gymnasium's health test (``is_healthy``: Hopper,
+        Walker2d, Ant), not for one without (HalfCheetah, Swimmer: a speed task of one's own on such a robot read
+        ``is_healthy`` and failed on its first step). A subclass may set it as a class attribute."""
+        return hasattr(type(self), "is_healthy")
 
     def _forward_x(self) -> float:
         """The x position Gymnasium's v5 ``step`` differentiates (the root joint's; Ant: its main body's)."""
@@ -196,6 +202,13 @@ def _walker_health(env: gym.Env, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarr
 #: The planar robots whose v5 observation is ``(qpos[1:], qvel)`` (Hopper and Walker2d clip the velocities to
 #: +-10) and whose health depends on qpos and qvel alone: their velocity clip and health test for stacked copies.
 _PLANAR = {HalfCheetahEnv: (None, None), HopperEnv: (10, _hopper_health), Walker2dEnv: (10, _walker_health)}
+
+def _check_finite(action) -> None:
+    """Refuse NaN or infinite controls: MuJoCo would warn that the simulation is unstable, write MUJOCO_LOG.TXT into
+    the working folder, reset the state and go on, so the step would return ordinary-looking rewards."""
+    if not np.isfinite(action).all():
+        raise ValueError(f"action contains NaN or infinite values: {action!r}")
+
 
 #: The settings every copy of a batch must share (what its observations, health and velocities depend on).
 _SHARED = ("frame_skip", "dt", "_exclude_current_positions_from_observation", "_terminates",
@@ -249,6 +262,7 @@ class VelocityBatch:
     def step(self, actions: np.ndarray, copies: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step ``copies`` (indices into the batch; ``None``: all) with ``actions[copy]``: ``(observations,
         velocities, terminations)`` of those copies, in their order, as ``step_velocity`` returns them one by one."""
+        _check_finite(actions)
         step, post, frame_skip = mujoco.mj_step, mujoco.mj_rnePostConstraint, self.frame_skip
         qpos_all, qvel_all, x_before = self.qpos, self.qvel, self.x_before
         for i, model, data, qpos, qvel, ctrl in (self._copies if copies is None else [self._copies[c] for c in copies]):

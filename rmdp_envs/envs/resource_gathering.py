@@ -9,6 +9,7 @@ from gymnasium import spaces
 from rmdp_envs.bounds import walk_cover_bound
 from rmdp_envs.core import make_reward_space
 from rmdp_envs.population import Population
+from rmdp_envs.results import available_memory
 
 # Row/column change of each action: up, down, left, right.
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
@@ -61,17 +62,28 @@ class ResourceGatheringEnv(gym.Env):
     COLOURS = {"empty": (236, 236, 236), "visited": (150, 214, 150), "home": (120, 160, 230), "robot": (40, 40, 40),
                "grid": (255, 255, 255)}
 
+    #: Bytes a cell (a user) holds at the least: its parameters (2 float64), the observation space's bounds (float32
+    #: and float64 while built), the visited map and a reward vector (float32).
+    BYTES_PER_CELL = 64
+
     def __init__(self, size: int = 5, home: tuple[int, int] = (4, 2), render_mode: str | None = None):
-        if size < 2:
-            raise ValueError(f"size must be >= 2, got {size}")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
+            raise ValueError(f"size must be an integer >= 2, got {size!r}")
+        if (not isinstance(home, (tuple, list)) or len(home) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in home)):
+            raise ValueError(f"home must be a (row, column) pair of integers, got {home!r}")
         if not (0 <= home[0] < size and 0 <= home[1] < size):
-            raise ValueError(f"home {home} is outside the {size}x{size} grid")
+            raise ValueError(f"home {tuple(home)} is outside the {size}x{size} grid")
+        need, available = self.BYTES_PER_CELL * size * size, available_memory()
+        if available is not None and need > available:  # estimated before anything of that size is built
+            raise ValueError(f"a {size}x{size} grid has {size * size:,} users and needs about {need / 2**30:.1f} GiB, "
+                             f"but {available / 2**30:.1f} GiB are available")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.size = size
         self.home = np.array(home, dtype=np.int64)
         self.render_mode = render_mode
-        cells = np.array([(r, c) for r in range(size) for c in range(size)], dtype=np.float64)
+        cells = np.ascontiguousarray(np.indices((size, size), dtype=np.float64).reshape(2, -1).T)  # (row, col), row-major
         self.population = Population(params=cells, kind="cells", seed=None, meta={"size": size, "home": list(home)})
         n = size * size
         self.reward_space = make_reward_space(n, 0.0, 1.0)
