@@ -32,6 +32,7 @@ class RMDPParallelEnv(ParallelEnv):
         self.population = self.envs[0].unwrapped.population
         self.possible_agents = [f"policy_{j}" for j in range(self.k)]
         self.agents: list[str] = []
+        self._reset_once = False
         self._index = {name: j for j, name in enumerate(self.possible_agents)}
         # (k, n) 0/1 matrix: rewards of all policies' groups in one product.
         self._groups = (self.assignment[None, :] == np.arange(self.k)[:, None]).astype(np.float64)
@@ -51,7 +52,7 @@ class RMDPParallelEnv(ParallelEnv):
         return self.envs[self._index[agent]].action_space
 
     def reset(self, seed: int | None = None, options: dict | None = None):
-        self.agents = list(self.possible_agents)
+        self.agents, self._reset_once = list(self.possible_agents), True
         observations, infos = {}, {}
         for j, agent in enumerate(self.agents):
             observations[agent], info = self.envs[j].reset(seed=seed, options=options)
@@ -61,9 +62,15 @@ class RMDPParallelEnv(ParallelEnv):
         return observations, infos
 
     def step(self, actions: dict):
+        if not self._reset_once:  # agents is empty before the first reset: the step returned empty dicts
+            raise RuntimeError("call reset() before step()")
         missing = set(self.agents) - set(actions)
         if missing:
             raise ValueError(f"actions missing for live agents: {sorted(missing)}")
+        unknown = set(actions) - set(self.possible_agents)
+        if unknown:
+            raise ValueError(f"actions for agents this env does not have: {sorted(map(str, unknown))} "
+                             f"(its agents: {', '.join(self.possible_agents)})")
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
             j = self._index[agent]

@@ -39,8 +39,8 @@ class TargetWindowReward:
     """
 
     def __init__(self, targets: np.ndarray, half_width: float, scale: float, shape: str = "triangle"):
-        if half_width <= 0:
-            raise ValueError(f"half_width must be > 0, got {half_width}")
+        if not (half_width > 0 and np.isfinite(half_width)):  # NaN passed "<= 0" and paid every user 0
+            raise ValueError(f"half_width must be a finite number > 0, got {half_width}")
         if shape not in ("triangle", "box"):
             raise ValueError(f"shape must be 'triangle' or 'box', got {shape!r}")
         targets = np.asarray(targets, dtype=np.float64).reshape(-1)

@@ -276,6 +276,21 @@ def default_film_path(folder: Path) -> Path:
     return folder / VIDEO_FILE
 
 
+def default_film_seed(folder: Path) -> int:
+    """The episode a film shows unless told: a run's ``--eval-seed`` (what ``--capture-video`` filmed), a board
+    submission's first held-out seed (an episode that scores it), else 0."""
+    for path, keys in ((folder / "args.json", ("eval_seed",)), (folder.parent.parent / "submission.json", ("protocol", "seed"))):
+        try:
+            value: Any = json.loads(path.read_text())
+            for key in keys:
+                value = value[key]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
 @dataclass
 class Args:
     """Film the saved policies of a run (``--save-model``) or of a board submission's policy folder."""
@@ -289,8 +304,9 @@ class Args:
     """steps of each policy's episode to film (at most the time limit)"""
     every: int | None = None
     """film every this-many steps (default: keep the film within 150 frames)"""
-    seed: int = 0
-    """reset seed of every policy's episode"""
+    seed: Annotated[Optional[int], tyro.conf.arg(help_behavior_hint="(default: the run's --eval-seed, as "
+                                                 "--capture-video films; a board submission's first held-out seed)")] = None
+    """reset seed of every policy's episode: by default the film --capture-video made, or the board's scored episode"""
     width: int = 240
     """width of one policy's picture in pixels"""
     height: int = 180
@@ -307,9 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"no saved policies in {folder} ({POLICY_SPEC_FILE} is missing): train with --save-model")
     policies = load_policies(folder)
     out = Path(args.out) if args.out else default_film_path(folder)
+    seed = default_film_seed(folder) if args.seed is None else args.seed
     try:
         film = record_policies(policies, policies.env_id, policies.k, out, env_kwargs=policies.env_kwargs,
-                               assignment=_assignment_of(folder), seed=args.seed, steps=args.steps, every=args.every,
+                               assignment=_assignment_of(folder), seed=seed, steps=args.steps, every=args.every,
                                tile=(args.width, args.height))
     except (ValueError, RuntimeError) as e:
         fail(str(e))

@@ -150,3 +150,12 @@ def test_a_board_submission_is_filmed_outside_the_board():
     assert default_film_path(row / "policies" / "seed-0-t300000") == \
         Path("runs") / "videos" / "ResourceGathering-v0_adcaab__em__k5__1599ba2638-seed-0-t300000.gif"
     assert default_film_path(Path("runs") / "some_run") == Path("runs") / "some_run" / VIDEO_FILE
+
+
+def test_the_film_shows_the_evaluation_episode_unless_told():
+    """The CLI filmed seed 0 while --capture-video films the run's --eval-seed: filming a run again gave another film.
+    Now a run's eval seed, a board submission's first held-out seed (an episode that scores it), else 0."""
+    from rmdp_train.video import default_film_seed
+    row = ROOT / "leaderboard" / "submissions" / "ResourceGathering-v0_adcaab__em__k5__1599ba2638"
+    assert default_film_seed(row / "policies" / "seed-0-t300000") == 20000
+    assert default_film_seed(Path("/nonexistent")) == 0

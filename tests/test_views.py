@@ -301,3 +301,13 @@ def test_worker_processes_adopt_an_rmdp_registered_at_run_time():
         split.close(), alone.close()
     finally:
         gym.registry.pop("rmdp/RuntimeChain-v0", None)
+
+
+def test_parallel_view_refuses_a_step_before_reset_and_unknown_agents():
+    """Before reset it returned empty dicts (no live agents yet); an action for an agent it does not have was dropped."""
+    env = parallel_env("rmdp/ResourceGathering-v0", k=2)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({"policy_0": 0, "policy_1": 0})
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="does not have"):
+        env.step({"policy_0": 0, "policy_1": 0, "policy_7": 0})
