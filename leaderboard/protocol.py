@@ -81,7 +81,8 @@ PROTOCOL = Protocol()
 PER_RUN_KEYS = frozenset({
     "seed", "output_dir", "exp_name", "run_name", "save_model", "env_id", "k", "total_timesteps",
     "cuda", "track", "wandb_project_name", "wandb_entity", "capture_video", "log_dir", "device",
-    "resume", "eval_every", "eval_episodes", "eval_seed", "checkpoint_every", "interrupt_after", "torch_threads",
+    "resume", "eval_every", "eval_episodes", "eval_seed", "checkpoint_every", "interrupt_after", "check_only",
+    "torch_threads",
     "update_threads", "num_workers", "rollout",  # how the run used the machine (the same numbers), not the method
     "n_agents", "population", "population_seed",  # the benchmark, identified by its population
     "batch_size", "minibatch_size", "num_iterations",  # derived at run time from k and total_timesteps

@@ -459,6 +459,30 @@ def planned_seconds(board: Path, tasks: list[Task]) -> tuple[float, list[str]]:
     return seconds, sorted(unknown)
 
 
+def check_flags(tasks: list[Task], solvers_dir: Path, log: Callable[[str], None] = print) -> None:
+    """Ask each solver, once per env (its largest k), whether it takes the grid's flags (``--check-only``: the flags,
+    the env and the memory checked, nothing written): :class:`SweepError` with the solver's own error line where not.
+
+    Why: a dry run checked the grid but not ``--solver-args``, so a misspelt flag passed it and then failed every task
+    of the real sweep, leaving task folders behind."""
+    firsts: dict[tuple[str, str], Task] = {}
+    for task in tasks:
+        key = (task.solver, task.env_id)
+        if key not in firsts or task.k > firsts[key].k:
+            firsts[key] = task
+    for (solver, env_id), task in sorted(firsts.items()):
+        with tempfile.TemporaryDirectory(prefix="rmdp-check-") as scratch:
+            cmd = task.command(str(solvers_dir / f"{solver}.py"), scratch) + ["--check-only"]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+            except subprocess.TimeoutExpired:
+                raise SweepError(f"{solver} did not finish checking its flags for {env_id} within 600 s") from None
+        if proc.returncode != 0:  # _error_line reads a run's log, whose first line is the command
+            reason = _error_line("\n" + proc.stderr).removeprefix("error: ")
+            raise SweepError(f"{solver} refuses the grid's flags for {env_id} (k = {task.k}): {reason}")
+        log(f"checked {solver}'s flags for {env_id}")
+
+
 def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], total_timesteps: int,
           runs_dir: Path, board: Path, backend: str = "local", address: str | None = None,
           workers: int | None = None, solvers_dir: Path | None = None, extra_args: list[str] | None = None,
@@ -488,6 +512,7 @@ def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], 
     log(f"sweep: {len(tasks)} runs, {len(tasks) - len(todo)} finished earlier, {len(todo)} to run ({backend} backend)"
         + (f", {resumable} of them from a checkpoint" if resumable else ""))
     if dry_run:
+        check_flags([t for t, _ in todo], solvers_dir, log)
         if todo:
             task, folder = todo[0]
             log("first command: " + " ".join(task.command(str(solvers_dir / f"{task.solver}.py"), str(folder))))

@@ -122,6 +122,9 @@ class PPOArgs:
     """write a checkpoint every this many iterations (and at the end)"""
     interrupt_after: int = 0
     """testing aid: exit right after the checkpoint of this many iterations of this process, as if killed (0: never)"""
+    check_only: bool = False
+    """check the flags, the environment and the memory the run needs, say so and exit (status 0) without writing
+    anything: what `python -m leaderboard sweep --dry-run` asks of each solver before a grid runs"""
 
     # Environment arguments
     env_id: str = "rmdp/ResourceGathering-v0"
@@ -257,7 +260,8 @@ def parse_args(args_cls: type, solver_file: str) -> PPOArgs:
         saved = resumable_args(args.resume, args_cls, Path(solver_file).stem)
         # the command line read again over the run's own flags: what it gives differs from them only where typed
         refuse_changed_flags(tyro.cli(args_cls, default=args_cls(**saved)), saved)
-        args = args_cls(**{**saved, "resume": args.resume, "interrupt_after": args.interrupt_after})
+        args = args_cls(**{**saved, "resume": args.resume, "interrupt_after": args.interrupt_after,
+                           "check_only": args.check_only})
     if args.exp_name is None:
         args.exp_name = Path(solver_file).stem
     return apply_env_defaults(args)
@@ -270,7 +274,7 @@ def refuse_changed_flags(given: PPOArgs, saved: dict) -> None:
     ``--interrupt-after`` belongs to the process, not the run."""
     changed = []
     for name, value in saved.items():
-        if name not in ("resume", "interrupt_after") and getattr(given, name) != value:
+        if name not in ("resume", "interrupt_after", "check_only") and getattr(given, name) != value:
             changed.append(f"--{name.replace('_', '-')} {getattr(given, name)} (the run's: {value})")
     if changed:
         fail(f"--resume {given.resume} continues the run with the flags it started with; these differ: "

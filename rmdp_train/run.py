@@ -203,8 +203,12 @@ class Run:
         return user_bins(self.env.population.params, self.args.critic_bins)
 
     def create_folder(self) -> None:
-        """The run folder (``args.json`` in it), or the one being resumed. Call after the last check."""
+        """The run folder (``args.json`` in it), or the one being resumed. Call after the last check: with
+        ``--check-only`` this is where the run stops, every check passed and nothing written."""
         args = self.args
+        if args.check_only:
+            print(f"{self.solver} {args.env_id} k={args.k}: flags, environment and memory checked; nothing run or written")
+            raise SystemExit(0)
         if self.resumed:
             self.dir = Path(args.resume)
         else:

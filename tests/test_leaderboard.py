@@ -688,6 +688,19 @@ def test_sweep_dry_run_plans_without_running_or_writing(runs, board, tmp_path):
     assert cli.main(["sweep", "--envs", RG, "--solvers", "em_ppo", "--k", "2", "--total-timesteps", "1000", "--dry-run",
                      "--runs-dir", str(tmp_path / "sweep_runs"), "--board-dir", str(board)]) == 0
     assert not (tmp_path / "sweep_runs").exists()
+    assert any(line.startswith("checked em_ppo's flags for rmdp/Chain-v0") for line in lines)
+
+
+@pytest.mark.parametrize("solver_args, said", [("--bogus 1", "Unrecognized options: --bogus"),
+                                                ("--learning-rate inf", "--learning-rate must be a finite number")])
+def test_sweep_dry_run_asks_the_solvers_about_their_flags(board, tmp_path, capsys, solver_args, said):
+    """A misspelt or impossible --solver-args passed the dry run, then failed every task of the real sweep and left
+    task folders behind; the dry run now asks each solver (--check-only) and says what it refused, in one line."""
+    assert cli.main(["sweep", "--envs", RG, "--solvers", "em_ppo", "--k", "2", "--total-timesteps", "1000", "--dry-run",
+                     "--solver-args", solver_args, "--runs-dir", str(tmp_path / "sweep_runs"), "--board-dir", str(board)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: em_ppo refuses the grid's flags") and said in err[0], err
+    assert not (tmp_path / "sweep_runs").exists() and not board.exists()
 
 
 def test_verify_reports_a_stored_number_its_policies_do_not_give(runs, board):

@@ -473,3 +473,13 @@ def test_track_mirrors_the_run_to_wandb_or_names_what_is_missing(tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         run_dir = only_run_dir(tmp_path)
         assert (run_dir / "result.json").is_file() and any((run_dir / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize("solver", [*SOLVERS, "family"])
+def test_check_only_checks_and_writes_nothing(solver, tmp_path):
+    """--check-only (what a sweep's dry run asks of each solver): every check a run makes before its folder, exit 0,
+    nothing written; a flag a run would refuse is refused the same way."""
+    proc = run_solver(solver, tmp_path, "--check-only", timeout=120)
+    assert "checked; nothing run or written" in proc.stdout and not any(tmp_path.iterdir())
+    proc = run_solver(solver, tmp_path, "--check-only", "--k", "0", check=False, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:") and not any(tmp_path.iterdir())
