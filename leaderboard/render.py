@@ -344,9 +344,9 @@ def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
     return svg
 
 
-def profile_cells(boards: dict[str, dict[str, Any]]) -> tuple[list[tuple[str, int]], dict[str, dict]]:
-    """The (benchmark, k) cells of the current protocol that every solver on the board ran, and per solver and cell
-    the normalized scores of its runs there.
+def profile_cells(boards: dict[str, dict[str, Any]]) -> tuple[list[tuple[str, str, int]], dict[str, dict]]:
+    """The (env id, benchmark key, k) cells of the current protocol that every solver on the board ran, and per
+    solver and cell the normalized scores of its runs there.
 
     Why only shared cells: pooled over whatever each solver ran, a profile ranks the benchmarks each solver was run
     on (a solver seen only on tasks with a loose W_k bound scores low everywhere), not the solvers.
@@ -358,7 +358,7 @@ def profile_cells(boards: dict[str, dict[str, Any]]) -> tuple[list[tuple[str, in
         for row in bd["rows"]:
             values = [v for v in row["normalized_runs"] if v is not None]
             if values:
-                scores[row["solver"]][(bd["benchmark"]["env_id"], row["k"])] += values
+                scores[row["solver"]][(bd["benchmark"]["env_id"], bd["benchmark"]["key"], row["k"])] += values
     shared = sorted(set.intersection(*(set(cells) for cells in scores.values()))) if scores else []
     return shared, scores
 
@@ -381,7 +381,7 @@ def profile_plot(boards: dict[str, dict[str, Any]]) -> str | None:
         ax.plot(taus, fraction, color=color, linestyle=LINESTYLES[i % len(LINESTYLES)], label=f"{solver} ({runs} runs)")
     ax.set_xlabel("tau (normalized welfare: 0 = random policy, 1 = W_k)")
     ax.set_ylabel("fraction of runs with score >= tau")
-    names = sorted({env_id.split("/", 1)[1] for env_id, _ in shared})
+    names = sorted({env_id.split("/", 1)[1] for env_id, _, _ in shared})
     ax.set_title(f"Performance profile, {len(shared)} cells every solver ran (protocol {PROTOCOL.version})\n"
                  f"{', '.join(names)}; each cell weighted equally", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
