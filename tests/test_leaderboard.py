@@ -909,3 +909,19 @@ def test_submit_refuses_a_board_it_cannot_write_before_verifying(runs, tmp_path,
     assert cli.main(["submit", str(runs[0]), "--board-dir", str(place)]) == 1
     err = capsys.readouterr().err
     assert "cannot write the board" in err and "verifying" not in err and place.read_text() == "x"
+
+
+def test_the_profile_compares_solvers_on_the_cells_they_all_ran():
+    """Pooled over whatever each solver ran, the profile ranked where a solver was run (the family, on MuJoCo only,
+    against the others' mostly tabular runs), not how it did."""
+    from leaderboard.render import profile_cells
+
+    def board(env_id, rows):
+        return {"protocol": PROTOCOL.version, "benchmark": {"env_id": env_id, "key": env_id[-4:]},
+                "rows": [{"solver": s, "k": k, "normalized_runs": v} for s, k, v in rows]}
+
+    boards = {"a": board("rmdp/Chain-v0", [("em", 2, [0.9, 0.95]), ("family", 2, [0.5]), ("em", 3, [0.9])]),
+              "b": board("rmdp/HopperSpeed-v0", [("em", 5, [0.2]), ("family", 5, [0.3, None])])}
+    shared, scores = profile_cells(boards)
+    assert shared == [("rmdp/Chain-v0", "n-v0", 2), ("rmdp/HopperSpeed-v0", "d-v0", 5)]  # em's k = 3 alone is left out
+    assert scores["family"][shared[1]] == [0.3]
