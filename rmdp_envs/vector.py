@@ -63,6 +63,8 @@ def _check_batch_actions(actions, num_envs: int, single_action_space: gym.Space)
     expected = (num_envs,) + tuple(single_action_space.shape)
     if actions.shape != expected:
         raise ValueError(f"actions must have shape {expected} (one action per sub-env), got {actions.shape}")
+    if actions.dtype.kind == "f" and not np.isfinite(actions).all():  # once a step for every copy and worker
+        raise ValueError("actions contain NaN or infinite values (MuJoCo would reset the copy and go on)")
     return actions
 
 

@@ -156,10 +156,10 @@ class SpeedRewardMixin:
         info dict and the reward vector: a quarter of a HalfCheetah step's time. The vector env's
         statistic mode, which needs only the velocity, calls this instead; the same MuJoCo calls
         and float operations as Gymnasium's v5 ``step``, so the same numbers (test against the
-        registered envs in ``tests/test_rewards.py``). ``action`` must have the action space's shape.
+        registered envs in ``tests/test_rewards.py``). ``action`` must have the action space's shape and be finite
+        (the vector env checks a step's actions once for all copies).
         """
         before = self._forward_x()
-        _check_finite(action)
         self._step_mujoco_simulation(action, self.frame_skip)
         velocity = (self._forward_x() - before) / self.dt
         terminated = self._terminates and (not self.is_healthy) and self._terminate_when_unhealthy
@@ -262,7 +262,6 @@ class VelocityBatch:
     def step(self, actions: np.ndarray, copies: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step ``copies`` (indices into the batch; ``None``: all) with ``actions[copy]``: ``(observations,
         velocities, terminations)`` of those copies, in their order, as ``step_velocity`` returns them one by one."""
-        _check_finite(actions)
         step, post, frame_skip = mujoco.mj_step, mujoco.mj_rnePostConstraint, self.frame_skip
         qpos_all, qvel_all, x_before = self.qpos, self.qvel, self.x_before
         for i, model, data, qpos, qvel, ctrl in (self._copies if copies is None else [self._copies[c] for c in copies]):
