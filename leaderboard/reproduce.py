@@ -91,7 +91,7 @@ def _run_folder(out: Path) -> Path:
     return run_dir
 
 
-def version_changes(recorded: dict | None) -> dict[str, tuple[str | None, str | None]]:
+def version_changes(recorded: dict | None, env_id: str | None = None) -> dict[str, tuple[str | None, str | None]]:
     """``{library: (recorded, installed)}`` for the libraries whose installed version differs from a run's record.
 
     The recorded commit pins rmdp's own code, not its dependencies: a different MuJoCo, torch or numpy can change
@@ -102,8 +102,13 @@ def version_changes(recorded: dict | None) -> dict[str, tuple[str | None, str | 
     from rmdp_envs.results import library_versions  # noqa: PLC0415
 
     now = library_versions()
+    unused = {"rmdp"}
+    if env_id is not None:  # MuJoCo steps only the MuJoCo tasks: a ResourceGathering row's note named it anyway
+        import rmdp_envs  # noqa: PLC0415
+        if rmdp_envs.env_metadata(env_id).get("rmdp_family") != "mujoco":
+            unused.add("mujoco")
     return {name: (version, now.get(name)) for name, version in sorted((recorded or {}).items())
-            if name != "rmdp" and name in now and version != now[name]}
+            if name not in unused and name in now and version != now[name]}
 
 
 def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head: bool = False) -> bool:
@@ -139,7 +144,7 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head:
                 log(f"code of the recorded commit {stored[:10]} (HEAD is {now[:10]}; --at-head retrains with HEAD's)")
             else:
                 log(f"note: commit {stored[:10]} is not in this clone: retraining with HEAD ({now[:10]})")
-        changed = version_changes(run.get("versions"))
+        changed = version_changes(run.get("versions"), b["env_id"])
         if changed:
             log("note: the run was trained under other library versions, which can change its numbers (`verify` "
                 "re-scores the stored policies instead): "

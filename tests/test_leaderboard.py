@@ -531,11 +531,13 @@ def test_a_swept_run_reproduces_and_a_changed_one_does_not(tmp_path, board):
     stored = json.loads((folder / "submission.json").read_text())
     stored["runs"][0]["best_welfare"] += 0.05
     stored["runs"][0]["versions"]["mujoco"] = "3.15.0"  # as if trained before the MuJoCo 4 upgrade
+    stored["runs"][0]["versions"]["torch"] = "2.0.0"
     (folder / "submission.json").write_text(json.dumps(stored))
     said = []
     assert reproduce(folder, log=said.append) is False
     notes = [line for line in said if line.startswith("note:")]  # named: the library that changed, and it alone
-    assert len(notes) == 1 and "mujoco 3.15.0 (now " in notes[0] and "numpy" not in notes[0]
+    assert len(notes) == 1 and "torch 2.0.0 (now " in notes[0] and "numpy" not in notes[0]
+    assert "mujoco" not in notes[0]  # ResourceGathering steps no MuJoCo: its version cannot move this row
 
 
 def test_every_board_rows_recorded_code_takes_the_sweeps_process_flags():
