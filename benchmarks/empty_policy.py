@@ -133,8 +133,9 @@ def summarize(case: dict) -> dict:
 
 
 def paired(runs: dict, reference: dict) -> dict | None:
-    """``runs`` against ``reference`` (seed -> run) on the seeds both have, if at least two: P(better) with its
-    paired bootstrap interval, the mean welfare difference with its interval, and on how many seeds each is ahead."""
+    """``runs`` against ``reference`` (seed -> run) on the seeds both have, if at least two: P(better) with the board's
+    interval (each side's runs resampled on its own; the committed results were measured when it was a paired
+    bootstrap), the mean welfare difference with its interval, and on how many seeds each is ahead."""
     both = sorted(set(runs) & set(reference))
     if len(both) < 2:
         return None
@@ -147,7 +148,8 @@ def markdown(cases: dict) -> str:
     lines = ["# EM: the paper's rule for an emptied policy (reinstate) against a split", "",
              "`python benchmarks/empty_policy.py` (every run on its board; n = the board's "
              "population; welfare is the board's held-out number, mean [95% bootstrap CI] over seeds; P(split > "
-             "reinstate) with a paired bootstrap interval; the difference is split minus reinstate, seed by seed).", ""]
+             "reinstate) with the board's bootstrap interval (leaderboard.stats.probability_of_improvement); the difference "
+             "is split minus reinstate, seed by seed).", ""]
     order = lambda item: (item[1]["env_id"], item[1]["k"], item[1]["total_timesteps"])  # noqa: E731  (k = 5 before 10)
     for name, case in sorted(cases.items(), key=order):
         summary, digits = case["summary"], case["digits"]
