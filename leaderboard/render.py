@@ -172,10 +172,11 @@ def verdicts(board: dict[str, Any], digits: int) -> list[str]:
 
     Each comparison uses the seeds both rows trained (:data:`MIN_VERDICT_SEEDS` at least) and shows the probability
     of improvement with its interval; whether the two are told apart is the exact Mann-Whitney test of that
-    probability being 1/2, Holm-corrected over the comparisons made at that k (the leader is itself chosen by the
-    data, so without the correction five equal solvers would be told apart on about a third of boards:
-    ``benchmarks/results/verdict_errors.json``). The direction comes from the probability, not from which row leads:
-    a leader by mean whose runs lose most pairs is "worse".
+    probability being 1/2, Holm-corrected over the comparisons made at that k (an identical pair counts, with p = 1;
+    the rule before, a paired interval with no correction, called some pair of five equal solvers different on
+    32-42% of boards, this one on 5-8%: ``benchmarks/results/verdict_errors.json``). The direction comes from the
+    probability, not from which row leads: a leader by mean whose runs lose most pairs is "worse". Where rows tie for
+    the highest mean, the first of them is the one compared, and named.
     """
     lines = []
     by_k: dict[int, list[dict]] = defaultdict(list)
@@ -202,19 +203,22 @@ def verdicts(board: dict[str, Any], digits: int) -> list[str]:
             if len(seeds) < MIN_VERDICT_SEEDS:  # a test over 3 seeds a side cannot reach 5% at all
                 parts.append(f"{other['label']}: too few shared seeds to tell (need {MIN_VERDICT_SEEDS}) ({stem}, "
                              f"{len(seeds)} shared seeds)")
-            elif x == y:
+            elif x == y:  # a comparison made (Holm counts it), whose p is 1
+                tests.append((len(parts), 1.0, 0.5, None))
                 parts.append(f"{other['label']}: identical (the same score on every seed) ({stem}, {len(seeds)} shared seeds)")
             else:
                 tests.append((len(parts), improvement_p_value(x, y), poi[0], f"{stem}, {{p}}, {len(seeds)} shared seeds"))
                 parts.append(other["label"])
         told_apart = holm([p for _, p, _, _ in tests])
         for (i, p, probability, stem), apart in zip(tests, told_apart):
+            if stem is None:  # identical: already said
+                continue
             verdict = ("better" if probability > 0.5 else "worse") if apart else "not distinguishable"
             shown = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
             parts[i] = f"{parts[i]}: {verdict} ({stem.format(p=shown + ' before Holm')})"
-        lead = (f"{', '.join(tied[:-1])} and {tied[-1]} tie for the highest mean" if len(tied) > 1
-                else f"{best['label']} has the highest mean")
-        lines.append(f"k = {k}: {lead}; against " + "; ".join(parts) + ".")
+        lead = (f"{', '.join(tied[:-1])} and {tied[-1]} tie for the highest mean; {best['label']}" if len(tied) > 1
+                else f"{best['label']} has the highest mean;")
+        lines.append(f"k = {k}: {lead} against " + "; ".join(parts) + ".")
     same = [r for r in by_k.get(1, []) if r["solver"] in SAME_AT_K1]
     if len(same) >= 2:
         means = [r["mean_best"] for r in same]
@@ -344,46 +348,50 @@ def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
     return svg
 
 
-def profile_cells(boards: dict[str, dict[str, Any]]) -> tuple[list[tuple[str, str, int]], dict[str, dict]]:
-    """The (env id, benchmark key, k) cells of the current protocol that every solver on the board ran, and per
-    solver and cell the normalized scores of its runs there.
+def profile_cells(boards: dict[str, dict[str, Any]]) -> tuple[list[tuple[str, str, int]], dict[str, dict], list[str]]:
+    """The (env id, benchmark key, k) cells of the current protocol that the profile compares, per line (a row label:
+    a solver, or one budget of it) and cell the normalized scores of its runs there, and the lines left out.
 
-    Why only shared cells: pooled over whatever each solver ran, a profile ranks the benchmarks each solver was run
-    on (a solver seen only on tasks with a loose W_k bound scores low everywhere), not the solvers.
+    Only cells every compared line ran, so the profile ranks the lines and not the benchmarks each was run on (pooled,
+    the family, seen only on MuJoCo with its loose W_k, scored low everywhere). A line that ran fewer than half the
+    board's cells is left out and named rather than shrinking everyone's cells to its few.
     """
-    scores: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(lambda: defaultdict(list))
+    scores: dict[str, dict[tuple[str, str, int], list[float]]] = defaultdict(lambda: defaultdict(list))
     for key, bd in boards.items():
         if bd["protocol"] != PROTOCOL.version:
             continue
         for row in bd["rows"]:
             values = [v for v in row["normalized_runs"] if v is not None]
             if values:
-                scores[row["solver"]][(bd["benchmark"]["env_id"], bd["benchmark"]["key"], row["k"])] += values
-    shared = sorted(set.intersection(*(set(cells) for cells in scores.values()))) if scores else []
-    return shared, scores
+                scores[row["label"]][(bd["benchmark"]["env_id"], bd["benchmark"]["key"], row["k"])] += values
+    cells = set().union(*(set(mine) for mine in scores.values())) if scores else set()
+    kept = {label: mine for label, mine in scores.items() if 2 * len(mine) >= len(cells)}
+    shared = sorted(set.intersection(*(set(mine) for mine in kept.values()))) if kept else []
+    return shared, kept, sorted(set(scores) - set(kept))
 
 
 def profile_plot(boards: dict[str, dict[str, Any]]) -> str | None:
-    """Performance profile over the (benchmark, k) cells every solver ran (:func:`profile_cells`): for each solver,
-    the fraction of runs whose normalized score (of W_k) is at least tau, each cell weighted equally (a cell of 10
-    seeds counts as much as one of 5)."""
+    """Performance profile over the cells :func:`profile_cells` picks: for each line, the fraction of runs whose
+    normalized score (of W_k) is at least tau, each cell weighted equally (a cell of 10 seeds counts as much as one
+    of 5)."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    shared, scores = profile_cells(boards)
+    shared, scores, left_out = profile_cells(boards)
     if not shared:
         return None
     taus = np.linspace(0.0, 1.0, 101)
-    fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    for i, (color, solver) in enumerate(zip(_colors(len(scores)), sorted(scores))):
-        cells = [np.asarray(scores[solver][cell]) for cell in shared]
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    for i, (color, label) in enumerate(zip(_colors(len(scores)), sorted(scores))):
+        cells = [np.asarray(scores[label][cell]) for cell in shared]
         fraction = [np.mean([(values >= t).mean() for values in cells]) for t in taus]
         runs = sum(values.size for values in cells)
-        ax.plot(taus, fraction, color=color, linestyle=LINESTYLES[i % len(LINESTYLES)], label=f"{solver} ({runs} runs)")
+        ax.plot(taus, fraction, color=color, linestyle=LINESTYLES[i % len(LINESTYLES)], label=f"{label} ({runs} runs)")
     ax.set_xlabel("tau (normalized welfare: 0 = random policy, 1 = W_k)")
     ax.set_ylabel("fraction of runs with score >= tau")
     names = sorted({env_id.split("/", 1)[1] for env_id, _, _ in shared})
-    ax.set_title(f"Performance profile, {len(shared)} cells every solver ran (protocol {PROTOCOL.version})\n"
-                 f"{', '.join(names)}; each cell weighted equally", fontsize=8)
+    out = f"; left out (fewer than half the cells): {', '.join(left_out)}" if left_out else ""
+    ax.set_title(f"Performance profile, {len(shared)} cells every line ran (protocol {PROTOCOL.version})\n"
+                 f"{', '.join(names)}; each cell weighted equally{out}", fontsize=7)
     ax.legend(fontsize=7, frameon=False)
     svg = _svg(fig)
     plt.close(fig)
@@ -489,9 +497,13 @@ def _protocol_text() -> str:
             "both trained: the probability of improvement (P(X > Y) + P(X = Y)/2 over all pairs of runs) with a "
             "bootstrap interval that resamples each solver's runs on its own, and \"better\" or \"worse\" only where the "
             "exact Mann-Whitney test of that probability being 0.5 rejects at 5% after Holm's correction over that k's "
-            "comparisons (p shown before the correction); otherwise \"not distinguishable\". With 5 seeds a side only "
-            "runs that do not overlap at all can be told apart, and a 95% percentile interval over 5 seeds covers the "
-            "truth less often than 95% ([`verdict_errors.json`](../benchmarks/results/verdict_errors.json)). A claimed welfare must match the re-evaluation within {p.tolerance.describe()} on environments with "
+            "comparisons (p shown before the correction); otherwise \"not distinguishable\". The leader is picked by "
+            "its mean before it is tested, so among five equally good solvers some pair is still called different on "
+            "5-8% of boards; with 5 seeds a side and four comparisons at a k only runs that do not overlap at all can be "
+            "told apart (one swapped pair of 25 can, with fewer comparisons); and a 95% percentile interval over 5 "
+            "seeds holds the true mean about 83% of the time "
+            "([`verdict_errors.json`](../benchmarks/results/verdict_errors.json)). A claimed welfare must match the "
+            f"re-evaluation within {p.tolerance.describe()} on environments with "
             f"exactly repeatable evaluation and {p.chaotic_tolerance.describe()} on chaotic ones (MuJoCo). Rows of "
             "protocol v1 (users picked and were scored on the same 10 episodes from seed 10000) are archived below the "
             "current ones and never pooled with them.")

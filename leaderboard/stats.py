@@ -147,6 +147,7 @@ def holm(p_values: Sequence[float], alpha: float = 1.0 - CONFIDENCE) -> list[boo
     Written here because scipy has no family-wise correction (its ``false_discovery_control`` bounds the false
     discovery rate, a weaker promise) and statsmodels would be a dependency for ten lines.
     """
+    p_values = [1.0 if math.isnan(p) else p for p in p_values]  # no evidence (a NaN compares False: it "rejected")
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
     rejected = [False] * len(p_values)
     for rank, i in enumerate(order):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -110,13 +111,31 @@ def submission_folders(board: Path) -> list[Path]:
             if not entry.name.startswith(".") and (entry / SUBMISSION_FILE).is_file()]
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"contains {name} (NaN and infinite values are not allowed)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"contains the non-finite number {text} (NaN and infinite values are not allowed)")
+    return value
+
+
+def loads_finite(text: str) -> Any:
+    """JSON without NaN, Infinity or numbers that overflow to infinity (Python's json reads all three)."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def read_submission(folder: Path) -> dict[str, Any]:
-    """One stored submission; :class:`BoardError` naming the file where it is not readable JSON or not an object."""
+    """One stored submission; :class:`BoardError` naming the file where it is not readable JSON without NaN or
+    infinities (a hand edit's NaN made a verdict "significant"), or not an object."""
     path = folder / SUBMISSION_FILE
     try:
-        sub = json.loads(path.read_text())
+        sub = loads_finite(path.read_text())
     except (OSError, ValueError, RecursionError) as e:
-        raise BoardError(f"{folder.name}: {SUBMISSION_FILE} is not readable JSON ({type(e).__name__}: {str(e)[:200]})") from e
+        raise BoardError(f"{folder.name}: {SUBMISSION_FILE} is not readable, finite JSON ({type(e).__name__}: "
+                         f"{str(e)[:200]})") from e
     if not isinstance(sub, dict):
         raise BoardError(f"{folder.name}: {SUBMISSION_FILE} holds a JSON {type(sub).__name__}, not an object")
     return sub

@@ -10,7 +10,6 @@ written, in one atomic step, with copies of its policies.
 from __future__ import annotations
 
 import json
-import math
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,8 +22,8 @@ import numpy as np
 from leaderboard.protocol import PROTOCOL, SUBMISSION_FORMAT, Protocol, recorded_hyperparameters
 from leaderboard.scoring import score
 from leaderboard.unseen import UNSEEN_POPULATION_SEED, score_unseen
-from leaderboard.storage import (PACKAGE_DIR, load_submissions, sha256_file, short_hash, submissions_dir,
-                                 write_submission)
+from leaderboard.storage import (PACKAGE_DIR, load_submissions, loads_finite, sha256_file, short_hash,
+                                 submissions_dir, write_submission)
 from rmdp_envs.files import CHECKPOINT_FILE, POLICY_FILES, POLICY_SPEC_FILE, POLICY_WEIGHTS_FILE, RESULT_FILE
 from rmdp_envs.results import RunResult
 #: Suffixes of formats that run code when loaded (pickle and what wraps it).
@@ -58,21 +57,10 @@ def schema_errors(document: Any, ref: str | None = None) -> list[str]:
 
 # ----------------------------------------------------------------------------- reading
 
-def _reject_constant(name: str):
-    raise ValueError(f"contains {name} (NaN and infinite values are not allowed)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"contains the non-finite number {text} (NaN and infinite values are not allowed)")
-    return value
-
-
 def read_json_strict(path: Path) -> Any:
     """JSON without NaN, Infinity or numbers that overflow to infinity."""
     try:
-        return json.loads(path.read_text(), parse_constant=_reject_constant, parse_float=_finite_float)
+        return loads_finite(path.read_text())
     except ValueError as e:  # JSONDecodeError is a ValueError too
         raise SubmissionError(f"{path}: {e}") from None
 

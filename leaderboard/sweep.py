@@ -477,9 +477,13 @@ def check_flags(tasks: list[Task], solvers_dir: Path, log: Callable[[str], None]
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
             except subprocess.TimeoutExpired:
                 raise SweepError(f"{solver} did not finish checking its flags for {env_id} within 600 s") from None
-        if proc.returncode != 0:  # _error_line reads a run's log, whose first line is the command
+        if proc.returncode == 2:  # refused (one error line, or tyro's box); _error_line reads a log after its command
             reason = _error_line("\n" + proc.stderr).removeprefix("error: ")
             raise SweepError(f"{solver} refuses the grid's flags for {env_id} (k = {task.k}): {reason}")
+        if proc.returncode != 0:  # a crash: its last words, not a traceback's header
+            said = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+            raise SweepError(f"{solver} crashed checking its flags for {env_id} (k = {task.k}), exit status "
+                             f"{proc.returncode}: {said[-1] if said else 'no output'}")
         log(f"checked {solver}'s flags for {env_id}")
 
 

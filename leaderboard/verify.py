@@ -17,9 +17,12 @@ from leaderboard.submit import schema_errors
 SCORED_COLUMNS = ("best_welfare", "welfare", "egalitarian_welfare", "unseen_welfare")
 """A run's stored numbers that ``verify`` re-scores (``unseen_welfare`` only where the run stores one)."""
 
-#: What the board draws from besides those numbers ("worst-off user", "policies serving users", the assignment
-#: plots): re-scored too, the utilities within the env's tolerance, the users' picks exactly where evaluation is
-#: exactly repeatable (on chaotic dynamics a user nearly tied between two policies may pick the other).
+#: What the board draws from besides its welfare columns ("worst-off user", "policies serving users", the assignment
+#: plots), compared where evaluation is exactly repeatable: the worst-off user and the utilities within the
+#: tolerance, the users' picks exactly. On chaotic dynamics one user's utility moves far more than the mean over
+#: users that the tolerance was measured on (a HalfCheetahSpeed row stored under MuJoCo 3.15: 7.8 of one user's 63
+#: under 4.0, its welfare 0.36), so there only the welfare columns are re-checked.
+EXACT_ONLY = ("egalitarian_welfare", "utility", "deployed_assignment")
 SCORED_ARRAYS = ("utility", "deployed_assignment")
 
 
@@ -69,15 +72,19 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
     try:
         for (sub, run, _), rescored in zip(jobs, outcomes):
             tol = PROTOCOL.tolerance_for(sub["benchmark"]["env_id"])
+            exact = tol == PROTOCOL.tolerance
             for name in SCORED_COLUMNS:
                 if name != "best_welfare" and name != "welfare" and run.get(name) is None:
                     continue  # unseen_welfare where the run has none; rows stored before a column was recorded
+                if name in EXACT_ONLY and not exact:
+                    continue
                 value = rescored[name]
                 if value is None or not tol.ok(run[name], value):
                     shown = "None" if value is None else f"{value:.6g}"
                     problems.append(f"{sub['id']} seed {run['seed']}: stored {name} {run[name]:.6g}, "
                                     f"re-evaluation {shown}")
-            problems += _array_problems(sub, run, rescored, tol, exact=tol == PROTOCOL.tolerance)
+            if exact:
+                problems += _array_problems(sub, run, rescored, tol)
             if report is not None:
                 report.append({"id": sub["id"], "env_id": sub["benchmark"]["env_id"], "solver": sub["solver"]["name"],
                                "k": sub["k"], "seed": run["seed"],
@@ -90,8 +97,9 @@ def verify_board(board: Path, log=print, evaluate: bool = True, envs: list[str] 
     return problems
 
 
-def _array_problems(sub: dict, run: dict, rescored: dict, tol, exact: bool) -> list[str]:
-    """The stored utilities and picks against the re-scored ones (:data:`SCORED_ARRAYS`; absent in old rows)."""
+def _array_problems(sub: dict, run: dict, rescored: dict, tol) -> list[str]:
+    """The stored utilities and picks against the re-scored ones (:data:`SCORED_ARRAYS`; absent in old rows), for an
+    env whose evaluation is exactly repeatable."""
     where, problems = f"{sub['id']} seed {run['seed']}", []
     if run.get("utility") is not None:
         stored, again = np.asarray(run["utility"], dtype=np.float64), np.asarray(rescored["utility"], dtype=np.float64)
@@ -103,7 +111,7 @@ def _array_problems(sub: dict, run: dict, rescored: dict, tol, exact: bool) -> l
                 p, i = map(int, np.argwhere(off)[0])
                 problems.append(f"{where}: stored utility of user {i} under policy {p} {stored[p, i]:.6g}, "
                                 f"re-evaluation {again[p, i]:.6g} ({int(off.sum())} entries off)")
-    if exact and run.get("deployed_assignment") is not None and list(run["deployed_assignment"]) != rescored["deployed_assignment"]:
+    if run.get("deployed_assignment") is not None and list(run["deployed_assignment"]) != rescored["deployed_assignment"]:
         moved = sum(a != b for a, b in zip(run["deployed_assignment"], rescored["deployed_assignment"]))
         problems.append(f"{where}: stored deployed_assignment differs from the re-evaluated picks ({moved} users)")
     return problems

@@ -61,7 +61,7 @@ def _unaccepted_argument(env_id: str, name: str) -> str:
 
 
 #: Keywords ``gym.make`` takes itself, whatever the env's ``__init__``.
-_MAKE_KEYWORDS = {"max_episode_steps", "render_mode", "disable_env_checker", "autoreset", "apply_api_compatibility"}
+_MAKE_KEYWORDS = {"max_episode_steps", "render_mode", "disable_env_checker"}
 
 
 def check_env_arguments(env_id: str, env_kwargs: dict[str, Any]) -> None:

@@ -192,7 +192,8 @@ class Run:
             evaluation = (f"{args.eval_episodes} evaluation episodes" if evaluated is None else
                           f"{evaluated[0]} policies evaluated for {evaluated[1]} episodes each")
             fewer = "fewer --eval-episodes" if evaluated is None else "fewer evaluated policies or episodes"
-            fail(f"this run needs about {need / 2**30:.1f} GiB for its per-user arrays, env copies and networks (n = {n} users, "
+            fail(f"this run needs about {(need - FIXED_RUN_BYTES) / 2**30:.1f} GiB for its per-user arrays, env copies and "
+                 f"networks, beyond the ~1 GiB every run holds (n = {n} users, "
                  f"k = {args.k}, {args.k * (args.num_envs or 1)} copies x {args.num_steps} steps a rollout, "
                  f"{args.hidden_size} hidden units, {evaluation}), but {available / 2**30:.1f} GiB are available: use "
                  f"fewer users (--n-agents), fewer copies (--num-envs), fewer steps (--num-steps), a smaller "

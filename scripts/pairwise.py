@@ -4,7 +4,8 @@ The rendered board compares every solver with the top one only; this answers a q
 "where does the policy family beat EM?" with the board's statistics (``leaderboard.stats``): mean with a
 bootstrap interval, the probability of improvement over all pairs of runs with an interval that resamples each
 solver on its own, and the exact Mann-Whitney test, Holm-corrected over each benchmark's rows (its budgets k are questions asked of one
-table at once; across benchmarks, as on the board, each benchmark is its own table).
+table at once; across benchmarks, as on the board, each benchmark is its own table). The board's family is another
+(the leader's comparisons at one k), so near the threshold the two can differ on the same pair.
 
     python scripts/pairwise.py family em [--out leaderboard/family_vs_em.md]
 """
@@ -56,10 +57,10 @@ def pairwise(a: str, b: str, board: Path, version: str = "v2") -> str:
                     rows.append(f"{cells} | too few shared seeds | {tail}")
                     continue
                 p = improvement_p_value(x, y)
-                tests.append((len(rows), p, poi[0], env_id))
+                tests.append((len(rows), p, poi[0], (env_id, bench)))
                 rows.append((cells, p, tail))
-    for env_id in {test[3] for test in tests}:
-        mine = [test for test in tests if test[3] == env_id]
+    for benchmark in {test[3] for test in tests}:
+        mine = [test for test in tests if test[3] == benchmark]
         for (i, p, probability, _), apart in zip(mine, holm([test[1] for test in mine])):
             cells, _, tail = rows[i]
             verdict = ("yes" if probability > 0.5 else "no") if apart else "not distinguishable"

@@ -920,10 +920,44 @@ def test_the_profile_compares_solvers_on_the_cells_they_all_ran():
 
     def board(env_id, rows):
         return {"protocol": PROTOCOL.version, "benchmark": {"env_id": env_id, "key": env_id[-4:]},
-                "rows": [{"solver": s, "k": k, "normalized_runs": v} for s, k, v in rows]}
+                "rows": [{"label": s, "k": k, "normalized_runs": v} for s, k, v in rows]}
 
     boards = {"a": board("rmdp/Chain-v0", [("em", 2, [0.9, 0.95]), ("family", 2, [0.5]), ("em", 3, [0.9])]),
               "b": board("rmdp/HopperSpeed-v0", [("em", 5, [0.2]), ("family", 5, [0.3, None])])}
-    shared, scores = profile_cells(boards)
+    shared, scores, left_out = profile_cells(boards)
     assert shared == [("rmdp/Chain-v0", "n-v0", 2), ("rmdp/HopperSpeed-v0", "d-v0", 5)]  # em's k = 3 alone is left out
-    assert scores["family"][shared[1]] == [0.3]
+    assert scores["family"][shared[1]] == [0.3] and left_out == []
+    boards["b"]["rows"].append({"label": "lone", "k": 5, "normalized_runs": [0.1]})  # 1 of 3 cells: named, not pooled
+    shared, scores, left_out = profile_cells(boards)
+    assert len(shared) == 2 and left_out == ["lone"] and "lone" not in scores
+
+
+def test_the_protocol_text_fills_in_its_numbers():
+    """A lost f-prefix printed '{p.tolerance.describe()}' on the board page."""
+    from leaderboard.render import _protocol_text
+    text = _protocol_text()
+    assert "{" not in text and PROTOCOL.tolerance.describe() in text and PROTOCOL.chaotic_tolerance.describe() in text
+
+
+def test_a_nan_is_no_evidence_and_a_stored_nan_is_a_malformed_submission(runs, board, capsys):
+    """holm read a NaN p-value as a rejection, and Python's json reads NaN: a hand-edited NaN welfare made a verdict
+    'significant' and passed the malformed-submission check."""
+    assert holm([float("nan"), 0.5]) == [False, False]
+    assert cli.main(["submit", str(runs[0]), "--board-dir", str(board)]) == 0
+    (folder,) = [p for p in (board / "submissions").iterdir() if p.is_dir()]
+    path = folder / "submission.json"
+    path.write_text(path.read_text().replace('"best_welfare": ', '"best_welfare": NaN, "was": ', 1))
+    capsys.readouterr()
+    assert cli.main(["render", "--board-dir", str(board)]) == 2
+    assert "NaN" in capsys.readouterr().err
+
+
+def test_an_identical_pair_counts_in_the_family_of_comparisons():
+    """A, B and C score the same on every seed, D a little below: with the two identical comparisons counted, D's
+    p = 0.024 is above Holm's 0.05 / 3 (it was judged alone against 0.05)."""
+    from leaderboard.render import verdicts
+    rows = [_verdict_row(name, range(5), [6.0, 7.0, 8.0, 9.0, 10.0]) for name in "ABC"]
+    rows.append(_verdict_row("D", range(5), [1.0, 2.0, 3.0, 4.0, 7.0]))
+    (line,) = verdicts({"rows": rows}, 2)
+    assert line.startswith("k = 2: A, B and C tie for the highest mean; A against B: identical")
+    assert "D: not distinguishable" in line

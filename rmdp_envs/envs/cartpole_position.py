@@ -57,7 +57,8 @@ class CartPolePositionEnv(CartPoleEnv):
         return WindowRewards(self._reward_fn, "x_position")
 
     def step(self, action):
-        if not self.action_space.contains(action):  # Gymnasium's check is an assert (gone under python -O)
+        # Gymnasium's check is an assert (gone under python -O); this one costs ~0.1 us of a ~8 us step, not contains()
+        if action not in (0, 1) or isinstance(action, (bool, float, np.floating)):
             raise ValueError(f"action must be 0 (push left) or 1 (push right), got {action!r}")
         obs, _, terminated, truncated, _ = super().step(action)
         x = float(self.state[0])

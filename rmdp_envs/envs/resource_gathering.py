@@ -69,13 +69,14 @@ class ResourceGatheringEnv(gym.Env):
     def __init__(self, size: int = 5, home: tuple[int, int] = (4, 2), render_mode: str | None = None):
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
             raise ValueError(f"size must be an integer >= 2, got {size!r}")
-        if (not isinstance(home, (tuple, list)) or len(home) != 2
+        if (not isinstance(home, (tuple, list, np.ndarray)) or len(home) != 2
                 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in home)):
             raise ValueError(f"home must be a (row, column) pair of integers, got {home!r}")
         if not (0 <= home[0] < size and 0 <= home[1] < size):
-            raise ValueError(f"home {tuple(home)} is outside the {size}x{size} grid")
-        need, available = self.BYTES_PER_CELL * size * size, available_memory()
-        if available is not None and need > available:  # estimated before anything of that size is built
+            raise ValueError(f"home {tuple(map(int, home))} is outside the {size}x{size} grid")
+        need = self.BYTES_PER_CELL * size * size  # estimated before anything of that size is built; memory read
+        available = available_memory() if need > 2**28 else None  # only where it could matter (not per copy)
+        if available is not None and need > available:
             raise ValueError(f"a {size}x{size} grid has {size * size:,} users and needs about {need / 2**30:.1f} GiB, "
                              f"but {available / 2**30:.1f} GiB are available")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
