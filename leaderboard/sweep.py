@@ -479,6 +479,10 @@ def check_flags(tasks: list[Task], solvers_dir: Path, log: Callable[[str], None]
                 raise SweepError(f"{solver} did not finish checking its flags for {env_id} within 600 s") from None
         if proc.returncode == 2:  # refused (one error line, or tyro's box); _error_line reads a log after its command
             reason = _error_line("\n" + proc.stderr).removeprefix("error: ")
+            if re.search(r"nrecognized (options|arguments):[^\n]*--check-only", proc.stderr):  # a solver of one's own,
+                # not built on rmdp_train's flags (argparse's or tyro's words): it cannot be asked
+                log(f"{solver} takes no --check-only: its flags for {env_id} are not checked before the sweep")
+                continue
             raise SweepError(f"{solver} refuses the grid's flags for {env_id} (k = {task.k}): {reason}")
         if proc.returncode != 0:  # a crash: its last words, not a traceback's header
             said = [line.strip() for line in proc.stderr.splitlines() if line.strip()]

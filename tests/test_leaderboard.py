@@ -961,3 +961,23 @@ def test_an_identical_pair_counts_in_the_family_of_comparisons():
     (line,) = verdicts({"rows": rows}, 2)
     assert line.startswith("k = 2: A, B and C tie for the highest mean; A against B: identical")
     assert "D: not distinguishable" in line
+
+
+def test_a_solver_of_ones_own_without_check_only_is_not_refused_by_the_dry_run(board, tmp_path):
+    """A solver not built on rmdp_train's flags cannot be asked (--check-only is unknown to it): the dry run says so and
+    goes on, rather than refusing the grid for a flag it added itself."""
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "mine.py").write_text(textwrap.dedent("""
+        import argparse
+        p = argparse.ArgumentParser()
+        for flag in ["--env-id", "--k", "--seed", "--total-timesteps", "--output-dir", "--num-workers", "--torch-threads",
+                     "--update-threads"]:
+            p.add_argument(flag)
+        p.add_argument("--save-model", action="store_true")
+        p.parse_args()
+    """))
+    lines = []
+    sweep([RG], ["mine"], [2], [0], 1000, tmp_path / "runs", board, solvers_dir=own, do_submit=False,
+          log=lines.append, dry_run=True)
+    assert any("mine takes no --check-only" in line for line in lines) and lines[-1].startswith("dry run")
