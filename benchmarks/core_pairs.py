@@ -2,6 +2,7 @@
 (hyper-thread siblings left idle), among the CPUs this process may use. For ``taskset -c`` in the
 pinned 2-core measurements (``cores_pinned.sh``, ``cores_rollout.sh``)."""
 
+import argparse
 import glob
 import os
 
@@ -19,4 +20,5 @@ def core_pairs() -> list[str]:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help says what this prints, as every script's does
     print("\n".join(core_pairs()))

@@ -10,6 +10,7 @@ reads the board and sets each row's mean over seeds 0-9 beside its mean over see
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ TUNING_SEEDS = {0, 1}
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help must not rewrite the committed results
     tuning = json.loads((RESULTS / "tuning.json").read_text())
     rows = []
     for board in collect(load_submissions(board_dir())).values():
