@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -390,8 +391,9 @@ def profile_plot(boards: dict[str, dict[str, Any]]) -> str | None:
     ax.set_ylabel("fraction of runs with score >= tau")
     names = sorted({env_id.split("/", 1)[1] for env_id, _, _ in shared})
     out = f"; left out (fewer than half the cells): {', '.join(left_out)}" if left_out else ""
-    ax.set_title(f"Performance profile, {len(shared)} cells every line ran (protocol {PROTOCOL.version})\n"
-                 f"{', '.join(names)}; each cell weighted equally{out}", fontsize=7)
+    about = textwrap.fill(f"{', '.join(names)}; each cell weighted equally{out}", 75)
+    ax.set_title(f"Performance profile, {len(shared)} cells every line ran (protocol {PROTOCOL.version})\n{about}",
+                 fontsize=7)
     ax.legend(fontsize=7, frameon=False)
     svg = _svg(fig)
     plt.close(fig)
