@@ -29,26 +29,30 @@ def _error(message: str) -> int:
     return 2
 
 
-def _malformed_submission(board: Path) -> str | None:
-    """The first stored submission of ``board`` that is not readable JSON or breaks the schema, said in one line: the
-    board's commands read every submission, and one of them (a hand edit, a truncated file) gave a traceback."""
+def _read_board(board: Path, check_schema: bool) -> tuple[list[dict], str | None]:
+    """Every stored submission of ``board`` read once, and (``check_schema``) the first that is not readable JSON or
+    breaks the schema, said in one line: the board's commands read every submission, and one of them (a hand edit, a
+    truncated file) gave a traceback. ``verify`` reports such files among its problems instead."""
     from leaderboard.storage import BoardError, read_submission, submission_folders  # noqa: PLC0415
     from leaderboard.submit import schema_errors  # noqa: PLC0415
 
+    subs: list[dict] = []
     problems: list[str] = []
     for folder in submission_folders(board):
         try:
-            errors = schema_errors(read_submission(folder))
+            sub = read_submission(folder)
         except BoardError as e:
             problems.append(str(e))
             continue
+        subs.append(sub)
+        errors = schema_errors(sub) if check_schema else []
         if errors:
             problems.append(f"{folder.name}: schema violation " + "; ".join(errors))
-    if not problems:
-        return None
+    if not check_schema or not problems:
+        return subs, None
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return (f"the board at {board} holds a malformed submission: {problems[0]}{more}; "
-            f"`python -m leaderboard verify{board_flag(board)}` lists every problem")
+    return subs, (f"the board at {board} holds a malformed submission: {problems[0]}{more}; "
+                  f"`python -m leaderboard verify{board_flag(board)}` lists every problem")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,15 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("render", "verify", "unseen") and not (board / "submissions").is_dir():
         return _error(f"no board at {board}: it has no submissions/ folder (`python -m leaderboard submit RUN_DIR "
                       "--board-dir ...` starts one)")
-    if args.command != "verify":  # a malformed stored submission, said at once (verify reports them among the rest)
-        malformed = _malformed_submission(board)
-        if malformed:
-            return _error(malformed)
+    stored, malformed = _read_board(board, check_schema=args.command != "verify")
+    if malformed:  # said at once (verify reports them among the rest)
+        return _error(malformed)
     if args.command in ("render", "verify", "unseen"):  # the board's envs (--envs': those) makeable here, said at once
-        from leaderboard.storage import load_submissions  # noqa: PLC0415
         from rmdp_envs.registration import registered_id  # noqa: PLC0415
-        # a malformed submission (no benchmark or env id) is left to verify's schema check
-        benchmarks = [sub.get("benchmark") for sub in load_submissions(board, []) if isinstance(sub, dict)]
+        # verify's malformed submission (no benchmark or env id) is left to its schema check
+        benchmarks = [sub.get("benchmark") for sub in stored]
         on_board = {b.get("env_id") for b in benchmarks if isinstance(b, dict) and isinstance(b.get("env_id"), str)}
         for env_id in sorted(e for e in on_board if not getattr(args, "envs", None) or e in args.envs):
             try:

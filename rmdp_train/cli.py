@@ -50,12 +50,17 @@ def env_kwargs_from(n_agents: int | None = None, population: str | None = None,
 _ARGUMENT_FLAGS = {"n_agents": "--n-agents", "population": "--population", "population_seed": "--population-seed"}
 
 
+def _entry_class(env_id: str):
+    """What a registered id's entry point names (a class, or a factory function)."""
+    entry_point = gym.spec(env_id).entry_point
+    return gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+
+
 def _unaccepted_argument(env_id: str, name: str) -> str:
     """The error for an environment argument the env does not take: which flag gave it, and what the env takes."""
     flag = _ARGUMENT_FLAGS.get(name)
     given = f"the argument {name!r} ({flag or '--env-kwargs'})"
-    entry_point = gym.spec(env_id).entry_point
-    env_class = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    env_class = _entry_class(env_id)
     fixed = " (its users are fixed)" if name == "n_agents" else ""
     return f"{env_id} does not take {given}{fixed}; it takes: {', '.join(_keyword_arguments(env_class))}"
 
@@ -72,8 +77,7 @@ def check_env_arguments(env_id: str, env_kwargs: dict[str, Any]) -> None:
         env_id = registered_id(env_id)
     except ValueError as e:
         fail(e)
-    entry_point = gym.spec(env_id).entry_point
-    env_class = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    env_class = _entry_class(env_id)
     if not isinstance(env_class, type):
         return  # a factory function: what it takes is its own business (gym.make will say)
     chain = init_keyword_chain(env_class)
