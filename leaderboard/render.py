@@ -418,7 +418,7 @@ def assignment_plot(board: dict[str, Any]) -> str | None:
     labels = sorted({r["label"] for r in board["rows"]})
     ks = sorted({r["k"] for r in board["rows"]})
     fig, axes = plt.subplots(len(labels), len(ks), figsize=(1.9 * len(ks) + 0.6, 1.6 * len(labels) + 0.5),
-                             squeeze=False, sharex=not grid, sharey=False)
+                             squeeze=False, sharex=not grid, sharey=False, layout="constrained")
     by_key = {(r["label"], r["k"]): r for r in board["rows"]}
     bins = np.linspace(params.min(), params.max(), 21) if not grid else None
     for a, label in enumerate(labels):
@@ -453,8 +453,12 @@ def assignment_plot(board: dict[str, Any]) -> str | None:
                 ax.tick_params(labelsize=7)
             ax.text(0.98, 0.95, f"seed {run['seed']}", transform=ax.transAxes, ha="right", va="top", fontsize=6)
     what = "cell of each user" if grid else "users' targets (population parameter)"
-    fig.suptitle(f"{b['env_id'].split('/', 1)[1]}: {what}, coloured by the policy each user picks "
-                 "(grey: no policy gives it any reward)", fontsize=9)
+    if not grid:  # a histogram's axes: what the bars count, over what
+        fig.supxlabel("target (population parameter)", fontsize=8)
+        fig.supylabel("users", fontsize=8)
+    title = (f"{b['env_id'].split('/', 1)[1]}: {what}, coloured by the policy each user picks (grey: no policy gives "
+             "it any reward); each panel shows the seed of median best-response welfare")
+    fig.suptitle(textwrap.fill(title, int(14 * fig.get_figwidth())), fontsize=9)  # ~14 characters an inch at 9 pt
     svg = _svg(fig)
     plt.close(fig)
     return svg
