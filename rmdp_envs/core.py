@@ -70,16 +70,50 @@ def resolve_population(
         return Population.from_dict(population)
     if not isinstance(population, str):
         raise ValueError(f"population must be a sampler name, a Population or its dict, got {type(population).__name__}")
-    try:
-        low, high = (float(v) for v in target_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"target_range must be a pair (low, high), got {target_range!r}") from None
+    low, high = target_interval(target_range)
     if population_seed is None:  # a fresh draw each time (a vector env refuses copies that differ)
         return Population.sample(population, n_agents, low, high, seed=None)
     return _sampled_population(population, n_agents, population_seed, low, high)
 
 
-@functools.lru_cache(maxsize=4)
+def target_interval(target_range) -> tuple[float, float]:
+    """``target_range`` as a finite ``(low, high)`` pair with ``low < high``, or one clear error."""
+    try:
+        low, high = (float(v) for v in target_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"target_range must be a pair (low, high), got {target_range!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"target_range needs finite low < high, got {target_range!r}")
+    return low, high
+
+
+def resolve_target_population(
+    population: str | Population | dict[str, Any],
+    n_agents: int,
+    population_seed: int | None,
+    target_range: tuple[float, float] | None,
+    default_range: tuple[float, float],
+) -> tuple[Population, tuple[float, float]]:
+    """A target task's population of one target per user, and the interval whose width sets its reward window.
+
+    The interval is ``target_range`` where given, else the task's ``default_range``. A ready population that records
+    another interval of its own (``meta`` ``low``/``high``, as :meth:`Population.sample` does) is refused unless
+    ``target_range`` is given: the window would otherwise follow the default and not the population, silently.
+    """
+    interval = target_interval(default_range if target_range is None else target_range)
+    resolved = resolve_population(population, n_agents, population_seed, interval)
+    if resolved.params.ndim != 2 or resolved.params.shape[1] != 1:
+        raise ValueError(f"this task needs one target per user, got params of shape {resolved.params.shape}")
+    own = (resolved.meta.get("low"), resolved.meta.get("high"))
+    if target_range is None and None not in own and tuple(float(v) for v in own) != interval:
+        low, high = interval
+        raise ValueError(f"the population's targets were drawn over ({own[0]:g}, {own[1]:g}), but the reward window "
+                         f"follows target_range, by default ({low:g}, {high:g}) (l = (high - low) / 20 = "
+                         f"{(high - low) / 20:g}); pass target_range= to say which interval sets it")
+    return resolved, interval
+
+
+@functools.lru_cache(maxsize=4, typed=True)  # typed: True is not 1 (n_agents=True must reach the sampler's check)
 def _sampled_population(sampler: str, n_agents: int, seed: int, low: float, high: float) -> Population:
     """A seeded sampler's population, drawn once per process for equal arguments: every env copy (and
     :func:`derived` from it, once) shares it. Its parameters are read-only, so sharing changes no number."""
@@ -129,6 +163,14 @@ def init_keyword_chain(cls: type) -> list[tuple[type, list[str]]]:
         if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             break
     return chain
+
+
+def check_render_mode(render_mode: str | None, metadata: dict[str, Any], name: str) -> None:
+    """Refuse a render mode the env does not list (Gymnasium's passive checker would, but rmdp's registrations turn
+    it off: it rejects reward vectors), at construction rather than at the first ``render()``."""
+    modes = metadata.get("render_modes", [])
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"{name} renders in {', '.join(map(repr, modes)) or 'no mode'}; got render_mode={render_mode!r}")
 
 
 #: The seeds numpy and Gymnasium both take: ``np.random.seed`` stops at 2**32 - 1, ``reset(seed=...)`` at 0.

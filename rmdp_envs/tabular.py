@@ -102,6 +102,11 @@ class TabularRMDP(gym.Env):
     ## Rewards
     A float32 vector of length ``n``: ``R[:, s, a]`` for the state ``s`` the action was taken in.
 
+    ## Info
+    ``reset``: ``state`` and ``t = 0``; ``step``: ``state`` (the new one), ``t`` (steps taken),
+    ``prev_state`` (where the action was taken) and ``state_action``
+    (``prev_state * A + action``: the cell of ``R`` that paid this step's rewards).
+
     ## Starting state and episode end
     ``s_0 ~ init``. The episode terminates after exactly ``horizon`` steps (``terminated=True``:
     the finite-horizon MDP ends there; nothing is cut short), so the registered ids need no

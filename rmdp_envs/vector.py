@@ -90,6 +90,7 @@ def _set_layout(vec: VectorEnv, first: gym.Env, num_envs: int, k: int, mode: Aut
     vec.single_observation_space = first.observation_space
     vec.single_action_space = first.action_space
     vec.single_reward_space = first.unwrapped.reward_space
+    vec.reward_space = vec.single_reward_space  # MO-Gymnasium's vector envs name a copy's reward space so (its wrappers read it)
     vec.observation_space = batch_space(vec.single_observation_space, num_envs)
     vec.action_space = batch_space(vec.single_action_space, num_envs)
 

@@ -200,10 +200,10 @@ def _render(env, env_id: str) -> np.ndarray:
     _follow(env.unwrapped)
     try:
         frame = env.render()
-    except Exception as e:  # MuJoCo's FatalError, PyOpenGL's ImportError, Gymnasium's RuntimeError
-        raise RuntimeError(f"rendering {env_id} failed ({type(e).__name__}: {' '.join(str(e).split())}); MuJoCo "
-                           "renders off-screen through OpenGL: set MUJOCO_GL=egl (a GPU or Mesa's EGL) or "
-                           "MUJOCO_GL=osmesa") from e
+    except Exception as e:  # MuJoCo's FatalError, PyOpenGL's ImportError, Gymnasium's RuntimeError / DependencyNotInstalled
+        hint = ("; MuJoCo renders off-screen through OpenGL: set MUJOCO_GL=egl (a GPU or Mesa's EGL) or MUJOCO_GL=osmesa"
+                if rmdp_envs.env_metadata(env_id).get("rmdp_family") == "mujoco" else "")
+        raise RuntimeError(f"rendering {env_id} failed ({type(e).__name__}: {' '.join(str(e).split())}){hint}") from e
     return np.asarray(frame, dtype=np.uint8)
 
 

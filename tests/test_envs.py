@@ -54,6 +54,7 @@ def test_gymnasium_make_vec_builds_the_reward_vector_env(env_id):
         for a, b in zip(got[:4], want[:4]):
             np.testing.assert_array_equal(a, b)
     assert got[1].shape == (4, n)
+    assert built.reward_space == built.single_reward_space and built.reward_space.shape == (n,)  # MO-Gymnasium's name
     built.close(), reference.close()
 
 
@@ -274,6 +275,56 @@ def test_env_accepts_population_object_and_dict():
     a = gym.make("rmdp/HalfCheetahSpeed-v0", population=pop).unwrapped.population
     b = gym.make("rmdp/HalfCheetahSpeed-v0", population=json.loads(json.dumps(pop.to_dict()))).unwrapped.population
     assert a == pop and b == pop
+
+
+@pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/CartPolePosition-v0"])
+def test_a_ready_population_drawn_over_another_interval_needs_its_target_range(env_id):
+    """The reward window is l = (high - low) / 20 of ``target_range``: a population drawn over (0, 10) used to get the
+    default's window silently; now it says so, and an explicit ``target_range`` sets the window."""
+    pop = Population.sample("uniform", 20, 0.0, 10.0, seed=0)
+    with pytest.raises(ValueError, match=r"drawn over \(0, 10\).*pass target_range="):
+        gym.make(env_id, population=pop)
+    env = gym.make(env_id, population=pop.to_dict(), target_range=(0, 10)).unwrapped
+    assert env.population == pop and env.half_width == 0.5 and env.target_range == (0.0, 10.0)
+    bare = Population(params=pop.params, kind="given")  # no interval of its own: the task's default window
+    assert gym.make(env_id, population=bare).unwrapped.half_width == pytest.approx(
+        np.diff(type(gym.make(env_id).unwrapped).default_target_range)[0] / 20)
+
+
+@pytest.mark.filterwarnings("ignore:.*initialised with render_mode='bogus':UserWarning")  # Gymnasium's make warns first
+@pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/CartPolePosition-v0"])
+@pytest.mark.parametrize("kwargs,message", [
+    ({"target_range": 5}, "target_range must be a pair"),
+    ({"target_range": (3, 1)}, "target_range needs finite low < high"),
+    ({"target_range": (0, float("nan"))}, "target_range needs finite low < high"),
+    ({"population": Population(params=np.zeros((3, 2)), kind="x")}, "one target per user"),
+    ({"render_mode": "bogus"}, "renders in .*got render_mode='bogus'"),
+])
+def test_target_tasks_refuse_bad_arguments_at_make(env_id, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gym.make(env_id, n_agents=4, **kwargs)
+
+
+def test_a_boolean_population_size_is_refused_whatever_ran_before():
+    """The sampled population is cached by its arguments: True == 1 must not find n_agents=1's entry."""
+    gym.make("rmdp/CartPolePosition-v0", n_agents=1, population_seed=5)
+    for bad in ({"n_agents": True, "population_seed": 5}, {"n_agents": 1, "population_seed": True}):
+        with pytest.raises(ValueError, match="must be an integer"):
+            gym.make("rmdp/CartPolePosition-v0", **bad)
+
+
+def test_cartpole_position_pays_nothing_after_termination():
+    """As Gymnasium's CartPole (0.0 after ``terminated``): stepping on does not keep paying the users."""
+    env = gym.make("rmdp/CartPolePosition-v0", n_agents=40, target_range=(-2.4, 2.4)).unwrapped  # wide: most users paid
+    env.reset(seed=0)
+    terminated, paid = False, 0.0
+    while not terminated:
+        _, reward, terminated, _, _ = env.step(1)
+        paid += reward.sum()
+    assert paid > 0
+    with pytest.warns(UserWarning, match="already returned terminated = True"):
+        after = [env.step(1)[1] for _ in range(5)]
+    assert all(r.shape == (40,) and r.dtype == np.float32 and not r.any() for r in after)
 
 
 def test_unknown_population_kind_raises():

@@ -56,6 +56,16 @@ def test_long_episodes_are_filmed_every_few_steps(tmp_path):
     assert film.steps == [12, 12] and film.frames == 1 + 12 and film.frames <= MAX_FRAMES + 1
 
 
+def test_cartpole_position_is_filmed(tmp_path):
+    """CartPolePosition draws with pygame (the ``train`` extra's ``gymnasium[classic-control]``), no OpenGL needed."""
+    film = record_policies(lambda obs: np.ones(len(obs), dtype=int), "rmdp/CartPolePosition-v0", 2, tmp_path / "c.gif",
+                           env_kwargs={"n_agents": 4}, steps=5)
+    assert film.steps == [5, 5] and film.frames == 1 + 5
+    with Image.open(film.path) as gif:
+        gif.seek(gif.n_frames - 1)
+        assert len(gif.convert("RGB").getcolors(2**16)) > 2  # the cart and pole drawn, not a blank tile
+
+
 @pytest.mark.parametrize("call, message", [
     (dict(env_id="rmdp/Chain-v0"), "cannot be filmed"),
     (dict(assignment=[0, 1]), "assignment must have length n=25"),

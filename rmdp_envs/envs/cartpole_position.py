@@ -6,7 +6,7 @@ import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from rmdp_envs.rewards import TargetWindowReward, WindowRewards
-from rmdp_envs.core import NO_REWARD_VECTOR, derived, make_reward_space, resolve_population
+from rmdp_envs.core import NO_REWARD_VECTOR, check_render_mode, derived, make_reward_space, resolve_target_population
 from rmdp_envs.population import Population
 
 
@@ -19,7 +19,8 @@ class CartPolePositionEnv(CartPoleEnv):
 
     ## Rewards
     A float32 vector of length ``n_agents``: user ``i`` gets 0.1 on every step where
-    ``|x - target_i| < l``, ``x = info["x_position"]``, ``l = (high - low) / 20`` (1/20 by default).
+    ``|x - target_i| < l``, ``x = info["x_position"]``, ``l = (high - low) / 20`` (1/20 by default);
+    nothing on steps after the episode has terminated (Gymnasium's CartPole pays 0.0 there too).
 
     ## Population
     ``n_agents`` (default 100) targets from sampler ``population`` (default ``"uniform"``) over
@@ -32,12 +33,16 @@ class CartPolePositionEnv(CartPoleEnv):
     # the leaderboard's tight tolerance (as in protocol v1): episodes are short and rarely diverge
     metadata = {**CartPoleEnv.metadata, "rmdp_evaluation": "exact", "rmdp_family": "classic_control"}
 
+    #: the interval the users' targets are drawn from unless ``target_range`` says otherwise
+    default_target_range = (-0.5, 0.5)
+
     def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
-                 population_seed: int | None = 0, target_range: tuple[float, float] = (-0.5, 0.5),
+                 population_seed: int | None = 0, target_range: tuple[float, float] | None = None,
                  render_mode: str | None = None, **kwargs):
+        check_render_mode(render_mode, self.metadata, type(self).__name__)
         super().__init__(render_mode=render_mode, **kwargs)
-        self.population = resolve_population(population, n_agents, population_seed, target_range)
-        low, high = (float(v) for v in target_range)
+        self.population, (low, high) = resolve_target_population(population, n_agents, population_seed, target_range,
+                                                                 self.default_target_range)
         self.target_range = (low, high)
         self.half_width = (high - low) / 20.0
         self.targets = self.population.params[:, 0]
@@ -62,5 +67,8 @@ class CartPolePositionEnv(CartPoleEnv):
             raise ValueError(f"action must be 0 (push left) or 1 (push right), got {action!r}")
         obs, _, terminated, truncated, _ = super().step(action)
         x = float(self.state[0])
-        reward = self._reward_fn(x) if self.reward_vector else NO_REWARD_VECTOR
+        if self.steps_beyond_terminated:  # stepped on after the episode ended: nothing for anyone, as Gymnasium's 0.0
+            reward = np.zeros(self.population.n, dtype=np.float32) if self.reward_vector else NO_REWARD_VECTOR
+        else:
+            reward = self._reward_fn(x) if self.reward_vector else NO_REWARD_VECTOR
         return obs, reward, terminated, truncated, {"x_position": x}

@@ -22,7 +22,8 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from rmdp_envs.bounds import MAX_TENT_USERS, TENT_BINS, binned_tent_welfare_bound, tent_welfare_bound
 from rmdp_envs.rewards import TargetWindowReward, WindowRewards
-from rmdp_envs.core import NO_REWARD_VECTOR, derived, init_keyword_chain, make_reward_space, resolve_population
+from rmdp_envs.core import (NO_REWARD_VECTOR, check_render_mode, derived, init_keyword_chain, make_reward_space,
+                            resolve_target_population)
 from rmdp_envs.population import Population
 
 #: Per-step reward of a user whose target is met exactly; 1000 steps give at most 100.
@@ -69,6 +70,7 @@ class SpeedRewardMixin:
     def __init__(self, n_agents: int = 100, population: str | Population | dict = "uniform",
                  population_seed: int | None = 0, target_range: tuple[float, float] | None = None, **kwargs):
         self._check_robot_keywords(kwargs)
+        check_render_mode(kwargs.get("render_mode"), self.metadata, type(self).__name__)
         self._init_population(n_agents, population, population_seed, target_range)
         with _without_settotalmass_warning():
             super().__init__(**{**self.base_defaults, **kwargs})
@@ -104,12 +106,9 @@ class SpeedRewardMixin:
         population_seed: int | None,
         target_range: tuple[float, float] | None,
     ) -> None:
-        target_range = tuple(self.default_target_range if target_range is None else target_range)
-        self.population = resolve_population(population, n_agents, population_seed, target_range)
-        if self.population.params.shape[1] != 1:
-            raise ValueError(f"speed populations need one target per user, got params of shape {self.population.params.shape}")
-        low, high = target_range
-        self.target_range = (float(low), float(high))
+        self.population, (low, high) = resolve_target_population(population, n_agents, population_seed, target_range,
+                                                                 self.default_target_range)
+        self.target_range = (low, high)
         self.half_width = (high - low) / 20.0
         self.targets = self.population.params[:, 0]
         self._reward_fn = derived(self.population, ("triangle", self.half_width, REWARD_SCALE),

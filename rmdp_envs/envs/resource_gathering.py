@@ -7,7 +7,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from rmdp_envs.bounds import walk_cover_bound
-from rmdp_envs.core import make_reward_space
+from rmdp_envs.core import check_render_mode, make_reward_space
 from rmdp_envs.population import Population
 from rmdp_envs.results import available_memory
 
@@ -39,6 +39,10 @@ class ResourceGatheringEnv(gym.Env):
 
     ## Population
     Fixed: user ``i`` is cell ``i``; ``population.params[i] = (row, col)``.
+
+    ## Info
+    ``reset``: ``{"steps": 0}``; ``step``: ``steps`` (moves so far) and ``visited`` (a copy of the
+    ``(size * size,)`` bool map the observation carries).
 
     ## Starting state and episode end
     Deterministic start at home. Terminates on stepping onto home; truncated after 40 steps
@@ -79,8 +83,7 @@ class ResourceGatheringEnv(gym.Env):
         if available is not None and need > available:
             raise ValueError(f"a {size}x{size} grid has {size * size:,} users and needs about {need / 2**30:.1f} GiB, "
                              f"but {available / 2**30:.1f} GiB are available")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        check_render_mode(render_mode, self.metadata, type(self).__name__)
         self.size = size
         self.home = np.array(home, dtype=np.int64)
         self.render_mode = render_mode
