@@ -11,13 +11,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from leaderboard.storage import board_dir, board_flag
+from leaderboard.storage import BoardError, board_dir, board_flag
 
 
 def _board_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board-dir", default=None,
                    help="board folder holding submissions/, reference_points.json, README.md, site/ "
-                        "(default: $RMDP_BOARD_DIR, else the leaderboard/ package folder)")
+                        "(default: $RMDP_BOARD_DIR, else the leaderboard/ folder of this checkout)")
     p.add_argument("--import-module", action="append", default=[], metavar="MODULE",
                    help="import this module first (repeatable): one that registers r-MDPs of your own, named "
                         "'MODULE:rmdp/Name-vN' on the board; the board imports no module a submitted file names")
@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module(module)
         except Exception as e:  # noqa: BLE001 (any failure of the user's module, said in one line)
             return _error(f"--import-module {module}: {type(e).__name__}: {e}")
-    board = board_dir(args.board_dir)
+    try:
+        board = board_dir(args.board_dir)
+    except BoardError as e:
+        return _error(str(e))
     if args.command in ("render", "verify", "unseen") and not (board / "submissions").is_dir():
         return _error(f"no board at {board}: it has no submissions/ folder (`python -m leaderboard submit RUN_DIR "
                       "--board-dir ...` starts one)")
@@ -233,5 +236,21 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if bad else 0
 
 
+#: Modules of the leaderboard extra (and the train extra it includes) that the commands import when they run.
+EXTRA_MODULES = {"jsonschema", "matplotlib", "scipy", "torch", "tyro", "safetensors", "sklearn", "tqdm", "tensorboard",
+                 "PIL", "threadpoolctl"}
+
+
+def run() -> int:
+    """:func:`main`, with a missing extra said in one line (an install of the environments alone has none of them)."""
+    try:
+        return main()
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in EXTRA_MODULES:
+            raise
+        return _error(f"python -m leaderboard needs rmdp's leaderboard extra ({e}): pip install torch first, then "
+                      "pip install -e '.[leaderboard]' in a checkout of rmdp")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

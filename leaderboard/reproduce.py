@@ -24,7 +24,7 @@ from typing import Any
 
 from leaderboard.protocol import PROTOCOL, Tolerance
 from leaderboard.scoring import score
-from leaderboard.storage import REPO_ROOT, SUBMISSION_FILE
+from leaderboard.storage import CHECKOUT_HINT, REPO_ROOT, SUBMISSION_FILE, in_checkout
 from leaderboard.sweep import PROCESS_FLAGS, THREAD_ENV
 
 
@@ -118,6 +118,9 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head:
     """
     from rmdp_envs import load_policies  # noqa: PLC0415
 
+    if not in_checkout():
+        raise ValueError(f"reproduce retrains with the solver files and git history of {CHECKOUT_HINT}; this rmdp is "
+                         f"installed at {REPO_ROOT}, which has neither")
     path = submission_dir / SUBMISSION_FILE
     try:
         sub = json.loads(path.read_text())

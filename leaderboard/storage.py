@@ -23,13 +23,26 @@ from rmdp_envs.files import POLICY_FILES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
+#: The hint for a command that needs a checkout of rmdp (its board, its solver files, its git history).
+CHECKOUT_HINT = "a checkout of rmdp (git clone, then make install)"
+
+
+def in_checkout() -> bool:
+    """Whether this package runs from a checkout of rmdp (its solvers and pyproject beside it), not from an installed
+    wheel, whose ``leaderboard/`` folder lies in site-packages: no board to write into, no solver files to run."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "solvers").is_dir()
 SUBMISSION_FILE = "submission.json"
 
 
 def board_dir(path: str | Path | None = None) -> Path:
-    """The board root: ``path``, else ``$RMDP_BOARD_DIR``, else the ``leaderboard/`` package folder."""
+    """The board root: ``path``, else ``$RMDP_BOARD_DIR``, else the ``leaderboard/`` package folder of a checkout
+    (:class:`BoardError` in an installed package: its folder is site-packages, which an upgrade wipes)."""
     if path is None:
-        path = os.environ.get("RMDP_BOARD_DIR") or PACKAGE_DIR
+        path = os.environ.get("RMDP_BOARD_DIR")
+        if not path and not in_checkout():
+            raise BoardError(f"no board given: the default board is the project's own, in {CHECKOUT_HINT}, and this "
+                             f"rmdp is installed at {PACKAGE_DIR}; pass --board-dir DIR (or set RMDP_BOARD_DIR)")
+        path = path or PACKAGE_DIR
     return Path(path).resolve()
 
 
@@ -99,7 +112,8 @@ def write_submission(board: Path, submission: dict[str, Any], policy_dirs: dict[
 
 
 class BoardError(ValueError):
-    """A stored submission file that is not a JSON object (hand-edited, truncated): named, not a traceback."""
+    """A board that cannot be found, or a stored submission file that is not a JSON object (hand-edited,
+    truncated): named in one line, not a traceback."""
 
 
 def submission_folders(board: Path) -> list[Path]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from leaderboard.storage import REPO_ROOT
+from leaderboard.storage import CHECKOUT_HINT, REPO_ROOT
 from rmdp_envs.files import CHECKPOINT_FILE, POLICY_FILES, RESULT_FILE, atomic_write_json, writable_place
 from rmdp_envs.results import has_final_result
 
@@ -392,6 +392,9 @@ def check_grid(envs: list[str], solvers: list[str], ks: list[int], seeds: list[i
     from rmdp_envs.core import check_seed  # noqa: PLC0415
     from rmdp_envs.registration import registered_id  # noqa: PLC0415
 
+    if not solvers_dir.is_dir():
+        raise SweepError(f"no solvers folder at {solvers_dir}: sweeps run the solver files of {CHECKOUT_HINT}; "
+                         "pass --solvers-dir with a folder of them")
     for solver in solvers:
         if not (solvers_dir / f"{solver}.py").is_file():
             known = sorted(p.stem for p in solvers_dir.glob("*_ppo.py"))
@@ -502,7 +505,8 @@ def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], 
     command; the time the board's own runs of those envs suggest), then return without running or writing."""
     from leaderboard.submit import SubmissionError, submit  # noqa: PLC0415
 
-    solvers_dir = Path(solvers_dir) if solvers_dir else REPO_ROOT / "solvers"
+    # resolved here: the check below reads it from this folder, the runs start in the repository's
+    solvers_dir = (Path(solvers_dir) if solvers_dir else REPO_ROOT / "solvers").resolve()
     check_grid(envs, solvers, ks, seeds, total_timesteps, solvers_dir, runs_dir, extra_args or (), workers, timeout)
     runs_dir = Path(runs_dir).resolve()
     tasks = [Task(e, s, k, seed, total_timesteps, tuple(extra_args or ()))

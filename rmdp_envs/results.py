@@ -141,10 +141,16 @@ def git_commit(path: str | Path | None = None) -> str | None:
     """The commit hash of the repository holding ``path`` (this package by default), or None.
 
     ``-dirty`` is appended when tracked files differ from that commit: the hash alone would claim
-    code that did not produce the result.
+    code that did not produce the result. None where that repository does not track this very file: rmdp
+    installed into a virtual environment inside another project's repository would otherwise record that
+    project's commit as the code of the run.
     """
     cwd = Path(path) if path is not None else Path(__file__).resolve().parent
     try:
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(Path(__file__).resolve())], cwd=cwd,
+                                 capture_output=True, text=True, timeout=5)
+        if tracked.returncode != 0:
+            return None
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                 capture_output=True, text=True, timeout=5)

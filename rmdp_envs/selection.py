@@ -62,8 +62,12 @@ def dp_contiguous(utility: np.ndarray, k: int, user_params: np.ndarray) -> list[
 
 def milp(utility: np.ndarray, k: int) -> list[int]:
     """Exact: maximize sum_i sum_c U[c, i] x[c, i] s.t. sum_c x[c, i] = 1, x[c, i] <= y[c], sum_c y[c] = k."""
-    from scipy.optimize import Bounds, LinearConstraint, milp as scipy_milp  # noqa: PLC0415
-    from scipy.sparse import coo_matrix, hstack  # noqa: PLC0415
+    try:  # scipy comes with the train extra; the environments alone do not need it
+        from scipy.optimize import Bounds, LinearConstraint, milp as scipy_milp  # noqa: PLC0415
+        from scipy.sparse import coo_matrix, hstack  # noqa: PLC0415
+    except ImportError as e:
+        raise ImportError(f"choosing k of C candidates exactly (method 'milp') needs scipy: pip install scipy, or "
+                          f"rmdp's train extra ({e})") from e
 
     u = np.asarray(utility, dtype=np.float64)
     C, n = u.shape

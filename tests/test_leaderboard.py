@@ -27,7 +27,8 @@ from leaderboard.stats import (holm, improvement_p_value, interval, iqm, mean, n
                                probability_of_improvement, relative_difference)
 from leaderboard.storage import REPO_ROOT, load_submissions, snapshot
 from leaderboard.submit import SubmissionError, schema_errors, submit
-from leaderboard.sweep import TASK_FILE, Task, resumable_run, sweep
+from leaderboard.reproduce import reproduce
+from leaderboard.sweep import TASK_FILE, SweepError, Task, resumable_run, sweep
 from leaderboard.testing import make_fixture_run
 from leaderboard.verify import verify_board
 
@@ -961,6 +962,54 @@ def test_an_identical_pair_counts_in_the_family_of_comparisons():
     (line,) = verdicts({"rows": rows}, 2)
     assert line.startswith("k = 2: A, B and C tie for the highest mean; A against B: identical")
     assert "D: not distinguishable" in line
+
+
+def test_a_relative_solvers_dir_is_read_from_the_working_folder(board, tmp_path, monkeypatch):
+    """--solvers-dir is the user's path: the check read it from the working folder while the runs started in the
+    repository's, so a relative one passed the check and then named a file that did not exist."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO_ROOT / "solvers", tmp_path / "mine")
+    lines = []
+    sweep([RG], ["em_ppo"], [2], [0], 1000, tmp_path / "runs", board, solvers_dir=Path("mine"), do_submit=False,
+          log=lines.append, dry_run=True)
+    assert any(line.startswith("checked em_ppo's flags") for line in lines), lines
+    assert any(str(tmp_path / "mine" / "em_ppo.py") in line for line in lines if line.startswith("first command")), lines
+    with pytest.raises(SweepError, match="no solvers folder at .*nowhere.*--solvers-dir"):
+        sweep([RG], ["em_ppo"], [2], [0], 1000, tmp_path / "runs", board, solvers_dir=Path("nowhere"),
+              do_submit=False, log=QUIET, dry_run=True)
+
+
+def test_an_installed_package_asks_for_a_board_and_a_checkout(tmp_path, monkeypatch, capsys):
+    """Installed from a wheel, the package folder is site-packages: submit wrote the board there (wiped by an
+    upgrade), and reproduce ran git in it. Now the board must be named and reproduce asks for a checkout."""
+    import leaderboard.storage as storage
+    monkeypatch.setattr(storage, "REPO_ROOT", tmp_path / "site-packages")  # what a wheel's install looks like
+    monkeypatch.delenv("RMDP_BOARD_DIR", raising=False)
+    with pytest.raises(storage.BoardError, match="pass --board-dir"):
+        storage.board_dir()
+    assert storage.board_dir(tmp_path / "b") == (tmp_path / "b").resolve()
+    monkeypatch.setenv("RMDP_BOARD_DIR", str(tmp_path / "env_board"))
+    assert storage.board_dir() == (tmp_path / "env_board").resolve()
+    monkeypatch.delenv("RMDP_BOARD_DIR")
+    assert cli.main(["render"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no board given") and "--board-dir" in err[0], err
+    with pytest.raises(ValueError, match="reproduce retrains with the solver files and git history of a checkout"):
+        reproduce(tmp_path / "any")
+
+
+def test_the_recorded_commit_is_rmdps_not_an_enclosing_projects(tmp_path):
+    """rmdp installed into a virtual environment inside another project's git repository recorded that project's
+    HEAD as the code of every run; a repository that does not track rmdp's own files gives no commit."""
+    from rmdp_envs.results import git_commit
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "a.txt").write_text("x")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "other project"], check=True)
+    assert git_commit(tmp_path) is None
+    assert (git_commit(REPO_ROOT) or "")[:40] == subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                                                                capture_output=True, text=True).stdout.strip()
 
 
 def test_a_solver_of_ones_own_without_check_only_is_not_refused_by_the_dry_run(board, tmp_path):
