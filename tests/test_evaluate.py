@@ -123,3 +123,56 @@ def test_an_env_whose_episodes_never_end_is_refused_not_evaluated_forever(monkey
         assert ended.lengths.max() == 40
     finally:
         gym.registry.pop("rmdp/EndlessResourceGathering-v0", None)
+
+
+def _cartpole_return(action_of, seed: int, kwargs: dict) -> np.ndarray:
+    """One episode of a single CartPolePosition env under ``action_of(step)``: every user's summed reward."""
+    import gymnasium as gym  # noqa: PLC0415
+    env = gym.make("rmdp/CartPolePosition-v0", **kwargs)
+    env.reset(seed=seed)
+    total, step, done = 0.0, 0, False
+    while not done:
+        _, reward, terminated, truncated, _ = env.step(action_of(step))
+        total, step, done = total + reward.astype(np.float64), step + 1, terminated or truncated
+    return total
+
+
+def test_a_finished_copy_adds_nothing_while_the_others_run():
+    """Policy 0 pushes right and falls within a dozen steps; policy 1 alternates and runs far longer. Each row of
+    utilities is its own single-env episode's returns: a finished copy's idle steps must not pay its users (its
+    frozen cart sits near a target, and some users' window holds it)."""
+    kwargs = {"n_agents": 30, "target_range": (-2.4, 2.4)}
+    steps = [0]
+
+    def policy_fn(obs):  # one copy per policy (episodes=1): row j is policy j
+        steps[0] += 1
+        return np.array([1, steps[0] % 2])
+
+    result = evaluate("rmdp/CartPolePosition-v0", policy_fn, k=2, episodes=1, seed=3, env_kwargs=kwargs)
+    assert result.lengths[0, 0] < result.lengths[1, 0]
+    np.testing.assert_allclose(result.utility[0], _cartpole_return(lambda t: 1, 3, kwargs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.utility[1], _cartpole_return(lambda t: (t + 1) % 2, 3, kwargs), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_episodes_beyond_one_round_of_copies_start_from_their_own_seeds(monkeypatch):
+    """Episode e starts from seed + e however many rounds the copies take (at most MAX_PARALLEL_COPIES at once)."""
+    import rmdp_envs.evaluation as evaluation  # noqa: PLC0415
+    monkeypatch.setattr(evaluation, "MAX_PARALLEL_COPIES", 2)  # k = 1: two episodes a round
+    kwargs = {"n_agents": 10}
+    push = lambda obs: np.where(obs[:, 2] > 0, 1, 0)  # noqa: E731  (a deterministic policy that depends on the start)
+    together = evaluate("rmdp/CartPolePosition-v0", push, k=1, episodes=5, seed=7, env_kwargs=kwargs)
+    assert together.seeds == (7, 8, 9, 10, 11)
+    for e in range(5):
+        alone = evaluate("rmdp/CartPolePosition-v0", push, k=1, episodes=1, seed=7 + e, env_kwargs=kwargs)
+        np.testing.assert_array_equal(together.returns[:, e], alone.returns[:, 0])
+        assert together.lengths[0, e] == alone.lengths[0, 0]
+    assert len(set(together.lengths[0].tolist())) > 1  # the starts differ, so a repeated seed would show
+
+
+def test_best_assignment_breaks_ties_to_the_lowest_index():
+    """The deployment rule the board stores and verify compares exactly: equal utilities go to the first policy."""
+    returns = np.array([[[1.0, 0.0, 2.0]], [[1.0, 3.0, 2.0]], [[0.5, 3.0, 2.0]]])  # (k=3, episodes=1, n=3)
+    result = rmdp_envs.EvalResult(returns=returns, lengths=np.ones((3, 1)), seeds=(0,))
+    assert result.best_assignment.tolist() == [0, 1, 0]
+

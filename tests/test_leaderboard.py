@@ -254,6 +254,8 @@ def test_intervals_are_bootstrap_and_clipped_to_what_is_possible():
     assert interval([1.0, 2.0, 3.0, 4.0], mean) == interval([1.0, 2.0, 3.0, 4.0], mean)  # fixed random state
     point, lo, hi = interval([0.99, 1.0, 1.1, 1.2, 1.05], mean, 0.0, 1.0)  # a seed beyond the bound stays visible
     assert point == pytest.approx(1.068) and lo == hi == 1.0
+    point, lo, hi = interval([-0.3, 0.01, 0.02, 0.03, 0.04], mean, 0.0, 1.0)  # and below: clipped at low too
+    assert point == pytest.approx(-0.04) and lo >= 0.0 and hi >= lo
     assert normalized(0.5, 0.0, 1.0) == 0.5
     assert normalized(0.1, 0.1, 0.9356) == 0.0
     assert normalized(1.0, 1.0, 1.0) is None
@@ -272,6 +274,8 @@ def test_probability_of_improvement_does_not_depend_on_seed_labels_and_its_test_
     assert probability_of_improvement(a, b)[0] == 1.0 and improvement_p_value(a, b) == pytest.approx(2 / 252)
     assert improvement_p_value(a, a[::-1]) == 1.0
     assert probability_of_improvement([1.0], [0.0])[1] is None
+    assert probability_of_improvement([1.0, 2.0], [1.0, 2.0])[0] == 0.5  # a tie counts half: equal runs, even odds
+    assert probability_of_improvement([1.0], [1.0])[0] == 0.5
     assert probability_of_improvement([1.0, 2.0, 3.0], [0.0, 0.5])[1] is not None  # sizes may differ
     tied = improvement_p_value([0.2274] * 8 + [0.3, 0.3], [0.2274] * 10)  # tabular ties: a permutation p-value
     assert 0.0 < tied < 1.0 and tied == improvement_p_value([0.2274] * 8 + [0.3, 0.3], [0.2274] * 10)
@@ -281,6 +285,10 @@ def test_holm_controls_the_family_of_comparisons():
     assert holm([0.01, 0.04, 0.03, 0.5]) == [True, False, False, False]  # 0.03 > 0.05 / 3 after the first
     assert holm([0.008, 0.008, 0.016, 0.056]) == [True, True, True, False]
     assert holm([]) == []
+    assert holm([0.013, 0.03]) == [True, True]  # 0.013 <= 0.05 / 2, then 0.03 <= 0.05 / 1: the threshold grows
+    assert holm([0.04]) == [True]
+    assert holm([0.001, 0.04, 0.045]) == [True, False, False]  # step-down: after 0.04 > 0.05 / 2 nothing rejects
+    assert holm([0.01, float("nan")]) == [True, False]  # no evidence is not a rejection
 
 
 def test_relative_difference_is_a_ratio_of_means_with_an_unpaired_interval():

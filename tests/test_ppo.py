@@ -1,9 +1,11 @@
 """PPO's pieces (``rmdp_train.ppo``): the same numbers as their textbook forms, bit for bit."""
 
+import numpy as np
 import pytest
 import torch
 
-from rmdp_train.ppo import compute_gae, take
+from rmdp_train.normalization import RunningMeanStd
+from rmdp_train.ppo import advantages_and_returns, clipped_policy_loss, compute_gae, normalize_per_policy, take
 
 
 def cleanrl_gae(rewards, values, next_values, ends, gamma, lam):
@@ -52,3 +54,50 @@ def test_take_gives_each_policy_its_own_rows(trailing):
     expanded = idx.view((k, b) + (1,) * len(trailing)).expand((k, b) + trailing)
     assert torch.equal(got, torch.gather(x, 1, expanded))
     assert torch.equal(got[1, 0], x[1, idx[1, 0]])
+
+
+def test_clipped_surrogate_takes_the_pessimistic_side():
+    """PPO's loss is the max of the two negated surrogates: a positive advantage gains at most (1 + clip) times it,
+    a negative one loses at least (1 - clip) times it."""
+    adv, ratio = torch.tensor([[1.0], [-1.0]]), torch.tensor([[1.5], [0.5]])
+    assert clipped_policy_loss(adv[:1], ratio[:1], 0.2).item() == pytest.approx(-1.2)
+    assert clipped_policy_loss(adv[1:], ratio[1:], 0.2).item() == pytest.approx(0.8)
+    assert clipped_policy_loss(adv, ratio, 0.2).item() == pytest.approx(-1.2 + 0.8)  # each policy's mean, summed
+
+
+def test_advantages_are_standardized_per_policy():
+    out = normalize_per_policy(torch.tensor([[1.0, 2.0, 3.0], [100.0, 200.0, 300.0]]))
+    torch.testing.assert_close(out, torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]), atol=1e-6, rtol=0)
+
+
+def test_a_truncated_step_bootstraps_its_final_observations_discounted_value():
+    """A time-limit truncation adds gamma * V(final observation) to that step's reward: with a critic of constant
+    1 and gamma = 0.5, exactly 0.5 more than the same step ending."""
+    def critic(x):  # (k, B, obs) -> (k, B, n): a constant value of 1 for the single user
+        return torch.ones(x.shape[:-1] + (1,))
+
+    T, E, obs_dim = 3, 1, 2
+    obs, next_obs = torch.zeros(T, E, obs_dim), torch.zeros(E, obs_dim)
+    rewards = torch.zeros(T, E, 1)
+    ends = torch.tensor([[0.0], [1.0], [0.0]])  # step 1 ends the episode (a truncation, bootstrapped below)
+    policy_of_env = torch.zeros(E, dtype=torch.long)
+    args = (obs, next_obs, rewards, ends)
+    _, ended = advantages_and_returns(critic, *args, [], policy_of_env, 1, gamma=0.5, lam=1.0)
+    _, truncated = advantages_and_returns(critic, *args, [(1, 0, np.zeros(obs_dim, dtype=np.float32))], policy_of_env,
+                                          1, gamma=0.5, lam=1.0)
+    assert (truncated - ended)[1, 0, 0].item() == pytest.approx(0.5)
+    assert (truncated - ended)[0, 0, 0].item() == pytest.approx(0.5 * 1.0 * 0.5)  # step 0 sees it through lam = 1
+
+
+def test_running_statistics_are_those_of_all_the_data_joined():
+    """Chan et al.'s merge: after batches of different means and spreads, the mean and (population) variance of
+    everything seen (up to the 1e-4 prior count at mean 0, variance 1)."""
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc, scale, size=(size, 3)) for loc, scale, size in [(0, 1, 50), (5, 2, 80), (-3, 0.5, 30)]]
+    rms = RunningMeanStd((3,))
+    for batch in batches:
+        rms.update(batch)
+    joined = np.concatenate(batches)
+    np.testing.assert_allclose(rms.mean, joined.mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rms.var, joined.var(axis=0), rtol=1e-5, atol=1e-5)
+    assert rms.count == pytest.approx(len(joined) + 1e-4)

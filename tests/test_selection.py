@@ -41,3 +41,15 @@ def test_select_k_names_its_method_and_checks_k():
     assert select_k(utility, 6)[1] == "all"
     with pytest.raises(ValueError, match="k must lie"):
         select_k(utility, 7)
+
+
+@pytest.mark.parametrize("trial", range(25))
+def test_milp_and_select_k_deploy_exactly_k_distinct_candidates(trial):
+    """The budget is k policies, not at most k: a pick of fewer would leave a reviewed slot unused (and extra
+    members never lower the welfare)."""
+    rng = np.random.default_rng(100 + trial)
+    C, n, k = int(rng.integers(4, 9)), int(rng.integers(3, 12)), int(rng.integers(2, 4))
+    u = rng.random((C, n)) * (rng.random((C, n)) < 0.5)  # sparse: some candidates add nothing beyond the others
+    assert len(set(milp(u, k))) == k
+    chosen, _ = select_k(u, k)
+    assert len(set(chosen)) == k
