@@ -53,3 +53,17 @@ def test_milp_and_select_k_deploy_exactly_k_distinct_candidates(trial):
     assert len(set(milp(u, k))) == k
     chosen, _ = select_k(u, k)
     assert len(set(chosen)) == k
+
+
+def test_swaps_reach_every_slot_greedy_filled():
+    """Greedy fills the slots in order; a swap in the first slot can leave the last one improvable, and the swaps
+    must still reach it. On this matrix (found by search) greedy takes candidate 1, then 0 (every second pick gives
+    0.66; ties go to the lowest index), swapping slot 0 gives {2, 0} (0.68), and only swapping the last slot then
+    reaches the optimum {2, 3} (0.80)."""
+    u = np.array([[0.0, 0.7, 0.4, 0.2, 0.8], [0.9, 0.2, 0.0, 0.3, 1.0], [1.0, 0.3, 0.7, 0.1, 0.3],
+                  [0.0, 0.6, 0.0, 0.8, 0.9], [1.0, 0.6, 0.4, 0.2, 0.0]])
+    chosen = greedy_swaps(u, 2)
+    assert welfare_of(u, chosen) == pytest.approx(brute_force(u, 2)[1]) == pytest.approx(0.8)
+    for slot, other in ((s, c) for s in range(2) for c in range(len(u)) if c not in chosen):  # swap-stable
+        assert welfare_of(u, chosen[:slot] + [other] + chosen[slot + 1:]) <= welfare_of(u, chosen) + 1e-12
+
