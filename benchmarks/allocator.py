@@ -90,6 +90,8 @@ def markdown(rows: list[dict], provenance: dict, args: Args) -> str:
 
 def main() -> None:
     args = tyro.cli(Args)
+    if args.repeats < 1 or min(args.sizes) < 1:
+        sys.exit(f"error: --repeats and --sizes must be at least 1, got {args.repeats} and {' '.join(map(str, args.sizes))}")
     from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: PLC0415
     from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: PLC0415
 

@@ -45,6 +45,9 @@ def bound(env_id: str, n: int, seed: int, k: int) -> float:
 
 
 def main(args: Args) -> None:
+    if args.seeds < 2 or args.k < 1 or args.small_n < args.k or args.large_n < args.k:
+        sys.exit(f"error: need --seeds >= 2 (a spread over population seeds) and 1 <= --k <= both populations' n; got "
+                 f"--seeds {args.seeds}, --k {args.k}, --small-n {args.small_n}, --large-n {args.large_n}")
     small = [bound(args.env_id, args.small_n, s, args.k) for s in range(args.seeds)]
     large = bound(args.env_id, args.large_n, 0, args.k)
     out = {"env_id": args.env_id, "k": args.k, "commit": git_commit(), "versions": library_versions(),

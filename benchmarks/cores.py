@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,7 @@ class Args:
     """also run the solver (the slow part)"""
     main_share: Optional[float] = None
     """--main-share of the solver runs (default: the solvers' own, rmdp_envs.vector.default_main_share)"""
-    rollout: str = "main"
+    rollout: Literal["main", "workers"] = "main"
     """--rollout of the solver runs: "main" (P - 1 env workers beside the main process) or "workers" (P workers that
     run the policies too; the main process only learns)"""
     update_threads: Optional[int] = None
@@ -144,8 +144,9 @@ def timed_run(solver: str, flags: list[str]) -> tuple[float, dict]:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise SolverFailed(" ".join(proc.stderr.strip().splitlines()[-1:]))
+        if proc.returncode != 0:  # the last line with words (tyro's error box ends in a line of box characters)
+            said = [line.strip(" │╭╮╰╯─") for line in proc.stderr.splitlines()]
+            raise SolverFailed(next((line for line in reversed(said) if line), f"exit status {proc.returncode}"))
         return wall, json.loads(next(Path(out).glob("*/result.json")).read_text())
 
 
@@ -215,6 +216,9 @@ def main(args: Args) -> None:
     path = Path(args.out) / f"cores_{cores}{args.tag}.json"
     atomic_write_json(path, report)
     print(f"wrote {path}")
+    failed = [r["solver"]["error"][0] for r in rows if "error" in r.get("solver", {})]
+    if failed:
+        sys.exit(f"error: {len(failed)} solver run(s) failed (recorded in the file); the first: {failed[0]}")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 # minutes, so a before/after figure must not come from two sessions): each commit is cloned clean and
 # `benchmarks/cores.py --rollout workers` (EM, HalfCheetahSpeed, n = 100, k = 5, seed 1, whole runs beside the
 # raw HalfCheetah-v5 rate of the same processes) runs from its own clone, BEFORE then AFTER, REPEATS times.
-# Each run writes OUT/cores_{P}_{before|after}_r{i}.json with the commit that made it; the solver rows' best
+# Each run writes OUT/cores_{C}_{before|after}_r{i}.json (C: the cores the process may use, as cores.py names its
+# files, whatever PROCESSES says) with the commit that made it; the solver rows' best
 # welfare should agree to the bit where AFTER only changed speed.
 #
 #   bash benchmarks/cores_ab.sh BEFORE AFTER OUT_DIR [REPEATS] [TIMESTEPS] [PROCESSES]
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
 set -euo pipefail
 before=${1:?usage: bash benchmarks/cores_ab.sh BEFORE AFTER OUT_DIR [REPEATS] [TIMESTEPS] [PROCESSES]}
 after=${2:?usage}; out=$(realpath -m "${3:?usage}"); repeats=${4:-3}; T=${5:-2000000}

@@ -5,8 +5,10 @@
 #
 #   bash benchmarks/cores_pinned.sh OUT_DIR TIMESTEPS SHARE [SHARE ...]
 #   -> OUT_DIR/cores_2_pinned_share{SHARE}.json
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
 set -euo pipefail
-out=$1; timesteps=$2; shift 2
+out=${1:?usage: bash benchmarks/cores_pinned.sh OUT_DIR TIMESTEPS SHARE [SHARE ...]}; timesteps=${2:?usage}; shift 2
+mkdir -p "$out"
 # pairs of physical cores (benchmarks/core_pairs.py)
 mapfile -t cpus < <(python3 benchmarks/core_pairs.py)
 if (( ${#cpus[@]} < $# )); then echo "error: ${#cpus[@]} pairs of physical cores for $# shares" >&2; exit 2; fi

@@ -57,7 +57,8 @@ class Args:
     rules: list[str] = field(default_factory=lambda: list(EMPTY_POLICY_RULES))
     """the rules to run (both by default; one alone where the other's runs are already known)"""
     solver_args: str = ""
-    """more solver flags for both rules, one quoted string (e.g. "--n-agents 12" for the board's Chain)"""
+    """more solver flags for both rules, one string after '=' (e.g. --solver-args="--n-agents 12" for the board's Chain;
+    without '=' the parser reads --n-agents as a flag of its own)"""
     workers: int = 0
     """concurrent runs (0: one per core)"""
     work_dir: str = "runs/empty_policy"

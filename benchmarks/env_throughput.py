@@ -69,6 +69,10 @@ def main() -> None:
                         help="num_workers of the multi-process vector env (the main process steps a share too)")
     parser.add_argument("--out", default="benchmarks/results/env_throughput.json")
     args = parser.parse_args()
+    unknown = [env_id for env_id in args.envs if env_id not in RAW]
+    if unknown or min(args.sizes) < 1 or args.repeats < 1 or args.steps < 1:
+        parser.error(f"--envs takes ids with a raw Gymnasium counterpart ({', '.join(RAW)}), got {unknown}" if unknown
+                     else "--sizes, --repeats and --steps must be at least 1")
 
     rows = []
     for env_id in args.envs:

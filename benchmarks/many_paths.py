@@ -81,6 +81,8 @@ def markdown(rows: list[dict], provenance: dict) -> str:
 
 
 def main(args: Args) -> None:
+    if args.repeats < 1 or min(args.sizes) < 1 or min(args.rows) < 1:
+        sys.exit("error: --repeats, --sizes and --rows must be at least 1")
     provenance = {"commit": git_commit(ROOT), "machine": hardware(), "versions": library_versions()}
     rows = [measure(env_id, n, count, args.repeats) for env_id in args.env_ids for n in args.sizes for count in args.rows]
     out = Path(args.out)

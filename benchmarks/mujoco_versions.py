@@ -18,7 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROBOTS = ("HalfCheetah", "Hopper", "Walker2d", "Ant")
+#: each robot's speed task (AntSpeed is -v1 since MuJoCo 4 changed its contacts; -v0 is refused)
+ROBOTS = {"HalfCheetah": "rmdp/HalfCheetahSpeed-v0", "Hopper": "rmdp/HopperSpeed-v0",
+          "Walker2d": "rmdp/Walker2dSpeed-v0", "Ant": "rmdp/AntSpeed-v1"}
 
 
 def trajectories(path: str, steps: int = 300) -> None:
@@ -28,8 +30,8 @@ def trajectories(path: str, steps: int = 300) -> None:
     import rmdp_envs  # noqa: F401, PLC0415
 
     out = {"mujoco": np.array(mujoco.__version__)}
-    for robot in ROBOTS:
-        env = gym.make(f"rmdp/{robot}Speed-v0")
+    for robot, env_id in ROBOTS.items():
+        env = gym.make(env_id)
         obs, _ = env.reset(seed=0)
         rng = np.random.default_rng(0)
         traj = [obs]

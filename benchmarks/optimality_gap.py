@@ -206,6 +206,10 @@ if __name__ == "__main__":
     unknown = [name for name in args.deep_solvers if not os.path.exists(os.path.join(ROOT, "solvers", f"{name}_ppo.py"))]
     if unknown:
         raise SystemExit("error: --deep-solvers names no solver file: " + ", ".join(f"solvers/{name}_ppo.py" for name in unknown))
+    from rmdp_envs.exact import MAX_EXACT_USERS  # noqa: E402
+    if not (1 <= min(args.ks) and max(args.ks) <= args.n_agents <= MAX_EXACT_USERS):
+        raise SystemExit(f"error: need 1 <= --ks <= --n-agents <= {MAX_EXACT_USERS} (the exact optimum's limit); got "
+                         f"--ks {' '.join(map(str, args.ks))}, --n-agents {args.n_agents}")
     provenance = {"commit": git_commit(ROOT), "machine": hardware(), "versions": library_versions(),
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     timing = time_optimum()

@@ -63,7 +63,8 @@ class Args:
     rg_eval_every: Optional[int] = None
     """transitions between evaluations on ResourceGathering (default: about 20 evaluations per run)"""
     extra: list[str] = field(default_factory=list)
-    """further flags passed to every solver run, e.g. --extra --num-envs 8"""
+    """further flags passed to every solver run, after '=' (e.g. --extra=--num-envs 8; without '=' the parser reads
+    --num-envs as a flag of its own)"""
     merge: bool = False
     """keep the other solvers' entries of an existing solver_speed.json (re-measure a few runs)"""
     out: str = str(ROOT / "benchmarks" / "results")
@@ -150,6 +151,9 @@ def plot(runs: list[dict], path: Path) -> None:
 
 
 def main(args: Args) -> None:
+    missing = [s for s in args.solvers if not (ROOT / "solvers" / f"{s}_ppo.py").is_file()]
+    if missing:
+        sys.exit(f"error: no solver file solvers/{missing[0]}_ppo.py (--solvers takes names such as em, e2e, cluster)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [run_one(args, solver, env_id) for env_id in args.envs for solver in args.solvers]

@@ -72,6 +72,10 @@ def run_one(solver: str, lr: float, ent: float, seed: int, args: Args, tmp: Path
 
 
 def main(args: Args) -> None:
+    missing = [s for s in args.solvers if not (ROOT / "solvers" / f"{s}_ppo.py").is_file()]
+    if missing or args.workers < 1:
+        sys.exit(f"error: no solver file solvers/{missing[0]}_ppo.py" if missing else
+                 f"error: --workers must be at least 1, got {args.workers}")
     start = time.time()
     grid = list(itertools.product(args.solvers, args.learning_rates, args.ent_coefs, args.seeds))
     with tempfile.TemporaryDirectory(prefix="rmdp-tuning-") as tmp, ThreadPoolExecutor(args.workers) as pool:

@@ -29,7 +29,11 @@ TUNING_SEEDS = {0, 1}
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args()  # --help must not rewrite the committed results
+    parser = argparse.ArgumentParser(description=__doc__)  # --help must not rewrite the committed results
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for tuning_overlap.json and .md (default: benchmarks/results, the committed ones)")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
     tuning = json.loads((RESULTS / "tuning.json").read_text())
     rows = []
     for board in collect(load_submissions(board_dir())).values():
@@ -42,7 +46,7 @@ def main() -> None:
                          "mean_all": float(np.mean(list(welfare.values()))), "mean_untuned_seeds": float(np.mean(fresh)),
                          "mean_tuning_seeds": float(np.mean([welfare[s] for s in sorted(TUNING_SEEDS & set(welfare))]))})
     rows.sort(key=lambda r: (r["k"], -r["mean_all"]))
-    atomic_write_json(RESULTS / "tuning_overlap.json", {"env_id": ENV_ID, "tuning_seeds": sorted(TUNING_SEEDS),
+    atomic_write_json(out / "tuning_overlap.json", {"env_id": ENV_ID, "tuning_seeds": sorted(TUNING_SEEDS),
                                                         "tuning_commit": tuning.get("commit"), "commit": git_commit(),
                                                         "rows": rows})
     lines = [f"# Tuning seeds in the board's {ENV_ID} rows", "",
@@ -55,7 +59,7 @@ def main() -> None:
         for r in mine:
             lines.append(f"| {k} | {r['solver']} | {r['mean_all']:.4f} | {r['mean_tuning_seeds']:.4f} | "
                          f"{r['mean_untuned_seeds']:.4f} | {mine.index(r) + 1} / {by_fresh.index(r) + 1} |")
-    atomic_write_text(RESULTS / "tuning_overlap.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "tuning_overlap.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

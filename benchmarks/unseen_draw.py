@@ -58,6 +58,14 @@ def describe(env_id: str, env_kwargs: dict, ks: tuple[int, ...], slow: float) ->
 
 
 def main(args: Args) -> None:
+    from rmdp_envs.registration import registered_id  # noqa: PLC0415
+    if min(args.ks) < 1:
+        raise SystemExit(f"error: --ks must be at least 1, got {' '.join(map(str, args.ks))}")
+    for env_id in args.env_ids:
+        try:
+            registered_id(env_id)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
     rows = []
     for env_id in args.env_ids:
         fresh = unseen_env_kwargs(env_id, {})

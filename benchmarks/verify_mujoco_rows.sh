@@ -4,6 +4,7 @@
 # 16-core device, which has torch but not gymnasium/mujoco/pettingzoo/tyro: it installs the wheels
 # carried in .whl/ first. Writes $OUT/verify_<robot>.json and .log.
 #   OUT=/tmp/v bash benchmarks/verify_mujoco_rows.sh [robot ...]   (default: Hopper Walker2d HalfCheetah)
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
 set -u
 OUT=${OUT:-benchmarks/results/mujoco4_verify}
 mkdir -p "$OUT"
@@ -15,7 +16,8 @@ python3 -c "import mujoco, gymnasium, numpy; print('mujoco', mujoco.__version__,
 robots=${*:-Hopper Walker2d HalfCheetah}
 for robot in $robots; do
   start=$(date +%s)
-  timeout "${VERIFY_TIMEOUT:-600}" python3 -m leaderboard verify --envs "rmdp/${robot}Speed-v0" --workers "$(nproc)" \
+  case "$robot" in Ant) env_id=rmdp/AntSpeed-v1 ;; *) env_id="rmdp/${robot}Speed-v0" ;; esac  # Ant: MuJoCo 4's version
+  timeout "${VERIFY_TIMEOUT:-600}" python3 -m leaderboard verify --envs "$env_id" --workers "$(nproc)" \
     --report "$OUT/verify_${robot}.json" > "$OUT/verify_${robot}.log" 2>&1
   echo "$robot: rc $? in $(( $(date +%s) - start )) s; $(tail -1 "$OUT/verify_${robot}.log")"
 done

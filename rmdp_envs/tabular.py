@@ -10,7 +10,7 @@ import numpy as np
 import gymnasium as gym
 from gymnasium import spaces
 
-from rmdp_envs.core import NO_REWARD_VECTOR, derived, make_reward_space
+from rmdp_envs.core import NO_REWARD_VECTOR, check_k, derived, make_reward_space
 from rmdp_envs.population import Population
 from rmdp_envs.rewards import TableRewards
 
@@ -172,6 +172,7 @@ class TabularRMDP(gym.Env):
         """The exact optimum with k policies (:func:`rmdp_envs.exact.optimal_welfare`); past its size, full personalization."""
         from rmdp_envs.exact import MAX_EXACT_USERS, optimal_welfare  # noqa: PLC0415
 
+        k = check_k(k, self.n_agents)
         if self.n_agents > MAX_EXACT_USERS:
             full = self.full_personalization_welfare()
             return {"welfare": full["welfare"], "kind": "upper bound",

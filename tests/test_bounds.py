@@ -59,3 +59,14 @@ def test_the_boards_stored_bounds_are_what_the_code_computes():
             assert now[k]["welfare"] == pytest.approx(bound["welfare"], rel=1e-9), (ref["env_id"], k)
             checked += 1
     assert checked >= 10
+
+
+@pytest.mark.parametrize("env_id", ["rmdp/HalfCheetahSpeed-v0", "rmdp/ResourceGathering-v0", "rmdp/Chain-v0"])
+def test_a_budget_outside_one_to_n_is_refused(env_id):
+    """k = 0 gave a bound of -inf (and k > n one past full personalization) where it should say what k may be."""
+    env = gym.make(env_id)
+    n = env.unwrapped.population.n
+    for k in (0, -1, n + 1):
+        with pytest.raises(ValueError, match=r"k must lie in \[1, n\]"):
+            rmdp_envs.k_policy_bound(env, k)
+

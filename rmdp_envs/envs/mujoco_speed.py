@@ -22,7 +22,7 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from rmdp_envs.bounds import MAX_TENT_USERS, TENT_BINS, binned_tent_welfare_bound, tent_welfare_bound
 from rmdp_envs.rewards import TargetWindowReward, WindowRewards
-from rmdp_envs.core import (NO_REWARD_VECTOR, check_render_mode, derived, init_keyword_chain, make_reward_space,
+from rmdp_envs.core import (NO_REWARD_VECTOR, check_k, check_render_mode, derived, init_keyword_chain, make_reward_space,
                             resolve_target_population)
 from rmdp_envs.population import Population
 
@@ -121,6 +121,7 @@ class SpeedRewardMixin:
 
     def welfare_upper_bound(self, k: int) -> dict:
         """The best-response welfare no k policies can exceed (:func:`rmdp_envs.bounds.tent_welfare_bound`)."""
+        k = check_k(k, self.population.n)
         horizon = gym.spec(self.spec.id).max_episode_steps if self.spec is not None else 1000
         scale = REWARD_SCALE * horizon / self.population.n
         derivation = (f"{REWARD_SCALE} x {horizon} steps x (1/n) x max over k constant speeds of the users' summed "

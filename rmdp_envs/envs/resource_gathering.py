@@ -7,7 +7,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from rmdp_envs.bounds import walk_cover_bound
-from rmdp_envs.core import check_render_mode, make_reward_space
+from rmdp_envs.core import check_k, check_render_mode, make_reward_space
 from rmdp_envs.population import Population
 from rmdp_envs.results import available_memory
 
@@ -118,6 +118,7 @@ class ResourceGatheringEnv(gym.Env):
 
     def welfare_upper_bound(self, k: int) -> dict:
         """Certified upper bound of k closed walks (:func:`rmdp_envs.bounds.walk_cover_bound`); exact at k = 1."""
+        k = check_k(k, self.n_agents)
         steps, home_user = self._round_trips()
         max_steps = gym.spec(self.spec.id).max_episode_steps if self.spec is not None else 40
         value = walk_cover_bound(steps, home_user, k, max_steps) / self.n_agents
