@@ -8,6 +8,7 @@ of the environment's family (:data:`ENV_DEFAULTS`), which the environment states
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import multiprocessing as mp
@@ -111,7 +112,8 @@ class PPOArgs:
     """runs are written to `{output_dir}/{run_name}` (TensorBoard events, result.json, checkpoint)"""
     resume: Optional[str] = None
     """a run directory to continue from its last checkpoint, with the flags it started with (a flag given beside it
-    with another value is refused)"""
+    with another value is refused). The continued run starts fresh episodes, so its numbers differ from one
+    uninterrupted run's (result.json records resumed_at); the same stop resumed twice gives the same numbers"""
     eval_every: int = 0
     """evaluate and write result.json every this many transitions (0: only at the end)"""
     eval_episodes: Annotated[Optional[int], _by_family("eval_episodes")] = None
@@ -121,7 +123,8 @@ class PPOArgs:
     checkpoint_every: int = 10
     """write a checkpoint every this many iterations (and at the end)"""
     interrupt_after: int = 0
-    """testing aid: exit right after the checkpoint of this many iterations of this process, as if killed (0: never)"""
+    """testing aid: exit right after the first checkpoint (--checkpoint-every) at or after this many iterations of
+    this process, as if killed (0: never)"""
     check_only: bool = False
     """check the flags, the environment and the memory the run needs, say so and exit (status 0) without writing
     anything: what `python -m leaderboard sweep --dry-run` asks of each solver before a grid runs"""
@@ -180,13 +183,13 @@ class PPOArgs:
     ent_coef: Annotated[Optional[float], _by_family("ent_coef")] = None
     """initial entropy coefficient (annealed geometrically to ent_coef_end)"""
     ent_coef_end: Annotated[Optional[float], _by_family("ent_coef_end")] = None
-    """final entropy coefficient"""
+    """final entropy coefficient: > 0 where ent_coef is (a geometric anneal to 0 would drop the bonus at once)"""
     vf_coef: float = 0.5
     """value-loss coefficient"""
     max_grad_norm: float = 0.5
     """gradient-norm clip, applied to each policy (and its critic) separately"""
     target_kl: Annotated[Optional[float], _by_family("target_kl")] = None
-    """stop the update's epochs once the mean approximate KL exceeds this (<= 0: never)"""
+    """stop the update's epochs once the mean approximate KL exceeds this (0: never)"""
     norm_obs: Annotated[Optional[bool], _by_family("norm_obs")] = None
     """running observation normalization, clipped to [-5, 5]"""
     norm_obs_update: NormObsUpdate = "step"
@@ -253,9 +256,22 @@ def apply_env_defaults(args: PPOArgs) -> PPOArgs:
     return args
 
 
+#: What every solver's ``--help`` ends its description with: the problem's source, and where the shared flags live.
+HELP_FOOTER = ("r-MDPs: Ivanov & Ben-Porat, Personalized Reinforcement Learning with a Budget of Policies, AAAI 2024 "
+               "(arXiv 2401.06514). Flags shared by every solver: rmdp_train.args.PPOArgs; a default given 'for "
+               "gridworld; ... for mujoco' depends on the env's family.")
+
+
+def solver_description(solver_file: str) -> str:
+    """A solver's ``--help`` text: its module docstring (what it does and how to run it) and :data:`HELP_FOOTER`
+    (tyro would show only the ``Args`` class's one line)."""
+    doc = ast.get_docstring(ast.parse(Path(solver_file).read_text())) or ""
+    return f"{doc}\n\n{HELP_FOOTER}".strip()
+
+
 def parse_args(args_cls: type, solver_file: str) -> PPOArgs:
     """``tyro.cli(args_cls)``; with ``--resume RUN_DIR`` the run's saved arguments instead; then the env defaults."""
-    args = tyro.cli(args_cls)
+    args = tyro.cli(args_cls, description=solver_description(solver_file))
     if args.resume is not None:
         saved = resumable_args(args.resume, args_cls, Path(solver_file).stem)
         # the command line read again over the run's own flags: what it gives differs from them only where typed

@@ -105,8 +105,9 @@ class Run:
         # the code this process runs: read at start, since a commit (or an edit) during a long run would otherwise
         # be recorded as the code that produced its result
         self.commit = git_commit()
-        self.interrupted = False  # set by the first Ctrl-C (_watch_ctrl_c); checkpoint() then stops the run
-        self._previous_sigint: Any = None
+        self.interrupted = False  # set by the first Ctrl-C or SIGTERM (_watch_ctrl_c); checkpoint() then stops the run
+        self._stop_signal = signal.SIGINT  # which of them: the exit status is 128 + it
+        self._previous_handlers: dict[int, Any] = {}
         rollouts = type(args).rollouts
         if args.rollout not in rollouts:
             fail(f"--rollout {args.rollout}: the {solver} solver supports {' and '.join(rollouts)} only")
@@ -119,6 +120,9 @@ class Run:
                                         **(unit_interval or {})),
                      seeds=dict(seed=args.seed, eval_seed=args.eval_seed, population_seed=args.population_seed,
                                 **(seeds or {})))
+        if args.ent_coef and args.ent_coef_end == 0:
+            fail("--ent-coef-end 0: the entropy coefficient anneals geometrically from --ent-coef, so it would be 0 from "
+                 "the second iteration on; give a small positive end (e.g. 1e-5), or --ent-coef 0 for no bonus at all")
         check_output_place(args.output_dir, args.exp_name)
         if args.track and importlib.util.find_spec("wandb") is None:
             fail("--track logs to Weights & Biases, which is not installed: pip install -e .[track] (or pip install wandb; or leave out --track)")
@@ -261,32 +265,35 @@ class Run:
         return self.writer
 
     def _watch_ctrl_c(self) -> None:
-        """Turn the first Ctrl-C into a clean stop at the end of the iteration (:meth:`checkpoint`).
+        """Turn the first Ctrl-C (or SIGTERM: a cluster's preemption, a job's end, ``kill``) into a clean stop at the
+        end of the iteration (:meth:`checkpoint`).
 
         Without this, Ctrl-C lands wherever the solver happens to be and every worker process prints
-        a traceback of its own; the run is left at its last periodic checkpoint. A second Ctrl-C stops
-        at once, as usual. Only in the main thread (signals go there), and not where SIGINT is
-        ignored (a background job), which stays as it is.
+        a traceback of its own, and SIGTERM ended the run silently; the run is left at its last periodic
+        checkpoint. A second one stops at once, as usual. Only in the main thread (signals go there), and not
+        where a signal is ignored (SIGINT in a background job), which stays as it is.
         """
         if threading.current_thread() is not threading.main_thread():
             return
-        previous = signal.getsignal(signal.SIGINT)
-        if previous in (signal.SIG_IGN, None):
-            return
+        said = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+        for signum, name in said.items():
+            previous = signal.getsignal(signum)
+            if previous in (signal.SIG_IGN, None):
+                continue
 
-        def first_ctrl_c(signum, frame) -> None:
-            self.interrupted = True
-            signal.signal(signal.SIGINT, previous)
-            print("\nCtrl-C: stopping at the end of this iteration with a checkpoint (Ctrl-C again to stop now)",
-                  file=sys.stderr, flush=True)
+            def first(signum, frame, previous=previous, name=name) -> None:
+                self.interrupted, self._stop_signal = True, signum
+                signal.signal(signum, previous)
+                print(f"\n{name}: stopping at the end of this iteration with a checkpoint ({name} again to stop now)",
+                      file=sys.stderr, flush=True)
 
-        self._previous_sigint = previous
-        signal.signal(signal.SIGINT, first_ctrl_c)
+            self._previous_handlers[signum] = previous
+            signal.signal(signum, first)
 
     def _unwatch_ctrl_c(self) -> None:
-        if self._previous_sigint is not None:
-            signal.signal(signal.SIGINT, self._previous_sigint)
-            self._previous_sigint = None
+        for signum, previous in self._previous_handlers.items():
+            signal.signal(signum, previous)
+        self._previous_handlers = {}
 
     # ------------------------------------------------------------------ evaluation and results
 
@@ -318,6 +325,15 @@ class Run:
         self.writer.add_scalar("welfare/eval_best_response", ev["best_welfare"], state.global_step)
         return ev
 
+    def final_line(self, ev: dict[str, Any], state: TrainState) -> str:
+        """What a solver prints at its end: the final greedy evaluation, said as such (the progress bar's
+        ``train_welfare`` is another quantity: the EMA of the stochastic policies' training returns), the budget, the
+        time and the run's folder."""
+        args = self.args
+        return (f"{self.name}: final greedy evaluation ({args.eval_episodes} episode(s) a policy from seed "
+                f"{args.eval_seed}): welfare {ev['welfare']:.4f} under the run's assignment, best response "
+                f"{ev['best_welfare']:.4f}; {state.global_step} transitions in {state.elapsed():.1f}s; in {self.dir}")
+
     def eval_due(self, state: TrainState) -> bool:
         """A periodic evaluation (``--eval-every``) is due; advances the next one past the current step."""
         args = self.args
@@ -348,8 +364,8 @@ class Run:
     def checkpoint(self, state: TrainState, iterations_this_process: int, progress) -> None:
         """Write a checkpoint when one is due; with ``--interrupt-after``, stop after it as if killed.
 
-        After a Ctrl-C (:meth:`_watch_ctrl_c`) the checkpoint is written now and the run exits with status
-        130 and the command that continues it, unless this was the last iteration (then it just finishes).
+        After a Ctrl-C or SIGTERM (:meth:`_watch_ctrl_c`) the checkpoint is written now and the run exits with status
+        130 (143 after SIGTERM) and the command that continues it, unless this was the last iteration (then it just finishes).
         """
         args = self.args
         last = state.iteration >= args.num_iterations
@@ -360,7 +376,7 @@ class Run:
             progress.close()
             print(f"interrupted after iteration {state.iteration} of {args.num_iterations} ({state.global_step} "
                   f"transitions; checkpoint written): continue with --resume {self.dir}", file=sys.stderr, flush=True)
-            raise SystemExit(130)
+            raise SystemExit(128 + self._stop_signal)  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
         if not (state.iteration % args.checkpoint_every == 0 or last):
             return
         state.save(self.dir)
@@ -391,7 +407,9 @@ class Run:
         return train_welfare
 
     def capture_video(self, actor: MultiPolicyActor, obs_rms: RunningMeanStd, assignment: np.ndarray) -> Path:
-        """Film the policies as ``load_policies`` would rebuild them (:mod:`rmdp_train.video`), from ``--eval-seed``."""
+        """Film the policies as ``load_policies`` would rebuild them (:mod:`rmdp_train.video`), from ``--eval-seed``.
+        Said before it starts: a MuJoCo film of 300 steps takes about a minute of software rendering."""
+        print(f"filming the {actor.k} policies (--capture-video) ...", flush=True)
         film = record_policies(self.policy_set(actor.cpu(), obs_rms), self.args.env_id, actor.k, self.dir / VIDEO_FILE,
                                env_kwargs=self.env_kwargs, assignment=assignment, seed=self.args.eval_seed)
         print(f"video of the {actor.k} policies ({film.frames} frames): {film.path}")

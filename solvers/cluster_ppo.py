@@ -186,9 +186,9 @@ if __name__ == "__main__":
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
                                           clipfrac=float(np.mean(clipfracs)), flips=flips, k=K)
         writer.add_scalar("charts/phase", phase, state.global_step)
-        progress.update(args.batch_size)
         shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
-        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)
+        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)  # shown by the update below
+        progress.update(args.batch_size)
 
         if run.eval_due(state):
             eval_start = time.time()
@@ -204,8 +204,7 @@ if __name__ == "__main__":
     ev = run.record_eval(run.evaluate(agent.actor, obs_rms, state.assignment, device), state, eval_start)
     ev["utility"] = np.repeat(ev["utility"], k // K, axis=0)
     run.write_result(ev, state, finished=True, phase=phase, pretrain_iterations=pretrain_iterations)
-    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{state.global_step} transitions in {state.elapsed():.1f}s")
+    print(run.final_line(ev, state))
     if args.save_model:
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist())
     if args.capture_video:

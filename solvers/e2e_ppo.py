@@ -153,9 +153,9 @@ if __name__ == "__main__":
             weights = torch.softmax(assignment_logits, dim=0)
             writer.add_scalar("assignment/weight_entropy", -(weights * weights.clamp(min=1e-12).log()).sum(0).mean().item(),
                               state.global_step)
-        progress.update(args.batch_size)
         shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
-        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)
+        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)  # shown by the update below
+        progress.update(args.batch_size)
 
         if run.eval_due(state):
             eval_start = time.time()
@@ -169,8 +169,7 @@ if __name__ == "__main__":
     eval_start = time.time()
     ev = run.record_eval(run.evaluate(agent.actor, obs_rms, state.assignment, device), state, eval_start)
     run.write_result(ev, state, finished=True)
-    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{state.global_step} transitions in {state.elapsed():.1f}s")
+    print(run.final_line(ev, state))
     if args.save_model:
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist(),
                        assignment_weights=torch.softmax(assignment_logits, 0).tolist())

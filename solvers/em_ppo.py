@@ -149,9 +149,9 @@ if __name__ == "__main__":
                                           clipfrac=float(np.mean(clipfracs)), flips=flips, k=k)
         if args.empty_policy == "split":
             writer.add_scalar("assignment/splits", len(state.extra["splits"]), state.global_step)
-        progress.update(args.batch_size)
         shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
-        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)
+        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)  # shown by the update below
+        progress.update(args.batch_size)
 
         if run.eval_due(state):
             eval_start = time.time()
@@ -167,8 +167,7 @@ if __name__ == "__main__":
     # --empty-policy split: [iteration, emptied policy, the policy it copied] of every split
     splits = {"splits": state.extra["splits"]} if args.empty_policy == "split" else {}
     run.write_result(ev, state, finished=True, **splits)
-    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{state.global_step} transitions in {state.elapsed():.1f}s")
+    print(run.final_line(ev, state))
     if args.save_model:
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist())
     if args.capture_video:

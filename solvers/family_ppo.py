@@ -89,6 +89,9 @@ if __name__ == "__main__":
     run = Run(args, SOLVER, positive=dict(max_candidates=args.max_candidates, selection_episodes=args.selection_episodes),
               seeds=dict(selection_seed=args.selection_seed))
     k, m, n, env = args.k, args.num_envs, run.env.n, run.env
+    if args.shared_torso:  # accepted and ignored before: the family network is one whatever the flag says
+        fail("--shared-torso shapes the k policies of the other solvers; the family is one network for every user "
+             "already (its k members differ only in their condition)")
     params = run.env.population.params.reshape(n, -1)
     z = normalized_params(params)  # (n, d)
     d = z.shape[1]
@@ -224,9 +227,9 @@ if __name__ == "__main__":
         train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
                                           clipfrac=float(np.mean(clipfracs)), flips=0, k=1)
-        progress.update(args.batch_size)
         shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
-        progress.set_postfix(train_welfare=shown, sps=sps, refresh=False)
+        progress.set_postfix(train_welfare=shown, sps=sps, refresh=False)  # shown by the update below
+        progress.update(args.batch_size)
         iterations_this_process += 1
         run.checkpoint(state, iterations_this_process, progress)
     progress.close()
@@ -251,8 +254,7 @@ if __name__ == "__main__":
     info = dict(selection_method=method, candidates=len(cand), selection_transitions=int(sel.lengths.sum()),
                 member_users=cand[chosen].tolist(), member_params=params[cand[chosen]].tolist())
     run.write_result(ev, state, finished=True, **info)
-    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{state.global_step} transitions in {state.elapsed():.1f}s")
+    print(run.final_line(ev, state))
     if args.save_model:
         run.save_model(members, obs_rms, assignment=state.assignment.tolist(), **info)
     if args.capture_video:

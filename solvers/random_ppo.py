@@ -122,9 +122,9 @@ if __name__ == "__main__":
         train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
                                           clipfrac=float(np.mean(clipfracs)), flips=flips, k=k)
-        progress.update(args.batch_size)
         shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
-        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)
+        progress.set_postfix(train_welfare=shown, sps=sps, flips=flips, refresh=False)  # shown by the update below
+        progress.update(args.batch_size)
 
         if run.eval_due(state):
             eval_start = time.time()
@@ -138,8 +138,7 @@ if __name__ == "__main__":
     eval_start = time.time()
     ev = run.record_eval(run.evaluate(agent.actor, obs_rms, state.assignment, device), state, eval_start)
     run.write_result(ev, state, finished=True)
-    print(f"{run.name}: welfare {ev['welfare']:.4f} (assignment), best response {ev['best_welfare']:.4f}, "
-          f"{state.global_step} transitions in {state.elapsed():.1f}s")
+    print(run.final_line(ev, state))
     if args.save_model:
         run.save_model(agent.actor, obs_rms, assignment=state.assignment.tolist())
     if args.capture_video:

@@ -5,6 +5,7 @@ Each test is independent (its own tmp_path), so ``pytest -n 2 tests/test_solvers
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import re
@@ -241,6 +242,32 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path, when):
     assert read_result(run_dir)["transitions"] == 320 * (iteration + 2)
 
 
+def test_sigterm_to_a_run_stops_it_at_a_checkpoint_like_ctrl_c(tmp_path):
+    """SIGTERM to the solver (a cluster's preemption, a job's end, ``kill``) ended it silently at its last periodic
+    checkpoint; now it stops as after a first Ctrl-C: the iteration ends, a checkpoint is written, one line says how
+    to continue, and the exit status is 143 (128 + SIGTERM)."""
+    cmd = [sys.executable, str(ROOT / "solvers" / "em_ppo.py"), "--output-dir", str(tmp_path), "--torch-threads", "1",
+           "--env-id", RG, "--num-envs", "2", "--num-steps", "32", "--total-timesteps", "4000000",
+           "--checkpoint-every", "100000", "--rollout", "workers", "--num-workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob("*/events.out.tfevents.*")) and proc.poll() is None:
+            time.sleep(0.02)
+        time.sleep(1.0)  # into the training loop
+        proc.send_signal(signal.SIGTERM)  # the main process alone, as kill PID or a scheduler's stop sends it
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "SIGTERM: stopping at the end of this iteration" in err and "Traceback" not in err, err[-3000:]
+    stopped = re.search(r"interrupted after iteration (\d+) of \d+ .*continue with --resume (\S+)", err)
+    assert stopped and Path(stopped.group(2)) == only_run_dir(tmp_path), err[-3000:]
+    assert load_checkpoint(only_run_dir(tmp_path))[1]["iteration"] == int(stopped.group(1)) >= 1
+
+
 @pytest.mark.parametrize("flags", [
     ["--k", "30"],  # k > n = 25
     ["--k", "0"],
@@ -270,6 +297,7 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resumes(tmp_path, when):
     ["--learning-rate", "inf"],  # passed "> 0", then failed to be written to args.json with a traceback
     ["--init-log-std", "nan"],
     ["--target-kl", "-1"],
+    ["--ent-coef-end", "0"],  # a geometric anneal to 0 dropped the entropy bonus after the first iteration
     ["--exp-name", "a" * 200],  # beyond a file name's length
 ])
 def test_bad_flags_one_line_error(flags, tmp_path):
@@ -368,6 +396,14 @@ def test_family_solver_runs_and_its_policies_are_accepted_by_the_board(env_id, t
     assert len(written) == 1
 
 
+def test_family_refuses_the_flag_it_would_ignore(tmp_path):
+    """--shared-torso shapes the k-policy solvers' networks; the family accepted it and trained the same network."""
+    proc = run_solver("family", tmp_path, "--shared-torso", *FAMILY_SMALL[RG], check=False, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --shared-torso"), proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_em_split_rule_reseeds_every_emptied_policy(tmp_path):
     """--empty-policy split: each policy its users leave is re-seeded (recorded in result.json), so all k serve someone;
     the paper's rule, on the same seed, records no split."""
@@ -432,6 +468,16 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
     assert [new_run_folder(tmp_path, name).name for _ in range(3)] == [name, f"{name}-2", f"{name}-3"]
     run_solver("random", tmp_path / "solver", "--env-id", "rmdp/Chain-v0", "--k", "2", "--total-timesteps", "2000")
     assert (only_run_dir(tmp_path / "solver") / "result.json").is_file()
+
+
+@pytest.mark.parametrize("solver", [*SOLVERS, "family"])
+def test_help_says_what_the_solver_does_and_cites_the_paper(solver):
+    """--help showed one line ("EM-like PPO (every shared flag is in ...)"): it now opens with the solver file's own
+    description, its run example included, and names the paper."""
+    text = subprocess.run([sys.executable, str(ROOT / "solvers" / f"{solver}_ppo.py"), "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env=dict(ENV, COLUMNS="200")).stdout
+    first_line = ast.get_docstring(ast.parse((ROOT / "solvers" / f"{solver}_ppo.py").read_text())).splitlines()[0]
+    assert first_line in text and "arXiv 2401.06514" in text and "--total-timesteps" in text
 
 
 def test_help_shows_the_family_defaults_instead_of_none():
