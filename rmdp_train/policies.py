@@ -20,7 +20,8 @@ from torch import nn
 
 from rmdp_envs.files import POLICY_SPEC_FILE as SPEC_FILE
 from rmdp_envs.files import POLICY_WEIGHTS_FILE as WEIGHTS_FILE
-from rmdp_envs.files import atomic_write, atomic_write_text, json_text
+from rmdp_envs.files import RESULT_FILE, atomic_write, atomic_write_text, json_text
+from rmdp_envs.results import RunResult
 
 SPEC_FORMAT = "rmdp-policies-v1"
 
@@ -245,3 +246,35 @@ def _build(arch: dict[str, Any], spec_path: Path) -> nn.Module:
     if arch.get("type") == "conditioned_mlp":
         return ConditionedActor(_build(arch["family"], spec_path), torch.tensor(arch["conditions"]))
     raise ValueError(f"unknown policy architecture {arch.get('type')!r} in {spec_path}")
+
+
+# ----------------------------------------------------------------------------- what a policy folder records
+
+def recorded_assignment(folder: Path) -> list[int] | None:
+    """The solver's own assignment of the users that a run folder records: ``result.json``'s, or for a board
+    submission's policy folder (``policies/seed-S-tT``) its run's ``assignment`` in ``submission.json`` (not the
+    users' picks, ``deployed_assignment``): a film shows whom the solver meant each policy for."""
+    if (folder / RESULT_FILE).is_file():
+        return list(RunResult.read(folder).assignment)
+    submission = folder.parent.parent / "submission.json"
+    if submission.is_file():
+        relative = folder.relative_to(folder.parent.parent).as_posix()
+        for run in json.loads(submission.read_text()).get("runs", []):
+            if run.get("policies", {}).get("path") == relative:
+                return run.get("assignment")
+    return None
+
+
+def recorded_eval_seed(folder: Path) -> int:
+    """The first episode's reset seed that scored a policy folder: a run's ``--eval-seed`` (what its evaluations and
+    ``--capture-video`` used), a board submission's first held-out seed, else 0 (films and re-evaluations default to it)."""
+    for path, keys in ((folder / "args.json", ("eval_seed",)), (folder.parent.parent / "submission.json", ("protocol", "seed"))):
+        try:
+            value: Any = json.loads(path.read_text())
+            for key in keys:
+                value = value[key]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0

@@ -14,7 +14,6 @@ GPU or Mesa) unless ``MUJOCO_GL`` says otherwise; where no OpenGL works, one cle
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -26,8 +25,7 @@ import tyro
 
 import rmdp_envs
 from rmdp_envs.core import check_assignment, check_seed
-from rmdp_envs import RunResult
-from rmdp_envs.files import POLICY_SPEC_FILE, RESULT_FILE, atomic_write, writable_place
+from rmdp_envs.files import POLICY_SPEC_FILE, atomic_write, writable_place
 from rmdp_envs.results import available_memory
 
 #: Where ``--capture-video`` puts the film, inside the run folder.
@@ -252,21 +250,6 @@ def _write_gif(frames: list, path: Path, fps: float) -> None:
     atomic_write(path, write)
 
 
-def _assignment_of(folder: Path) -> list[int] | None:
-    """The solver's own assignment of the users that a run folder records: ``result.json``'s, or for a board
-    submission's policy folder (``policies/seed-S-tT``) its run's ``assignment`` in ``submission.json`` (not the
-    users' picks, ``deployed_assignment``): the film shows whom the solver meant each policy for."""
-    if (folder / RESULT_FILE).is_file():
-        return list(RunResult.read(folder).assignment)
-    submission = folder.parent.parent / "submission.json"
-    if submission.is_file():
-        relative = folder.relative_to(folder.parent.parent).as_posix()
-        for run in json.loads(submission.read_text()).get("runs", []):
-            if run.get("policies", {}).get("path") == relative:
-                return run.get("assignment")
-    return None
-
-
 def default_film_path(folder: Path) -> Path:
     """``RUN_DIR/videos/policies.gif``; for a board submission's policy folder (``submissions/<id>/policies/seed-S``)
     ``runs/videos/<id>-seed-S.gif`` instead: a film written into the board would be committed with it."""
@@ -274,21 +257,6 @@ def default_film_path(folder: Path) -> Path:
     if (submission / "submission.json").is_file() and submission.parent.name == "submissions":
         return Path("runs") / "videos" / f"{submission.name}-{folder.name}.gif"
     return folder / VIDEO_FILE
-
-
-def default_film_seed(folder: Path) -> int:
-    """The episode a film shows unless told: a run's ``--eval-seed`` (what ``--capture-video`` filmed), a board
-    submission's first held-out seed (an episode that scores it), else 0."""
-    for path, keys in ((folder / "args.json", ("eval_seed",)), (folder.parent.parent / "submission.json", ("protocol", "seed"))):
-        try:
-            value: Any = json.loads(path.read_text())
-            for key in keys:
-                value = value[key]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 0
 
 
 @dataclass
@@ -315,7 +283,7 @@ class Args:
 
 def main(argv: list[str] | None = None) -> int:
     from rmdp_train.cli import fail
-    from rmdp_train.policies import load_policies
+    from rmdp_train.policies import load_policies, recorded_assignment, recorded_eval_seed
 
     args = tyro.cli(Args, args=argv, prog="python -m rmdp_train.video")
     folder = Path(args.run_dir)
@@ -323,10 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"no saved policies in {folder} ({POLICY_SPEC_FILE} is missing): train with --save-model")
     policies = load_policies(folder)
     out = Path(args.out) if args.out else default_film_path(folder)
-    seed = default_film_seed(folder) if args.seed is None else args.seed
+    seed = recorded_eval_seed(folder) if args.seed is None else args.seed
     try:
         film = record_policies(policies, policies.env_id, policies.k, out, env_kwargs=policies.env_kwargs,
-                               assignment=_assignment_of(folder), seed=seed, steps=args.steps, every=args.every,
+                               assignment=recorded_assignment(folder), seed=seed, steps=args.steps, every=args.every,
                                tile=(args.width, args.height))
     except (ValueError, RuntimeError) as e:
         fail(str(e))

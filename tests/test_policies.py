@@ -1,6 +1,9 @@
 """Saving and reloading k policies without pickle, and acting with them."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +107,24 @@ def test_save_policies_takes_gymnasiums_numpy_sizes_and_writes_all_or_nothing(tm
     with pytest.raises(ValueError):
         save_policies(tmp_path / "bad", actor, env_id="rmdp/ResourceGathering-v0", env_kwargs={"x": float("nan")})
     assert not any((tmp_path / "bad").iterdir())
+
+
+def test_evaluate_cli_gives_the_runs_numbers_again(tmp_path, capsys):
+    """``python -m rmdp_train.evaluate RUN_DIR`` rebuilds the saved policies and, by default on the run's own
+    evaluation episodes, gives result.json's welfare and best response again; other episodes score others."""
+    from leaderboard.testing import make_fixture_run
+    from rmdp_train.evaluate import main as evaluate_main
+
+    run = make_fixture_run(tmp_path / "run", "rmdp/ResourceGathering-v0", k=2, seed=0)
+    result = json.loads((run / "result.json").read_text())
+    (run / "args.json").write_text(json.dumps({"eval_episodes": result["eval_episodes"], "eval_seed": result["eval_seed"]}))
+    assert evaluate_main([str(run), "--out", str(tmp_path / "ev.json")]) == 0
+    said = json.loads((tmp_path / "ev.json").read_text())
+    assert said["welfare"] == pytest.approx(result["welfare"], abs=1e-12)
+    assert said["best_welfare"] == pytest.approx(result["best_welfare"], abs=1e-12)
+    assert said["seeds"][0] == result["eval_seed"] and said["episodes"] == result["eval_episodes"]
+    out = capsys.readouterr().out
+    assert f"best response (each user its best policy): {result['best_welfare']:.4f}" in out
+    proc = subprocess.run([sys.executable, "-m", "rmdp_train.evaluate", str(tmp_path / "nothing")], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: no saved policies"), proc.stderr

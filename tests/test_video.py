@@ -146,11 +146,11 @@ def test_capture_video_flag_and_the_cli(tmp_path):
 
 
 def test_a_board_submission_is_filmed_with_the_solvers_own_assignment():
-    from rmdp_train.video import _assignment_of
+    from rmdp_train.policies import recorded_assignment
     row = ROOT / "leaderboard" / "submissions" / "ResourceGathering-v0_adcaab__em__k5__1599ba2638"
     stored = json.loads((row / "submission.json").read_text())["runs"]
     seed0 = next(run for run in stored if run["policies"]["path"] == "policies/seed-0-t300000")
-    assert _assignment_of(row / "policies" / "seed-0-t300000") == seed0["assignment"]
+    assert recorded_assignment(row / "policies" / "seed-0-t300000") == seed0["assignment"]
 
 
 def test_a_board_submission_is_filmed_outside_the_board():
@@ -165,7 +165,7 @@ def test_a_board_submission_is_filmed_outside_the_board():
 def test_the_film_shows_the_evaluation_episode_unless_told():
     """The CLI filmed seed 0 while --capture-video films the run's --eval-seed: filming a run again gave another film.
     Now a run's eval seed, a board submission's first held-out seed (an episode that scores it), else 0."""
-    from rmdp_train.video import default_film_seed
+    from rmdp_train.policies import recorded_eval_seed
     row = ROOT / "leaderboard" / "submissions" / "ResourceGathering-v0_adcaab__em__k5__1599ba2638"
-    assert default_film_seed(row / "policies" / "seed-0-t300000") == 20000
-    assert default_film_seed(Path("/nonexistent")) == 0
+    assert recorded_eval_seed(row / "policies" / "seed-0-t300000") == 20000
+    assert recorded_eval_seed(Path("/nonexistent")) == 0

@@ -1,0 +1,105 @@
+"""Score the saved policies of a run again: ``python -m rmdp_train.evaluate RUN_DIR``.
+
+CleanRL's evals, for k policies: a finished run (``--save-model``) or a board submission's policy folder is
+rebuilt by :func:`rmdp_train.policies.load_policies` (no solver import) and scored by :func:`rmdp_envs.evaluate`,
+greedy, every user's return under every policy. By default on the run's own evaluation episodes (its
+``--eval-episodes`` from its ``--eval-seed``, or the submission's held-out seed), which gives ``result.json``'s
+numbers again; ``--episodes`` and ``--seed`` score others. It prints the welfare under the run's assignment, the
+best response (each user its best policy), and for each policy whom it serves best and how well; ``--out`` writes
+the whole evaluation as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import tyro
+
+import rmdp_envs
+from rmdp_envs.core import check_seed
+from rmdp_envs.files import POLICY_SPEC_FILE, atomic_write_json
+
+#: Episodes a policy when neither --episodes nor the run's args.json says (the solvers' own default for MuJoCo).
+DEFAULT_EPISODES = 10
+
+
+@dataclass
+class Args:
+    """Score the saved policies of a run (``--save-model``) or of a board submission's policy folder again."""
+
+    run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
+    """a run folder with policies.json and policies.safetensors, or a submission's policies/seed-S-tT folder"""
+    episodes: Annotated[Optional[int], tyro.conf.arg(help_behavior_hint="(default: the run's --eval-episodes, else "
+                                                     f"{DEFAULT_EPISODES})")] = None
+    """greedy episodes of each policy"""
+    seed: Annotated[Optional[int], tyro.conf.arg(help_behavior_hint="(default: the run's --eval-seed; a board "
+                                                 "submission's first held-out seed)")] = None
+    """reset seed of the first episode (episode e uses seed + e, the same for every policy)"""
+    out: Optional[str] = None
+    """also write the evaluation here as JSON (utility, welfare, best response, episodes, seeds)"""
+
+
+def recorded_episodes(folder: Path) -> int:
+    """The run's ``--eval-episodes`` (args.json), else :data:`DEFAULT_EPISODES`."""
+    try:
+        value = json.loads((folder / "args.json").read_text())["eval_episodes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_EPISODES
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else DEFAULT_EPISODES
+
+
+def summary(result: rmdp_envs.EvalResult, assignment: list[int] | None) -> list[str]:
+    """The lines :func:`main` prints: the welfare figures, then one line a policy (whom it serves best, how well)."""
+    lines = []
+    if assignment is not None:
+        lines.append(f"welfare under the run's assignment: {result.welfare(assignment):.4f}")
+    lines.append(f"best response (each user its best policy): {result.best_welfare:.4f}")
+    best, picks = result.best_assignment, np.arange(result.n)
+    rewarded = result.utility.max(axis=0) > 0  # a user no policy rewards picks none (the board's plots: grey)
+    for j in range(result.k):
+        served = picks[(best == j) & rewarded]
+        mean = f"their mean utility {result.utility[j, served].mean():.4f}" if served.size else "no one"
+        assigned = "" if assignment is None else f"; {int((np.asarray(assignment) == j).sum())} assigned to it"
+        lines.append(f"  policy {j}: best for {served.size} user(s) ({mean}){assigned}")
+    if not rewarded.all():
+        lines.append(f"  {int((~rewarded).sum())} user(s) get no reward from any policy")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rmdp_train.cli import fail  # noqa: PLC0415
+    from rmdp_train.policies import load_policies, recorded_assignment, recorded_eval_seed  # noqa: PLC0415
+
+    args = tyro.cli(Args, args=argv, prog="python -m rmdp_train.evaluate")
+    folder = Path(args.run_dir)
+    if not (folder / POLICY_SPEC_FILE).is_file():
+        fail(f"no saved policies in {folder} ({POLICY_SPEC_FILE} is missing): train with --save-model")
+    episodes = recorded_episodes(folder) if args.episodes is None else args.episodes
+    if isinstance(episodes, bool) or episodes < 1:
+        fail(f"--episodes must be at least 1, got {episodes}")
+    seed = recorded_eval_seed(folder) if args.seed is None else args.seed
+    try:
+        check_seed(seed, "--seed")
+    except ValueError as e:
+        fail(str(e))
+    if args.out is not None and not Path(args.out).parent.is_dir():
+        fail(f"--out {args.out}: its folder does not exist")
+    policies = load_policies(folder)
+    assignment = recorded_assignment(folder)
+    result = rmdp_envs.evaluate(policies.env_id, policies, policies.k, episodes, seed, policies.env_kwargs)
+    print(f"{policies.env_id}, k = {policies.k}, n = {result.n}: {episodes} greedy episode(s) a policy from seed {seed}")
+    print("\n".join(summary(result, assignment)))
+    if args.out is not None:
+        atomic_write_json(args.out, {"env_id": policies.env_id, "env_kwargs": policies.env_kwargs, "k": policies.k,
+                                     **result.to_dict(), "assignment": assignment,
+                                     "welfare": None if assignment is None else result.welfare(assignment)})
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
