@@ -59,7 +59,7 @@ class Args:
     """also run the solver (the slow part)"""
     main_share: Optional[float] = None
     """--main-share of the solver runs (default: the solvers' own, rmdp_envs.vector.default_main_share)"""
-    rollout: Literal["main", "workers"] = "main"
+    rollout: Literal["main", "workers"] = "main"  # rmdp_train.args.RolloutMode: not imported, the raw processes stay light
     """--rollout of the solver runs: "main" (P - 1 env workers beside the main process) or "workers" (P workers that
     run the policies too; the main process only learns)"""
     update_threads: Optional[int] = None

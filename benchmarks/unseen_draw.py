@@ -58,14 +58,15 @@ def describe(env_id: str, env_kwargs: dict, ks: tuple[int, ...], slow: float) ->
 
 
 def main(args: Args) -> None:
-    from rmdp_envs.registration import registered_id  # noqa: PLC0415
-    if min(args.ks) < 1:
-        raise SystemExit(f"error: --ks must be at least 1, got {' '.join(map(str, args.ks))}")
+    import rmdp_envs  # noqa: PLC0415
+    from rmdp_envs.core import check_k  # noqa: PLC0415
     for env_id in args.env_ids:
         try:
-            registered_id(env_id)
+            n = rmdp_envs.make(env_id).unwrapped.population.n  # the id, then every k against its users
+            for k in args.ks:
+                check_k(k, n)
         except ValueError as e:
-            raise SystemExit(f"error: {e}") from None
+            raise SystemExit(f"error: {env_id}: {e}") from None
     rows = []
     for env_id in args.env_ids:
         fresh = unseen_env_kwargs(env_id, {})

@@ -118,9 +118,9 @@ def reproduce(submission_dir: Path, seed: int | None = None, log=print, at_head:
     """
     from rmdp_envs import load_policies  # noqa: PLC0415
 
-    if not in_checkout():
-        raise ValueError(f"reproduce retrains with the solver files and git history of {CHECKOUT_HINT}; this rmdp is "
-                         f"installed at {REPO_ROOT}, which has neither")
+    if not (in_checkout() and (REPO_ROOT / ".git").exists()):
+        raise ValueError(f"reproduce retrains with the solver files and git history of {CHECKOUT_HINT}; this rmdp "
+                         f"runs from {REPO_ROOT}, which lacks them")
     path = submission_dir / SUBMISSION_FILE
     try:
         sub = json.loads(path.read_text())

@@ -171,7 +171,8 @@ def forward_ctrl_c() -> int:
 
 def _end_with_the_sweep(signum: int, frame) -> None:
     """SIGTERM or SIGHUP (a closed terminal, ``timeout``, a job's end) to the sweep: its solvers, in sessions of their
-    own, get it too (a run killed so resumes from its last periodic checkpoint), then the sweep exits."""
+    own, get it too (SIGTERM: each ends its iteration and writes a checkpoint, SIGHUP: it dies and resumes from its
+    last periodic one), then the sweep exits."""
     _STOPPING.set()
     _signal_running(signum)
     raise SystemExit(128 + signum)

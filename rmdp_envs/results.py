@@ -138,7 +138,7 @@ def has_final_result(run_dir: str | Path) -> bool:
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
-    """The commit hash of the repository holding ``path`` (this package by default), or None.
+    """The commit hash of the checkout of rmdp holding ``path`` (this package by default), or None.
 
     ``-dirty`` is appended when tracked files differ from that commit: the hash alone would claim
     code that did not produce the result. None where that repository does not track this very file: rmdp

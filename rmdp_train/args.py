@@ -258,8 +258,8 @@ def apply_env_defaults(args: PPOArgs) -> PPOArgs:
 
 #: What every solver's ``--help`` ends its description with: the problem's source, and where the shared flags live.
 HELP_FOOTER = ("r-MDPs: Ivanov & Ben-Porat, Personalized Reinforcement Learning with a Budget of Policies, AAAI 2024 "
-               "(arXiv 2401.06514). Flags shared by every solver: rmdp_train.args.PPOArgs; a default given 'for "
-               "gridworld; ... for mujoco' depends on the env's family.")
+               "(arXiv 2401.06514). Flags shared by every solver: rmdp_train.args.PPOArgs; a default listed per family "
+               "('... for ResourceGathering; ... for MuJoCo and CartPole tasks') is the one of the env's family.")
 
 
 def solver_description(solver_file: str) -> str:

@@ -3,15 +3,16 @@
 CleanRL's evals, for k policies: a finished run (``--save-model``) or a board submission's policy folder is
 rebuilt by :func:`rmdp_train.policies.load_policies` (no solver import) and scored by :func:`rmdp_envs.evaluate`,
 greedy, every user's return under every policy. By default on the run's own evaluation episodes (its
-``--eval-episodes`` from its ``--eval-seed``, or the submission's held-out seed), which gives ``result.json``'s
-numbers again; ``--episodes`` and ``--seed`` score others. It prints the welfare under the run's assignment, the
-best response (each user its best policy), and for each policy whom it serves best and how well; ``--out`` writes
-the whole evaluation as JSON.
+``--eval-episodes`` from its ``--eval-seed``), which gives ``result.json``'s numbers again; ``--episodes`` and
+``--seed`` score others. It prints the welfare under the run's assignment, the best response (each user its best
+policy, picked on the same episodes), and for each policy whom it serves best and how well; ``--out`` writes the
+whole evaluation as JSON. A board submission's folder is scored on its held-out episodes, but with the users' picks
+made on those same episodes: the board's protocol v2 picks on separate episodes (``python -m leaderboard verify``
+re-scores a submission the board's way).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,7 +24,7 @@ import rmdp_envs
 from rmdp_envs.core import check_seed
 from rmdp_envs.files import POLICY_SPEC_FILE, atomic_write_json
 
-#: Episodes a policy when neither --episodes nor the run's args.json says (the solvers' own default for MuJoCo).
+#: Episodes a policy when neither --episodes nor the folder says (the board protocol's number).
 DEFAULT_EPISODES = 10
 
 
@@ -33,23 +34,14 @@ class Args:
 
     run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """a run folder with policies.json and policies.safetensors, or a submission's policies/seed-S-tT folder"""
-    episodes: Annotated[Optional[int], tyro.conf.arg(help_behavior_hint="(default: the run's --eval-episodes, else "
-                                                     f"{DEFAULT_EPISODES})")] = None
+    episodes: Annotated[Optional[int], tyro.conf.arg(help_behavior_hint="(default: the run's --eval-episodes; a board "
+                                                     f"submission's protocol episodes; else {DEFAULT_EPISODES})")] = None
     """greedy episodes of each policy"""
     seed: Annotated[Optional[int], tyro.conf.arg(help_behavior_hint="(default: the run's --eval-seed; a board "
                                                  "submission's first held-out seed)")] = None
     """reset seed of the first episode (episode e uses seed + e, the same for every policy)"""
     out: Optional[str] = None
     """also write the evaluation here as JSON (utility, welfare, best response, episodes, seeds)"""
-
-
-def recorded_episodes(folder: Path) -> int:
-    """The run's ``--eval-episodes`` (args.json), else :data:`DEFAULT_EPISODES`."""
-    try:
-        value = json.loads((folder / "args.json").read_text())["eval_episodes"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_EPISODES
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else DEFAULT_EPISODES
 
 
 def summary(result: rmdp_envs.EvalResult, assignment: list[int] | None) -> list[str]:
@@ -72,14 +64,15 @@ def summary(result: rmdp_envs.EvalResult, assignment: list[int] | None) -> list[
 
 def main(argv: list[str] | None = None) -> int:
     from rmdp_train.cli import fail  # noqa: PLC0415
-    from rmdp_train.policies import load_policies, recorded_assignment, recorded_eval_seed  # noqa: PLC0415
+    from rmdp_train.policies import (load_policies, recorded_assignment, recorded_eval_episodes,  # noqa: PLC0415
+                                     recorded_eval_seed)
 
     args = tyro.cli(Args, args=argv, prog="python -m rmdp_train.evaluate")
     folder = Path(args.run_dir)
     if not (folder / POLICY_SPEC_FILE).is_file():
         fail(f"no saved policies in {folder} ({POLICY_SPEC_FILE} is missing): train with --save-model")
-    episodes = recorded_episodes(folder) if args.episodes is None else args.episodes
-    if isinstance(episodes, bool) or episodes < 1:
+    episodes = (recorded_eval_episodes(folder) or DEFAULT_EPISODES) if args.episodes is None else args.episodes
+    if episodes < 1:
         fail(f"--episodes must be at least 1, got {episodes}")
     seed = recorded_eval_seed(folder) if args.seed is None else args.seed
     try:

@@ -265,10 +265,13 @@ def recorded_assignment(folder: Path) -> list[int] | None:
     return None
 
 
-def recorded_eval_seed(folder: Path) -> int:
-    """The first episode's reset seed that scored a policy folder: a run's ``--eval-seed`` (what its evaluations and
-    ``--capture-video`` used), a board submission's first held-out seed, else 0 (films and re-evaluations default to it)."""
-    for path, keys in ((folder / "args.json", ("eval_seed",)), (folder.parent.parent / "submission.json", ("protocol", "seed"))):
+def _recorded(folder: Path, name: str) -> int | None:
+    """One number a policy folder's evaluation records (``"episodes"`` or ``"seed"``): a run's ``result.json``, else its
+    ``args.json`` (``eval_<name>``, what its evaluations and ``--capture-video`` used), a board submission's held-out
+    protocol (``protocol.<name>``); None where none says."""
+    places = ((folder / RESULT_FILE, (f"eval_{name}",)), (folder / "args.json", (f"eval_{name}",)),
+              (folder.parent.parent / "submission.json", ("protocol", name)))
+    for path, keys in places:
         try:
             value: Any = json.loads(path.read_text())
             for key in keys:
@@ -277,4 +280,17 @@ def recorded_eval_seed(folder: Path) -> int:
             continue
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-    return 0
+    return None
+
+
+def recorded_eval_seed(folder: Path) -> int:
+    """The first episode's reset seed that scored a policy folder (:func:`_recorded`), else 0: films and
+    re-evaluations default to it."""
+    seed = _recorded(folder, "seed")
+    return 0 if seed is None else seed
+
+
+def recorded_eval_episodes(folder: Path) -> int | None:
+    """How many episodes a policy scored a policy folder (:func:`_recorded`), None where nothing says."""
+    episodes = _recorded(folder, "episodes")
+    return episodes if episodes is None or episodes >= 1 else None

@@ -265,8 +265,9 @@ class Run:
         return self.writer
 
     def _watch_ctrl_c(self) -> None:
-        """Turn the first Ctrl-C (or SIGTERM: a cluster's preemption, a job's end, ``kill``) into a clean stop at the
-        end of the iteration (:meth:`checkpoint`).
+        """Turn the first Ctrl-C (or SIGTERM to this process: ``kill PID``, a container's stop) into a clean stop at
+        the end of the iteration (:meth:`checkpoint`). A SIGTERM to the whole job reaches the env workers too, which
+        keep its default (ignoring it would leave a worker that multiprocessing's exit terminates running on).
 
         Without this, Ctrl-C lands wherever the solver happens to be and every worker process prints
         a traceback of its own, and SIGTERM ended the run silently; the run is left at its last periodic

@@ -48,7 +48,10 @@ def test_resource_gathering_bound_grows_to_full_personalization():
 def test_the_boards_stored_bounds_are_what_the_code_computes():
     """reference_points.json holds the W_k every normalized column of the board divides by: a change to a bound's
     code (or an env's rewards) that left the stored ones stale would mis-scale the board silently."""
-    refs = json.loads((PACKAGE_DIR / "reference_points.json").read_text())["benchmarks"]
+    path = PACKAGE_DIR / "reference_points.json"
+    if not path.is_file():
+        pytest.skip("no board here (an sdist ships no reference_points.json)")
+    refs = json.loads(path.read_text())["benchmarks"]
     checked = 0
     for ref in refs.values():
         stored = ref.get("k_bounds", {})

@@ -117,7 +117,6 @@ def test_evaluate_cli_gives_the_runs_numbers_again(tmp_path, capsys):
 
     run = make_fixture_run(tmp_path / "run", "rmdp/ResourceGathering-v0", k=2, seed=0)
     result = json.loads((run / "result.json").read_text())
-    (run / "args.json").write_text(json.dumps({"eval_episodes": result["eval_episodes"], "eval_seed": result["eval_seed"]}))
     assert evaluate_main([str(run), "--out", str(tmp_path / "ev.json")]) == 0
     said = json.loads((tmp_path / "ev.json").read_text())
     assert said["welfare"] == pytest.approx(result["welfare"], abs=1e-12)

@@ -58,7 +58,8 @@ class CartPolePositionEnv(CartPoleEnv):
     reward_vector = True
 
     def user_rewards(self) -> WindowRewards:
-        """Every user's reward as a function of ``info["x_position"]`` (:mod:`rmdp_envs.rewards`)."""
+        """Every user's reward as a function of ``info["x_position"]`` (:mod:`rmdp_envs.rewards`), within an episode
+        (after termination ``step`` pays nothing; the vector env never steps a finished copy)."""
         return WindowRewards(self._reward_fn, "x_position")
 
     def step(self, action):
