@@ -22,7 +22,7 @@ import tyro
 
 import rmdp_envs
 from rmdp_envs.core import check_seed
-from rmdp_envs.files import POLICY_SPEC_FILE, atomic_write_json
+from rmdp_envs.files import atomic_write_json
 
 #: Episodes a policy when neither --episodes nor the folder says (the board protocol's number).
 DEFAULT_EPISODES = 10
@@ -64,13 +64,12 @@ def summary(result: rmdp_envs.EvalResult, assignment: list[int] | None) -> list[
 
 def main(argv: list[str] | None = None) -> int:
     from rmdp_train.cli import fail  # noqa: PLC0415
-    from rmdp_train.policies import (load_policies, recorded_assignment, recorded_eval_episodes,  # noqa: PLC0415
-                                     recorded_eval_seed)
+    from rmdp_train.policies import (load_policies_or_fail, recorded_assignment,  # noqa: PLC0415
+                                     recorded_eval_episodes, recorded_eval_seed)
 
     args = tyro.cli(Args, args=argv, prog="python -m rmdp_train.evaluate")
     folder = Path(args.run_dir)
-    if not (folder / POLICY_SPEC_FILE).is_file():
-        fail(f"no saved policies in {folder} ({POLICY_SPEC_FILE} is missing): train with --save-model")
+    policies = load_policies_or_fail(folder)
     episodes = (recorded_eval_episodes(folder) or DEFAULT_EPISODES) if args.episodes is None else args.episodes
     if episodes < 1:
         fail(f"--episodes must be at least 1, got {episodes}")
@@ -81,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(e))
     if args.out is not None and not Path(args.out).parent.is_dir():
         fail(f"--out {args.out}: its folder does not exist")
-    policies = load_policies(folder)
     assignment = recorded_assignment(folder)
     result = rmdp_envs.evaluate(policies.env_id, policies, policies.k, episodes, seed, policies.env_kwargs)
     print(f"{policies.env_id}, k = {policies.k}, n = {result.n}: {episodes} greedy episode(s) a policy from seed {seed}")

@@ -238,6 +238,16 @@ def load_policies(run_dir: str | Path) -> PolicySet:
     return PolicySet(actor, spec)
 
 
+def load_policies_or_fail(run_dir: str | Path) -> PolicySet:
+    """:func:`load_policies` for a command line: a folder without (readable) saved policies is one ``error:`` line."""
+    from rmdp_train.cli import fail  # noqa: PLC0415
+
+    try:
+        return load_policies(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e))
+
+
 def _build(arch: dict[str, Any], spec_path: Path) -> nn.Module:
     """The (untrained) network a saved architecture describes."""
     if arch.get("type") == "multi_policy_mlp":

@@ -25,7 +25,7 @@ import tyro
 
 import rmdp_envs
 from rmdp_envs.core import check_assignment, check_seed
-from rmdp_envs.files import POLICY_SPEC_FILE, atomic_write, writable_place
+from rmdp_envs.files import atomic_write, writable_place
 from rmdp_envs.results import available_memory
 
 #: Where ``--capture-video`` puts the film, inside the run folder.
@@ -283,13 +283,11 @@ class Args:
 
 def main(argv: list[str] | None = None) -> int:
     from rmdp_train.cli import fail
-    from rmdp_train.policies import load_policies, recorded_assignment, recorded_eval_seed
+    from rmdp_train.policies import load_policies_or_fail, recorded_assignment, recorded_eval_seed
 
     args = tyro.cli(Args, args=argv, prog="python -m rmdp_train.video")
     folder = Path(args.run_dir)
-    if not (folder / POLICY_SPEC_FILE).is_file():
-        fail(f"no saved policies in {folder} ({POLICY_SPEC_FILE} is missing): train with --save-model")
-    policies = load_policies(folder)
+    policies = load_policies_or_fail(folder)
     out = Path(args.out) if args.out else default_film_path(folder)
     seed = recorded_eval_seed(folder) if args.seed is None else args.seed
     try:
