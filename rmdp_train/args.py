@@ -211,12 +211,12 @@ class PPOArgs:
     """the critic has one output per user up to this many users; larger populations are pooled into this many
     bins of similar users (quantiles of their first parameter), so memory does not grow with steps x copies x n"""
 
-    # to be filled in runtime
-    batch_size: int = 0
+    # to be filled in runtime (CleanRL's fields, kept off the command line: a value typed there was ignored)
+    batch_size: tyro.conf.Suppress[int] = 0
     """transitions per iteration, all policies (computed in runtime)"""
-    minibatch_size: int = 0
+    minibatch_size: tyro.conf.Suppress[int] = 0
     """transitions of each policy per minibatch (computed in runtime)"""
-    num_iterations: int = 0
+    num_iterations: tyro.conf.Suppress[int] = 0
     """the number of iterations (computed in runtime)"""
 
 

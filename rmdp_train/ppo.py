@@ -66,6 +66,15 @@ def advantages_and_returns(critic, obs, next_obs, rewards, ends, truncated_final
     return advantages, advantages + values
 
 
+def explained_variance(advantages: torch.Tensor, returns: torch.Tensor) -> float:
+    """CleanRL's diagnostic of the critic, ``1 - Var(returns - values) / Var(returns)`` over every (step, copy, user)
+    of a rollout (1: the critic predicts the returns; 0 or less: no better than their mean). ``returns - values`` are
+    the GAE advantages (:func:`advantages_and_returns` returns ``advantages + values``), so the values are not kept;
+    NaN when the returns do not vary."""
+    var_returns = returns.var().item()
+    return float("nan") if var_returns == 0 else 1.0 - advantages.var().item() / var_returns
+
+
 def group_mean(advantages: torch.Tensor, weights: torch.Tensor, policy_of_env: torch.Tensor) -> torch.Tensor:
     """``(T, E)``: each copy's advantage for its policy, the ``weights[p]``-weighted sum over users.
 

@@ -102,6 +102,7 @@ class Run:
     def __init__(self, args: PPOArgs, solver: str, positive: dict | None = None, non_negative: dict | None = None,
                  unit_interval: dict | None = None, seeds: dict | None = None):
         self.args, self.solver = args, solver
+        self.device: torch.device | None = None  # set by seed()
         # the code this process runs: read at start, since a commit (or an edit) during a long run would otherwise
         # be recorded as the code that produced its result
         self.commit = git_commit()
@@ -245,6 +246,7 @@ class Run:
         device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")  # CUDA's start costs seconds
         if args.cuda and device.type == "cpu":
             print("--cuda: torch finds no CUDA device here; the networks run on the CPU", file=sys.stderr, flush=True)
+        self.device = device  # result.json says where the networks ran (args.cuda says only what was asked)
         return np.random.default_rng(args.seed), device
 
     def open_writer(self, global_step: int) -> SummaryWriter:
@@ -355,7 +357,7 @@ class Run:
             best_assignment=ev["best_assignment"], eval_episodes=args.eval_episodes, eval_seed=args.eval_seed,
             finished=finished, eval_history=state.eval_history, hardware=hardware(), torch_threads=args.torch_threads,
             run_name=self.name, rmdp_version=rmdp_envs.__version__, args=vars(args), versions=library_versions(),
-            extra={"phase_seconds": {phase: round(s, 3) for phase, s in state.phase_seconds.items()},
+            extra={**({"device": str(self.device)} if self.device else {}), "phase_seconds": {phase: round(s, 3) for phase, s in state.phase_seconds.items()},
                    **({"rollout_seconds": state.rounded_rollout_seconds()} if state.rollout_seconds else {}),
                    **({"start_up_s": round(state.start_up_s, 2)} if state.start_up_s is not None else {}),
                    **({"resumed_at": state.resumed_at} if state.resumed_at else {}), **extra})
@@ -387,7 +389,8 @@ class Run:
             raise SystemExit(0)
 
     def log_iteration(self, state: TrainState, *, lr: float, ent_coef: float, sps: int, v_loss: float, pg_loss: float,
-                      entropy: float, approx_kl: float, clipfrac: float, flips: int, k: int) -> float:
+                      entropy: float, approx_kl: float, clipfrac: float, flips: int, k: int,
+                      explained_var: float) -> float:
         """TensorBoard scalars of one iteration; returns the training welfare estimate (NaN until every policy has data)."""
         w, step, n = self.writer, state.global_step, self.env.n
         train_welfare = float(state.utility[state.assignment, np.arange(n)].mean()) if state.seen.all() else float("nan")
@@ -400,6 +403,7 @@ class Run:
         w.add_scalar("losses/entropy", entropy / k, step)
         w.add_scalar("losses/approx_kl", approx_kl, step)
         w.add_scalar("losses/clipfrac", clipfrac, step)
+        w.add_scalar("losses/explained_variance", explained_var, step)
         if state.seen.all():
             w.add_scalar("welfare/train", train_welfare, step)
         w.add_scalar("assignment/sizes", sizes.min(), step)  # the smallest group

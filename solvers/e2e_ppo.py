@@ -28,8 +28,8 @@ from rmdp_train.args import PPOArgs, parse_args
 from rmdp_train.checkpoint import TrainState
 from rmdp_train.networks import MultiPolicyAgent
 from rmdp_train.normalization import RunningMeanStd
-from rmdp_train.ppo import (advantages_and_returns, clipped_policy_loss, minibatch_order, normalize_per_policy, per_policy,
-                            schedules, take, value_loss)
+from rmdp_train.ppo import (advantages_and_returns, clipped_policy_loss, explained_variance, minibatch_order,
+                            normalize_per_policy, per_policy, schedules, take, value_loss)
 from rmdp_train.run import Run
 from rmdp_train.rollout import make_sampler
 from rmdp_train.users import UserTracker
@@ -148,7 +148,8 @@ if __name__ == "__main__":
         sps = int((state.global_step - start_step) / (time.time() - state.started))
         train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
-                                          clipfrac=float(np.mean(clipfracs)), flips=flips, k=k)
+                                          clipfrac=float(np.mean(clipfracs)), flips=flips, k=k,
+                                          explained_var=explained_variance(advantages, returns))
         with torch.no_grad():
             weights = torch.softmax(assignment_logits, dim=0)
             writer.add_scalar("assignment/weight_entropy", -(weights * weights.clamp(min=1e-12).log()).sum(0).mean().item(),

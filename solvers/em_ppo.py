@@ -23,8 +23,8 @@ from rmdp_train.args import PPOArgs, parse_args
 from rmdp_train.checkpoint import TrainState
 from rmdp_train.networks import MultiPolicyAgent
 from rmdp_train.normalization import RunningMeanStd
-from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, group_mean, minibatch_order,
-                            normalize_per_policy, per_policy, schedules, take, value_loss)
+from rmdp_train.ppo import (advantages_and_returns, assignment_weights, clipped_policy_loss, explained_variance,
+                            group_mean, minibatch_order, normalize_per_policy, per_policy, schedules, take, value_loss)
 from rmdp_train.run import Run
 from rmdp_train.rollout import make_sampler
 from rmdp_train.users import UserTracker
@@ -146,7 +146,8 @@ if __name__ == "__main__":
         sps = int((state.global_step - start_step) / (time.time() - state.started))
         train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
-                                          clipfrac=float(np.mean(clipfracs)), flips=flips, k=k)
+                                          clipfrac=float(np.mean(clipfracs)), flips=flips, k=k,
+                                          explained_var=explained_variance(advantages, returns))
         if args.empty_policy == "split":
             writer.add_scalar("assignment/splits", len(state.extra["splits"]), state.global_step)
         shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end

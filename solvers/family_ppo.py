@@ -34,8 +34,8 @@ from rmdp_train.cli import fail
 from rmdp_train.networks import MultiPolicyAgent
 from rmdp_train.normalization import RunningMeanStd
 from rmdp_train.policies import ConditionedActor
-from rmdp_train.ppo import (advantages_and_returns, clipped_policy_loss, minibatch_order, normalize_per_policy, per_policy,
-                            schedules, take, value_loss)
+from rmdp_train.ppo import (advantages_and_returns, clipped_policy_loss, explained_variance, minibatch_order,
+                            normalize_per_policy, per_policy, schedules, take, value_loss)
 from rmdp_train.rollout import holds_observations
 from rmdp_train.run import Run
 
@@ -226,7 +226,8 @@ if __name__ == "__main__":
         sps = int((state.global_step - start_step) / (time.time() - state.started))
         train_welfare = run.log_iteration(state, lr=lr, ent_coef=ent_coef, sps=sps, v_loss=v_loss.item(),
                                           pg_loss=pg_loss.item(), entropy=entropy_loss.item(), approx_kl=approx_kl.item(),
-                                          clipfrac=float(np.mean(clipfracs)), flips=0, k=1)
+                                          clipfrac=float(np.mean(clipfracs)), flips=0, k=1,
+                                          explained_var=explained_variance(advantages, returns))
         shown = f"{train_welfare:.4f}" if math.isfinite(train_welfare) else "pending"  # until episodes end
         progress.set_postfix(train_welfare=shown, sps=sps, refresh=False)  # shown by the update below
         progress.update(args.batch_size)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rmdp_train.normalization import RunningMeanStd
-from rmdp_train.ppo import advantages_and_returns, clipped_policy_loss, compute_gae, normalize_per_policy, take
+from rmdp_train.ppo import (advantages_and_returns, clipped_policy_loss, compute_gae, explained_variance,
+                            normalize_per_policy, take)
 
 
 def cleanrl_gae(rewards, values, next_values, ends, gamma, lam):
@@ -101,3 +102,18 @@ def test_running_statistics_are_those_of_all_the_data_joined():
     np.testing.assert_allclose(rms.mean, joined.mean(axis=0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(rms.var, joined.var(axis=0), rtol=1e-5, atol=1e-5)
     assert rms.count == pytest.approx(len(joined) + 1e-4)
+
+
+def test_explained_variance_is_cleanrls_from_the_advantages():
+    """``1 - Var(returns - values) / Var(returns)`` with ``returns - values`` read from the advantages: numpy's
+    formula on the values themselves; 1 for a critic that predicts the returns, 0 for one that predicts 0 where
+    the returns have mean 0, NaN for returns that do not vary."""
+    gen = torch.Generator().manual_seed(1)
+    values, returns = torch.randn(32, 4, 3, generator=gen), torch.randn(32, 4, 3, generator=gen)
+    v, r = values.double().numpy(), returns.double().numpy()
+    expected = 1 - np.var(r - v, ddof=1) / np.var(r, ddof=1)
+    assert explained_variance(returns - values, returns) == pytest.approx(expected, rel=1e-5)
+    assert explained_variance(torch.zeros_like(returns), returns) == 1.0
+    centred = returns - returns.mean()
+    assert explained_variance(centred, centred) == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(explained_variance(values, torch.ones_like(returns)))

@@ -86,6 +86,9 @@ def test_solver_end_to_end_and_reload(solver, env_id, tmp_path):
     check_result(result, solver, env_id, 5, n)
     assert sum(result["phase_seconds"].values()) >= 0.95 * result["wall_time_s"] - 0.05  # one process: all of it
     assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / "checkpoint.safetensors").is_file()
+    assert result["device"] == "cpu"  # where the networks ran
+    explained = logged_values(run_dir, "losses/explained_variance")  # CleanRL's critic diagnostic, every iteration
+    assert len(explained) == result["args"]["num_iterations"] and all(v <= 1 for v in explained if not math.isnan(v))
     policies = load_policies(run_dir)
     again = rmdp_envs.evaluate(env_id, policies, 5, result["eval_episodes"], result["eval_seed"], result["env_kwargs"])
     np.testing.assert_allclose(again.utility, np.asarray(result["utility"]), rtol=0, atol=1e-9)
@@ -111,11 +114,19 @@ def test_em_beats_random_assignment(tmp_path):
     assert em["welfare"] > rnd["welfare"] + 0.03, (em["welfare"], rnd["welfare"])  # the baseline of this same test
 
 
-def logged_steps(run_dir, tag: str) -> list[int]:
-    """The steps of ``tag``'s scalars as TensorBoard reads the run folder (its purges applied)."""
+def logged_scalars(run_dir, tag: str) -> list:
+    """``tag``'s scalar events as TensorBoard reads the run folder (its purges applied)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}, purge_orphaned_data=True).Reload()
-    return [event.step for event in events.Scalars(tag)]
+    return events.Scalars(tag)
+
+
+def logged_steps(run_dir, tag: str) -> list[int]:
+    return [event.step for event in logged_scalars(run_dir, tag)]
+
+
+def logged_values(run_dir, tag: str) -> list[float]:
+    return [event.value for event in logged_scalars(run_dir, tag)]
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -307,6 +318,15 @@ def test_bad_flags_one_line_error(flags, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("flag", ["--batch-size", "--minibatch-size", "--num-iterations"])
+def test_the_values_computed_at_run_time_are_not_flags(flag, tmp_path):
+    """CleanRL's computed fields are no flags here: one given was accepted and ignored (the run computed its own)."""
+    proc = run_solver("em", tmp_path, flag, "8", check=False, timeout=60)
+    assert proc.returncode == 2 and "Unrecognized" in proc.stderr and flag in proc.stderr, proc.stderr
+    assert not any(tmp_path.iterdir())
+    assert flag not in run_solver("em", tmp_path, "--help").stdout
 
 
 @pytest.mark.parametrize("flags, named", [
