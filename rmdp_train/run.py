@@ -406,9 +406,10 @@ class Run:
         w.add_scalar("losses/explained_variance", explained_var, step)
         if state.seen.all():
             w.add_scalar("welfare/train", train_welfare, step)
-        w.add_scalar("assignment/sizes", sizes.min(), step)  # the smallest group
-        w.add_scalar("assignment/largest", sizes.max(), step)
-        w.add_scalar("assignment/flips", flips, step)
+        if k > 1:  # one policy (k = 1, the family while it trains) serves everyone: nothing to draw
+            w.add_scalar("assignment/sizes", sizes.min(), step)  # the smallest group
+            w.add_scalar("assignment/largest", sizes.max(), step)
+            w.add_scalar("assignment/flips", flips, step)
         return train_welfare
 
     def capture_video(self, actor: MultiPolicyActor, obs_rms: RunningMeanStd, assignment: np.ndarray) -> Path:

@@ -87,6 +87,7 @@ def test_solver_end_to_end_and_reload(solver, env_id, tmp_path):
     assert sum(result["phase_seconds"].values()) >= 0.95 * result["wall_time_s"] - 0.05  # one process: all of it
     assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / "checkpoint.safetensors").is_file()
     assert result["device"] == "cpu"  # where the networks ran
+    assert {"assignment/sizes", "assignment/largest", "assignment/flips"} <= set(logged_tags(run_dir))
     explained = logged_values(run_dir, "losses/explained_variance")  # CleanRL's critic diagnostic, every iteration
     assert len(explained) == result["args"]["num_iterations"] and all(v <= 1 for v in explained if not math.isnan(v))
     policies = load_policies(run_dir)
@@ -114,11 +115,18 @@ def test_em_beats_random_assignment(tmp_path):
     assert em["welfare"] > rnd["welfare"] + 0.03, (em["welfare"], rnd["welfare"])  # the baseline of this same test
 
 
-def logged_scalars(run_dir, tag: str) -> list:
-    """``tag``'s scalar events as TensorBoard reads the run folder (its purges applied)."""
+def read_events(run_dir):
+    """The run folder's events as TensorBoard reads them (its purges applied)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}, purge_orphaned_data=True).Reload()
-    return events.Scalars(tag)
+    return EventAccumulator(str(run_dir), size_guidance={"scalars": 0}, purge_orphaned_data=True).Reload()
+
+
+def logged_scalars(run_dir, tag: str) -> list:
+    return read_events(run_dir).Scalars(tag)
+
+
+def logged_tags(run_dir) -> list[str]:
+    return read_events(run_dir).Tags()["scalars"]
 
 
 def logged_steps(run_dir, tag: str) -> list[int]:
@@ -408,6 +416,8 @@ def test_family_solver_runs_and_its_policies_are_accepted_by_the_board(env_id, t
     check_result(result, "family", env_id, 2, n)
     assert result["selection_method"] in ("dp", "milp", "greedy+swaps")
     assert len(set(result["member_users"])) == 2
+    assert logged_values(run_dir, "losses/explained_variance")  # the PPO scalars, as every solver's,
+    assert not [tag for tag in logged_tags(run_dir) if tag.startswith("assignment/")]  # but one policy: no groups
     assert result["transitions"] <= result["total_timesteps"] + 2 * 32 * 2 * 2  # selection rollouts counted
     policies = load_policies(run_dir)
     again = rmdp_envs.evaluate(env_id, policies, 2, result["eval_episodes"], result["eval_seed"], result["env_kwargs"])
