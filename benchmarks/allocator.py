@@ -93,9 +93,9 @@ def main() -> None:
     if args.repeats < 1 or min(args.sizes) < 1:
         sys.exit(f"error: --repeats and --sizes must be at least 1, got {args.repeats} and {' '.join(map(str, args.sizes))}")
     from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: PLC0415
-    from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: PLC0415
+    from rmdp_envs.results import provenance as made_by  # noqa: PLC0415
 
-    provenance = {"commit": git_commit(ROOT), "machine": hardware(), "versions": library_versions()}
+    provenance = made_by(ROOT)
     rows = []
     for env_id in args.env_ids:
         for n in args.sizes:

@@ -21,7 +21,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, library_versions, provenance  # noqa: E402
 
 
 @dataclass
@@ -55,7 +55,7 @@ def main(args: Args) -> None:
                      "mean": float(np.mean(small)), "std": float(np.std(small, ddof=1)),
                      "min": float(np.min(small)), "max": float(np.max(small))},
            "large": {"n": args.large_n, "seed": 0, "W_k": large}}
-    atomic_write_json(args.out, out)
+    atomic_write_json(args.out, {**out, "provenance": provenance(ROOT)})
     print(f"W_{args.k} at n = {args.small_n}, seeds 0-{args.seeds - 1}: mean {out['small']['mean']:.2f} "
           f"(sd {out['small']['std']:.2f}, {out['small']['min']:.2f} to {out['small']['max']:.2f}; seed 0: {small[0]:.2f}); "
           f"n = {args.large_n}: {large:.2f}; wrote {args.out}")

@@ -34,7 +34,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance, usable_cores  # noqa: E402
 
 #: Each setting: (extra environment, extra solver flags, pinned). Pinned: run i and its worker processes (which
 #: inherit the affinity) keep to core i, modulo the usable cores.
@@ -131,7 +131,7 @@ def main(args: Args) -> None:
               "env_id": args.env_id, "solvers": args.solvers, "timesteps": args.timesteps, "seed": args.seed,
               "timeout_s": args.timeout_s, "settings": rows}
     path = Path(args.out) / f"concurrent_runs{args.tag}.json"
-    atomic_write_json(path, report)
+    atomic_write_json(path, {**report, "provenance": provenance(ROOT)})
     print(f"wrote {path}")
 
 

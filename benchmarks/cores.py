@@ -38,7 +38,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance, usable_cores  # noqa: E402
 
 
 #: env steps per process of a raw-rate measurement (a few seconds: long enough to be steady, short beside a run)
@@ -214,7 +214,7 @@ def main(args: Args) -> None:
     report = {"machine": hardware(), "cores": cores, "summary": summary, "host_cpus": os.cpu_count(), "cpus": sorted(os.sched_getaffinity(0)), "commit": git_commit(ROOT), "versions": library_versions(),
               "env": "HalfCheetah-v5 dynamics; solver: em_ppo on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5", "rows": rows}
     path = Path(args.out) / f"cores_{cores}{args.tag}.json"
-    atomic_write_json(path, report)
+    atomic_write_json(path, {**report, "provenance": provenance(ROOT)})
     print(f"wrote {path}")
     failed = [r["solver"]["error"][0] for r in rows if "error" in r.get("solver", {})]
     if failed:

@@ -34,7 +34,7 @@ import empty_policy  # noqa: E402
 from leaderboard.render import _ci  # noqa: E402  (the board's format)
 from rmdp_envs.core import EMPTY_POLICY_RULES  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import hardware  # noqa: E402
+from rmdp_envs.results import hardware, provenance  # noqa: E402
 
 
 @dataclass
@@ -121,7 +121,8 @@ def main(args: Args) -> None:
         per_tol[tol] = empty_policy.collect(ROOT / ep_args.work_dir / "board", ROOT / ep_args.work_dir / "runs")
     comparison = compare(per_tol, args.tols[0])
     out = ROOT / args.out
-    atomic_write_json(out / "e_step_tol.json", {"args": vars(args), "hardware": hardware(), "cases": comparison})
+    atomic_write_json(out / "e_step_tol.json", {"args": vars(args), "hardware": hardware(), "provenance": provenance(ROOT),
+                                                "cases": comparison})
     atomic_write_text(out / "e_step_tol.md", markdown(comparison, args.tols[0]))
     print((out / "e_step_tol.md").read_text())
 

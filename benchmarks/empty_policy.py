@@ -39,7 +39,7 @@ from leaderboard.storage import load_submissions  # noqa: E402
 from leaderboard.sweep import Task, finished_run, sweep  # noqa: E402
 from rmdp_envs.core import EMPTY_POLICY_RULES  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import hardware  # noqa: E402
+from rmdp_envs.results import hardware, provenance  # noqa: E402
 
 SOLVER = "em_ppo"
 
@@ -203,7 +203,8 @@ def main(args: Args) -> None:
     for case in cases.values():
         case["summary"] = summarize(case)
     out = ROOT / args.out
-    atomic_write_json(out / "empty_policy.json", {"args": vars(args), "hardware": hardware(), "cases": cases})
+    atomic_write_json(out / "empty_policy.json", {"args": vars(args), "hardware": hardware(), "provenance": provenance(ROOT),
+                                                  "cases": cases})
     atomic_write_text(out / "empty_policy.md", markdown(cases))
     print((out / "empty_policy.md").read_text())
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import gymnasium as gym
 
 import rmdp_envs
 from rmdp_envs.files import atomic_write_json
-from rmdp_envs.results import git_commit, hardware, library_versions
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance
 
 RAW = {
     "rmdp/HalfCheetahSpeed-v0": ("HalfCheetah-v5", {"ctrl_cost_weight": 0.0}),
@@ -102,7 +103,7 @@ def main() -> None:
     result = {"machine": hardware(), "commit": git_commit(), "versions": library_versions(),
               "date": time.strftime("%Y-%m-%d"), "steps": args.steps, "repeats": args.repeats,
               "workers": args.workers, "rows": rows}
-    atomic_write_json(args.out, result)
+    atomic_write_json(args.out, {**result, "provenance": provenance(Path(__file__).parent)})
     print(f"wrote {args.out}")
 
 

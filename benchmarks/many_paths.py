@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import rmdp_envs  # noqa: E402,F401 - registers the ids
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+from rmdp_envs.results import provenance as made_by  # noqa: E402
 
 
 @dataclass
@@ -83,7 +83,7 @@ def markdown(rows: list[dict], provenance: dict) -> str:
 def main(args: Args) -> None:
     if args.repeats < 1 or min(args.sizes) < 1 or min(args.rows) < 1:
         sys.exit("error: --repeats, --sizes and --rows must be at least 1")
-    provenance = {"commit": git_commit(ROOT), "machine": hardware(), "versions": library_versions()}
+    provenance = made_by(ROOT)
     rows = [measure(env_id, n, count, args.repeats) for env_id in args.env_ids for n in args.sizes for count in args.rows]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

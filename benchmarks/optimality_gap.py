@@ -38,7 +38,7 @@ from rmdp_envs.envs.tabular_generators import TabularRandomEnv
 from rmdp_envs.exact import (em_exact, full_personalization, optimal_welfare, policy_utilities, policy_welfare,
                              tabulate_policies)
 from rmdp_envs.files import atomic_write_json, atomic_write_text
-from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores
+from rmdp_envs.results import hardware, provenance as made_by, usable_cores
 
 #: every registered r-MDP that states it is tabular (the exact optimum applies)
 TABULAR_IDS = tuple(i for i in rmdp_envs.registered_ids() if rmdp_envs.env_metadata(i)["rmdp_family"] == "tabular")
@@ -210,8 +210,7 @@ if __name__ == "__main__":
     if not (1 <= min(args.ks) and max(args.ks) <= args.n_agents <= MAX_EXACT_USERS):
         raise SystemExit(f"error: need 1 <= --ks <= --n-agents <= {MAX_EXACT_USERS} (the exact optimum's limit); got "
                          f"--ks {' '.join(map(str, args.ks))}, --n-agents {args.n_agents}")
-    provenance = {"commit": git_commit(ROOT), "machine": hardware(), "versions": library_versions(),
-                  "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    provenance = {**made_by(ROOT), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     timing = time_optimum()
     rows = [measure(env_id, seed, k, args) for env_id in TABULAR_IDS for seed in range(args.seeds) for k in args.ks]
     table = markdown(rows, timing, args, provenance)

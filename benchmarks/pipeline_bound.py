@@ -28,6 +28,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
+from rmdp_envs.results import provenance  # noqa: E402
 
 
 @dataclass
@@ -72,7 +73,7 @@ def main(args: Args) -> None:
     if not pairs:
         raise SystemExit(f"error: no cores_2_scaling_r*.json in {args.folder}: run benchmarks/cores_scaling.sh first")
     out = args.folder / args.out
-    atomic_write_json(out, {"what": __doc__.split("\n\n")[0], "pairs": pairs})
+    atomic_write_json(out, {"what": __doc__.split("\n\n")[0], "provenance": provenance(Path(__file__).parent), "pairs": pairs})
     for p in pairs:
         print(f"{p['two_cores']}: measured {p['measured_wall_s']} s ({p['measured_to_raw']} of raw), perfect pipeline "
               f"{p['perfect_pipeline_wall_s']} s, {p['perfect_pipeline_transitions_per_s']:,}/s, "

@@ -22,6 +22,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
+from rmdp_envs.results import provenance  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TWO_CORE_TARGET, SIXTEEN_CORE_TARGET, RATIO_TARGET = 25_000, 100_000, 0.60
@@ -115,7 +116,7 @@ def plot(bars: list[dict], path: Path) -> None:
 def main(args: Args) -> None:
     bars = configurations()
     out = Path(args.out)
-    atomic_write_json(out / "cores_plot.json", {"what": __doc__.split("\n\n")[0], "bars": bars})
+    atomic_write_json(out / "cores_plot.json", {"what": __doc__.split("\n\n")[0], "provenance": provenance(Path(__file__).parent), "bars": bars})
     plot(bars, out / "cores.png")
     for bar in bars:
         print(f"{bar['host']:>18} | {bar['label']:<52} EM {bar['em']:>7,}/s  raw {bar['raw']:>7,}/s  {bar['ratio']:.2f}")

@@ -38,7 +38,7 @@ from leaderboard.protocol import PROTOCOL  # noqa: E402
 from leaderboard.storage import board_dir, load_submissions, submissions_dir  # noqa: E402
 from leaderboard.verify import SCORED_COLUMNS, rescore_run  # noqa: E402
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance  # noqa: E402
 
 
 @dataclass
@@ -112,7 +112,7 @@ def main(args: Args) -> None:
                             len({r["reevaluated"] for r in mine if (r["submission"], r["column"]) == key}) > 1
                             for key in {(r["submission"], r["column"]) for r in mine})}
     atomic_write_json(ROOT / args.out, {"args": asdict(args), "commit": git_commit(), "hardware": hardware(),
-                                        "versions": library_versions(), "date": time.strftime("%Y-%m-%d"),
+                                        "versions": library_versions(), "date": time.strftime("%Y-%m-%d"), "provenance": provenance(ROOT),
                                         "wall_time_s": round(time.perf_counter() - start, 1),
                                         "summary": summary, "rows": rows})
     for cls, facts in summary.items():

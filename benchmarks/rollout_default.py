@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cores import SolverFailed, timed_run  # noqa: E402
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance, usable_cores  # noqa: E402
 
 #: The flags of each side: the earlier default, spelled out, and no flag at all (the default now).
 MODES = {"main (earlier default)": ["--rollout", "main"], "default (workers)": []}
@@ -89,7 +89,7 @@ def main(args: Args) -> None:
               "timesteps": args.timesteps, "k": args.k, "seed": args.seed, "repeats": args.repeats,
               "modes": {mode: flags for mode, flags in MODES.items()}, "rows": rows}
     path = Path(args.out) / "rollout_default.json"
-    atomic_write_json(path, report)
+    atomic_write_json(path, {**report, "provenance": provenance(ROOT)})
     print("| solver | env | earlier default: median s | default now: median s | speed-up | best welfare (both) |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     print("\n".join(table))

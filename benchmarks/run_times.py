@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from leaderboard.storage import board_dir, load_submissions  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import git_commit  # noqa: E402
+from rmdp_envs.results import git_commit, provenance  # noqa: E402
 
 
 @dataclass
@@ -102,7 +102,7 @@ def main(args: Args) -> None:
         sys.exit(f"error: no submissions in {board}: nothing to time")
     rows = run_times(submissions)
     report = {"what": __doc__.split("\n\n")[1].replace("\n", " "), "board": _shown(board), "commit": git_commit(ROOT),
-              "tasks": per_task(rows), "rows": rows}
+              "provenance": provenance(ROOT), "tasks": per_task(rows), "rows": rows}
     out = Path(args.out)
     atomic_write_json(out / "run_times.json", report)
     atomic_write_text(out / "run_times.md", markdown(report))

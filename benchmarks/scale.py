@@ -36,7 +36,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance  # noqa: E402
 
 CHEETAH = "rmdp/HalfCheetahSpeed-v0"
 CASES = ("throughput", "million", "welfare", "grid", "draws", "refusal")
@@ -269,7 +269,7 @@ def main(args: Args) -> None:
               if r.get("returncode") != 0 and r.get("seed", args.seed) in {args.seed, *args.welfare_seeds}]
     for case in args.cases:
         report[case]["provenance"] = provenance
-    atomic_write_json(path, report)
+    atomic_write_json(path, {**report, "provenance": provenance(ROOT)})
     print(f"wrote {path}")
     write_views(report, out)
     if failed:  # the flags were checked first, so a failure is a finding: recorded, and said by the exit status

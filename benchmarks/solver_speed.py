@@ -31,7 +31,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance  # noqa: E402
 
 CHEETAH = "rmdp/HalfCheetahSpeed-v0"
 RG = "rmdp/ResourceGathering-v0"
@@ -165,7 +165,7 @@ def main(args: Args) -> None:
         runs.sort(key=lambda r: (r["env_id"] != CHEETAH, args.solvers.index(r["solver"]) if r["solver"] in args.solvers else 99))
     report = {"commit": git_commit(ROOT), "hardware": hardware(), "versions": library_versions(), "cpu_count": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "settings": vars(args), "runs": runs}
-    atomic_write_json(out / "solver_speed.json", report)
+    atomic_write_json(out / "solver_speed.json", {**report, "provenance": provenance(ROOT)})
     plot(runs, out / "solver_speed.png")
     print(f"wrote {out / 'solver_speed.json'} and {out / 'solver_speed.png'}")
     for r in runs:

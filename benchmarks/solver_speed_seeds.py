@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from leaderboard.stats import interval  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
+from rmdp_envs.results import provenance  # noqa: E402
 
 
 @dataclass
@@ -87,7 +88,8 @@ def main(args: Args) -> None:
     rows = summarize(files)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "solver_speed_seeds.json", {"folders": list(args.folders), "rows": rows})
+    atomic_write_json(out / "solver_speed_seeds.json", {"folders": list(args.folders), "provenance": provenance(ROOT),
+                                                          "rows": rows})
     table = markdown(rows, files)
     atomic_write_text(out / "solver_speed_seeds.md", table)
     print(table)

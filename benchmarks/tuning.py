@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import git_commit, hardware  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, provenance  # noqa: E402
 
 
 @dataclass
@@ -89,7 +89,7 @@ def main(args: Args) -> None:
         rows = [row for row in table if row["solver"] == solver]
         best[solver] = max(rows, key=lambda row: row["mean_best_welfare"])
     report = {"args": asdict(args), "commit": git_commit(), "hardware": hardware(), "wall_time_s": time.time() - start,
-              "runs": runs, "settings": table,
+              "provenance": provenance(ROOT), "runs": runs, "settings": table,
               "best": {s: {"learning_rate": b["learning_rate"], "ent_coef": b["ent_coef"],
                            "mean_best_welfare": b["mean_best_welfare"]} for s, b in best.items()}}
     out = ROOT / args.out

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leaderboard.render import collect  # noqa: E402
 from leaderboard.storage import board_dir, load_submissions  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import git_commit  # noqa: E402
+from rmdp_envs.results import git_commit, provenance  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENV_ID = "rmdp/ResourceGathering-v0"
@@ -48,6 +48,7 @@ def main() -> None:
     rows.sort(key=lambda r: (r["k"], -r["mean_all"]))
     atomic_write_json(out / "tuning_overlap.json", {"env_id": ENV_ID, "tuning_seeds": sorted(TUNING_SEEDS),
                                                         "tuning_commit": tuning.get("commit"), "commit": git_commit(),
+                                                        "provenance": provenance(Path(__file__).parent),
                                                         "rows": rows})
     lines = [f"# Tuning seeds in the board's {ENV_ID} rows", "",
              "`python benchmarks/tuning_overlap.py`: each row's mean best-response welfare over all its seeds, over "

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import rmdp_envs  # noqa: E402
 from leaderboard.unseen import UNSEEN_POPULATION_SEED, unseen_env_kwargs  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import git_commit, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, library_versions, provenance  # noqa: E402
 
 
 @dataclass
@@ -76,7 +76,8 @@ def main(args: Args) -> None:
                      "unseen": describe(env_id, fresh, args.ks, args.slow)})
     atomic_write_json(ROOT / args.out, {"args": {**vars(args), "env_ids": list(args.env_ids), "ks": list(args.ks)},
                                         "unseen_population_seed": UNSEEN_POPULATION_SEED, "commit": git_commit(),
-                                        "versions": library_versions(), "rows": rows})
+                                        "versions": library_versions(), "provenance": provenance(ROOT),
+                                        "rows": rows})
     lines = [f"# Training draw against the unseen draw (population seed {UNSEEN_POPULATION_SEED})", "",
              f"`python benchmarks/unseen_draw.py`, commit {git_commit()[:9]}; the share of slow targets (in the slowest "
              f"{args.slow:g} of the target range) and the k-policy bound W_k (`welfare_upper_bound`) of each draw.", "",

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cores import POLICIES, solver_rate  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance, usable_cores  # noqa: E402
 
 DEFAULT = "5x4"  # the MuJoCo family's update_epochs x num_minibatches (rmdp_train.args.ENV_DEFAULTS)
 
@@ -167,7 +167,7 @@ def summarize(rows: list[dict], settings: list[str]) -> dict:
 
 
 def write(report: dict, out: Path) -> None:
-    atomic_write_json(out / "update_cost.json", report)
+    atomic_write_json(out / "update_cost.json", {**report, "provenance": provenance(ROOT)})
     atomic_write_text(out / "update_cost.md", markdown(report))
     print(f"wrote {out / 'update_cost.json'}, {out / 'update_cost.md'}")
 

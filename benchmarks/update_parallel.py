@@ -51,7 +51,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions, usable_cores  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance, usable_cores  # noqa: E402
 from rmdp_train.networks import MultiPolicyAgent  # noqa: E402
 from rmdp_train.ppo import clipped_policy_loss, minibatch_order, normalize_per_policy, take, value_loss  # noqa: E402
 
@@ -297,7 +297,7 @@ def main(args: Args) -> None:
                       "compiled rows: compile_s is the median first minibatch step (forward and backward compiled), "
                       "same_as_eager compares their parameters bit for bit with the eager joint update's"}
     path = Path(args.out) / f"update_parallel_{cores}.json"
-    atomic_write_json(path, report)
+    atomic_write_json(path, {**report, "provenance": provenance(ROOT)})
     for row in rows:
         print(row)
     print(f"wrote {path}")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from leaderboard.render import verdicts  # noqa: E402
 from leaderboard.stats import CONFIDENCE, RESAMPLES, _poi, interval, mean  # noqa: E402
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def main(args: Args) -> None:
             result["verdicts"].append(row)
             print(row, flush=True)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    atomic_write_json(ROOT / args.out, result)
+    atomic_write_json(ROOT / args.out, {**result, "provenance": provenance(ROOT)})
     print(f"wrote {args.out}")
 
 

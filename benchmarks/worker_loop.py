@@ -32,7 +32,7 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 
 from rmdp_envs.files import atomic_write_json  # noqa: E402
-from rmdp_envs.results import git_commit, hardware, library_versions  # noqa: E402
+from rmdp_envs.results import git_commit, hardware, library_versions, provenance  # noqa: E402
 from rmdp_train.policies import MultiPolicyActor  # noqa: E402
 from rmdp_train.rollout import StepBarrier, _RolloutWorker  # noqa: E402
 
@@ -118,7 +118,7 @@ def main(args: Args) -> None:
               "note": "one process, no other worker to wait for; an untrained actor; bare_physics replays the same "
                       "actions from the same resets with only mj_step (frame skip) and mj_rnePostConstraint"}
     path = Path(args.out) / "worker_loop.json"
-    atomic_write_json(path, report)
+    atomic_write_json(path, {**report, "provenance": provenance(ROOT)})
     print(per)
     print(f"wrote {path}")
 

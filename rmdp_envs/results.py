@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import typing
@@ -177,6 +178,17 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def provenance(path: str | Path | None = None) -> dict[str, Any]:
+    """What a benchmark's result file records of how it was made: the command line (``python`` and the script's
+    arguments as typed), the code (:func:`git_commit` of ``path``), the machine (:func:`hardware`), the versions that
+    can change numbers (:func:`library_versions`) and the UTC time; a number quoted from the file can be made again."""
+    import datetime  # noqa: PLC0415
+
+    return {"command": shlex.join(["python", *sys.argv]), "commit": git_commit(path), "machine": hardware(),
+            "versions": library_versions(),
+            "utc": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()}
 
 
 def available_memory() -> int | None:
