@@ -72,9 +72,9 @@ def run_child(env_id: str, n: int, steps: int, raised: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def markdown(rows: list[dict], provenance: dict, args: Args) -> str:
+def markdown(rows: list[dict], made: dict, args: Args) -> str:
     lines = ["# The vector env's vector mode under glibc's default and raised malloc thresholds", "",
-             f"`python benchmarks/allocator.py`; code of {provenance['commit']}, {provenance['machine']}. The 16-copy "
+             f"`python benchmarks/allocator.py`; code of {made['commit']}, {made['machine']}. The 16-copy "
              f"vector env (k = 4 x m = 4, in-process, vector mode, random actions), {args.steps:,} transitions, best of "
              f"{args.repeats} fresh processes per case; raised: `"
              + " ".join(f"{k}={v}" for k, v in RAISED.items()) + "`.", "",
@@ -93,9 +93,9 @@ def main() -> None:
     if args.repeats < 1 or min(args.sizes) < 1:
         sys.exit(f"error: --repeats and --sizes must be at least 1, got {args.repeats} and {' '.join(map(str, args.sizes))}")
     from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: PLC0415
-    from rmdp_envs.results import provenance as made_by  # noqa: PLC0415
+    from rmdp_envs.results import provenance  # noqa: PLC0415
 
-    provenance = made_by(ROOT)
+    made = provenance(ROOT)
     rows = []
     for env_id in args.env_ids:
         for n in args.sizes:
@@ -107,9 +107,9 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             rows.append(row)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(Path(args.out) / "allocator.json", {**provenance, "args": asdict(args), "raised": RAISED,
+    atomic_write_json(Path(args.out) / "allocator.json", {**made, "args": asdict(args), "raised": RAISED,
                                                           "rows": rows})
-    table = markdown(rows, provenance, args)
+    table = markdown(rows, made, args)
     atomic_write_text(Path(args.out) / "allocator.md", table)
     print(table)
 

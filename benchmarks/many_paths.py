@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import rmdp_envs  # noqa: E402,F401 - registers the ids
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
-from rmdp_envs.results import provenance as made_by  # noqa: E402
+from rmdp_envs.results import provenance  # noqa: E402
 
 
 @dataclass
@@ -67,9 +67,9 @@ def measure(env_id: str, n: int, rows: int, repeats: int) -> dict:
             "took_the_faster": chose_rows == (by_rows < over_union)}
 
 
-def markdown(rows: list[dict], provenance: dict) -> str:
+def markdown(rows: list[dict], made: dict) -> str:
     lines = ["# `TargetWindowReward.many`: its two paths, and the one it takes", "",
-             f"`python benchmarks/many_paths.py`; code of {provenance['commit']}, {provenance['machine']}. Fastest of "
+             f"`python benchmarks/many_paths.py`; code of {made['commit']}, {made['machine']}. Fastest of "
              "the repeats, ms per call; speeds drawn uniformly over the population's targets.", "",
              "| env | n | speeds | span | mean window | by rows (ms) | over the union (ms) | many takes | the faster? |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
@@ -83,12 +83,12 @@ def markdown(rows: list[dict], provenance: dict) -> str:
 def main(args: Args) -> None:
     if args.repeats < 1 or min(args.sizes) < 1 or min(args.rows) < 1:
         sys.exit("error: --repeats, --sizes and --rows must be at least 1")
-    provenance = made_by(ROOT)
+    made = provenance(ROOT)
     rows = [measure(env_id, n, count, args.repeats) for env_id in args.env_ids for n in args.sizes for count in args.rows]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "many_paths.json", {**provenance, "args": asdict(args), "rows": rows})
-    table = markdown(rows, provenance)
+    atomic_write_json(out / "many_paths.json", {**made, "args": asdict(args), "rows": rows})
+    table = markdown(rows, made)
     atomic_write_text(out / "many_paths.md", table)
     print(table)
 

@@ -38,7 +38,7 @@ from rmdp_envs.envs.tabular_generators import TabularRandomEnv
 from rmdp_envs.exact import (em_exact, full_personalization, optimal_welfare, policy_utilities, policy_welfare,
                              tabulate_policies)
 from rmdp_envs.files import atomic_write_json, atomic_write_text
-from rmdp_envs.results import hardware, provenance as made_by, usable_cores
+from rmdp_envs.results import hardware, provenance, usable_cores
 
 #: every registered r-MDP that states it is tabular (the exact optimum applies)
 TABULAR_IDS = tuple(i for i in rmdp_envs.registered_ids() if rmdp_envs.env_metadata(i)["rmdp_family"] == "tabular")
@@ -166,12 +166,12 @@ def solver_cell(scores: dict) -> str:
     return f"{scores['fraction_of_optimum']:.3f}{spread} ({sum(f >= 0.99 for f in fractions)}/{len(fractions)})"
 
 
-def markdown(rows: list[dict], timing: dict, args: Args, provenance: dict) -> str:
+def markdown(rows: list[dict], timing: dict, args: Args, made: dict) -> str:
     head = ["env", "seed", "k", "optimum", "EM mean", "EM best", "EM mean / opt", "EM best / opt", "EM runs at opt"]
     lines = ["# Optimality gap on tabular r-MDPs", "",
              f"Welfare = per-user mean expected return (in [0, 1]); n = {args.n_agents} users; exact EM over "
-             f"{args.restarts} random starts. Code of {provenance['commit']}, {provenance['machine']}, "
-             f"{provenance['created']}.", "",
+             f"{args.restarts} random starts. Code of {made['commit']}, {made['machine']}, "
+             f"{made['created']}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row["env_id"].split("/")[1], row["env_kwargs"]["population_seed"], row["k"],
@@ -210,12 +210,12 @@ if __name__ == "__main__":
     if not (1 <= min(args.ks) and max(args.ks) <= args.n_agents <= MAX_EXACT_USERS):
         raise SystemExit(f"error: need 1 <= --ks <= --n-agents <= {MAX_EXACT_USERS} (the exact optimum's limit); got "
                          f"--ks {' '.join(map(str, args.ks))}, --n-agents {args.n_agents}")
-    provenance = {**made_by(ROOT), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    made = {**provenance(ROOT), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     timing = time_optimum()
     rows = [measure(env_id, seed, k, args) for env_id in TABULAR_IDS for seed in range(args.seeds) for k in args.ks]
-    table = markdown(rows, timing, args, provenance)
+    table = markdown(rows, timing, args, made)
     print(table)
     os.makedirs(args.out_dir, exist_ok=True)
     atomic_write_json(os.path.join(args.out_dir, "optimality_gap.json"),
-                      {"args": asdict(args), **provenance, "timing": timing, "rows": rows})
+                      {"args": asdict(args), **made, "timing": timing, "rows": rows})
     atomic_write_text(os.path.join(args.out_dir, "optimality_gap.md"), table)
