@@ -525,10 +525,12 @@ def _raise_any(answers: list[tuple[bool, Any]]) -> list:
 
 
 def refuse_unguarded_start() -> None:
-    """Raise :data:`MAIN_GUARD_HINT` in a worker bootstrapping itself: it is importing a script whose
-    code starts workers outside an ``if __name__ == "__main__":`` guard."""
+    """Stop a worker bootstrapping itself: it is importing a script whose code starts workers outside an
+    ``if __name__ == "__main__":`` guard. It exits quietly (``SystemExit``: the fork server's child and a spawned
+    interpreter both end without a traceback), and the parent, which sees it die while starting, raises the one
+    error that says what to add (:data:`MAIN_GUARD_HINT`): a traceback from the worker too made 41 lines of it."""
     if getattr(mp.current_process(), "_inheriting", False):
-        raise RuntimeError(MAIN_GUARD_HINT)
+        raise SystemExit(1)
 
 
 #: Modules a worker would otherwise import again by itself. A ``forkserver`` worker runs its parent's

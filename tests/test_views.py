@@ -181,6 +181,7 @@ def test_workers_from_a_script_without_main_guard_fail_at_once_saying_what_to_ad
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode != 0
     assert 'if __name__ == "__main__":' in proc.stderr.splitlines()[-1]
+    assert proc.stderr.count("Traceback") == 1, proc.stderr  # the parent's error only, not the worker's as well
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
