@@ -13,10 +13,16 @@ class GroupReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     This is exactly what one representative policy optimizes for the users assigned to it, so
     any single-agent library can train that policy on this view. The full vector stays in
-    ``info["reward_vector"]``.
+    ``info["reward_vector"]``. ``agents=`` is the first name of ``users`` (issue 2's ``GroupReward(env, agents,
+    weights=None)``), still taken as a keyword.
     """
 
-    def __init__(self, env: gym.Env, users: Sequence[int], weights: Sequence[float] | None = None):
+    def __init__(self, env: gym.Env, users: Sequence[int] | None = None, weights: Sequence[float] | None = None, *,
+                 agents: Sequence[int] | None = None):
+        if (users is None) == (agents is None):
+            raise TypeError("GroupReward takes the group's user indices once: GroupReward(env, users, weights=None) "
+                            f"({'both users and agents given' if users is not None else 'none given'})")
+        users = users if users is not None else agents
         reward_space = getattr(env.unwrapped, "reward_space", None)
         outer = env
         while isinstance(outer, gym.Wrapper):  # a scalar view below this one: its steps no longer give the vector

@@ -34,6 +34,19 @@ def test_group_reward_rejects_bad_groups(agents, weights, match):
         GroupReward(gym.make("rmdp/ResourceGathering-v0"), agents, weights)
 
 
+def test_group_reward_takes_issue_2s_agents_keyword_as_users():
+    """Issue 2 named the group ``agents``; issue 9's vocabulary calls them users. Both keywords give one view."""
+    by_users = GroupReward(gym.make("rmdp/ResourceGathering-v0"), users=[0, 22], weights=[1.0, 0.5])
+    by_agents = GroupReward(gym.make("rmdp/ResourceGathering-v0"), agents=[0, 22], weights=[1.0, 0.5])
+    for env in (by_users, by_agents):
+        env.reset(seed=0)
+    rewards = [[env.step(a)[1] for a in (0, 1)] for env in (by_users, by_agents)]
+    assert rewards[0] == rewards[1] and rewards[0][1] == pytest.approx(0.5 * 0.98)  # up and down: user 22's 0.98
+    for kwargs in ({}, {"users": [0], "agents": [0]}):
+        with pytest.raises(TypeError, match="user indices once"):
+            GroupReward(gym.make("rmdp/ResourceGathering-v0"), **kwargs)
+
+
 def test_group_reward_names_an_env_that_is_no_rmdp():
     with pytest.raises(ValueError, match="GroupReward views an r-MDP"):
         GroupReward(gym.make("CartPole-v1"), [0])
@@ -112,6 +125,13 @@ def test_vector_env_steps_policy_major_copies_with_vector_rewards():
     assert infos["final_obs"][2][:2].tolist() == [4, 2] and obs[2][2:].sum() == 1  # reset in the same step
     np.testing.assert_allclose(infos["episode"]["r"][2], rewards[2])
     assert infos["episode"]["l"][2] == 2
+
+
+def test_make_vector_env_takes_issue_2s_m_keyword():
+    env = make_vector_env("rmdp/ResourceGathering-v0", 3, m=2)
+    assert env.num_envs == 6 and env.policy_index.tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(TypeError, match="copies per policy once"):
+        make_vector_env("rmdp/ResourceGathering-v0", 3, 2, m=2)
 
 
 def test_vector_env_rejects_wrong_action_shape_and_mixed_populations():
