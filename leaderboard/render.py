@@ -307,7 +307,8 @@ def _colors(k: int):
 
 def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
     """Welfare vs k: one series per solver row label, markers offset so overlapping series stay visible,
-    line style per training budget (not only colour), 95% interval bars, and the k-policy bound W_k."""
+    line style per training budget (not only colour), 95% intervals as bars and faint bands, and the k-policy
+    bound W_k."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(5.8, 3.6))
@@ -328,7 +329,8 @@ def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
         lo = np.array([r["best"][1] if r["best"][1] is not None else r["best"][0] for r in rows])
         hi = np.array([r["best"][2] if r["best"][2] is not None else r["best"][0] for r in rows])
         budget = rows[0]["timesteps"]
-        ax.errorbar(ks, point, yerr=[point - lo, hi - point], color=color, marker="o", markersize=4, capsize=3,
+        ax.fill_between(ks, lo, hi, color=color, alpha=0.12, linewidth=0)  # the interval as a band (issue 5) ...
+        ax.errorbar(ks, point, yerr=[point - lo, hi - point], color=color, marker="o", markersize=4, capsize=3,  # ... and bars
                     linestyle=style[budget], linewidth=1.2, label=label if len(budgets) == 1 else f"{label} ({_steps(budget)})")
         top = max(top, float(np.max(hi)))
     bounds = [(k, k_bound(ref, k)) for k in ks_all if k_bound(ref, k) is not None]
@@ -342,7 +344,7 @@ def welfare_plot(board: dict[str, Any], ref: dict[str, Any]) -> str:
     seeds = sorted({len(r["runs"]) for r in board["rows"] if "runs" in r})
     shown = "" if not seeds else f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]} seeds"
     ax.set_title(board["benchmark"]["env_id"].split("/", 1)[1] + f" (n = {board['benchmark']['n']}, protocol {board['protocol']})"
-                 f"\nmean over {shown or 'the seeds'} a point; bars: {CONFIDENCE:.0%} bootstrap interval", fontsize=8)
+                 f"\nmean over {shown or 'the seeds'} a point; bars and bands: {CONFIDENCE:.0%} bootstrap interval", fontsize=8)
     ax.legend(fontsize=6.5, frameon=False, loc="best")
     svg = _svg(fig)
     plt.close(fig)
