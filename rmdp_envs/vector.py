@@ -682,11 +682,11 @@ def copy_bytes(env_id: str) -> int:
     return COPY_BYTES.get(family, COPY_BYTES["default"])
 
 
-def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwargs: dict | None = None,
+def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int | None = None, env_kwargs: dict | None = None,
                     autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
                     num_workers: int = 0, rewards: str = "vector",
                     main_share: float | None = None, *, m: int | None = None) -> RMDPVectorEnv | RMDPAsyncVectorEnv:
-    """Build ``k * m`` copies of ``env_id`` (``m = copies_per_policy``, which ``m=`` also names: issue 2's
+    """Build ``k * m`` copies of ``env_id`` (``m = copies_per_policy``, 1 unless given; ``m=`` names it too: issue 2's
     ``make_vector_env(env_id, k, m, ...)``) as one vector env.
 
     ``num_workers = 0`` steps every copy in this process (:class:`RMDPVectorEnv`); ``>= 1``
@@ -699,10 +699,9 @@ def make_vector_env(env_id: str, k: int = 1, copies_per_policy: int = 1, env_kwa
     :func:`default_main_share`); which process steps a copy never changes its results.
     ``autoreset_mode``: any of Gymnasium's (:class:`RMDPVectorEnv` says what each does); the solvers use ``SAME_STEP``.
     """
-    if m is not None:
-        if copies_per_policy != 1:
-            raise TypeError("make_vector_env takes the copies per policy once: copies_per_policy or m, not both")
-        copies_per_policy = m
+    if m is not None and copies_per_policy is not None:
+        raise TypeError("make_vector_env takes the copies per policy once: copies_per_policy or m, not both")
+    copies_per_policy = next((c for c in (copies_per_policy, m) if c is not None), 1)
     _check_reward_mode(rewards)
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
         raise TypeError(f"env_kwargs must be a dict of keyword arguments, got {type(env_kwargs).__name__} {env_kwargs!r}")

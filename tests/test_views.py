@@ -131,7 +131,8 @@ def test_make_vector_env_takes_issue_2s_m_keyword():
     env = make_vector_env("rmdp/ResourceGathering-v0", 3, m=2)
     assert env.num_envs == 6 and env.policy_index.tolist() == [0, 0, 1, 1, 2, 2]
     with pytest.raises(TypeError, match="copies per policy once"):
-        make_vector_env("rmdp/ResourceGathering-v0", 3, 2, m=2)
+        make_vector_env("rmdp/ResourceGathering-v0", 3, 1, m=2)  # even the default's value, given, is given twice
+    assert make_vector_env("rmdp/ResourceGathering-v0", 3).num_envs == 3  # neither: one copy per policy
 
 
 def test_vector_env_rejects_wrong_action_shape_and_mixed_populations():
