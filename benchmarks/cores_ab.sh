@@ -8,7 +8,7 @@
 # welfare should agree to the bit where AFTER only changed speed.
 #
 #   bash benchmarks/cores_ab.sh BEFORE AFTER OUT_DIR [REPEATS] [TIMESTEPS] [PROCESSES]
-case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
+for a in "$@"; do case $a in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac; done  # the header above is the help
 set -euo pipefail
 before=${1:?usage: bash benchmarks/cores_ab.sh BEFORE AFTER OUT_DIR [REPEATS] [TIMESTEPS] [PROCESSES]}
 after=${2:?usage}; out=$(realpath -m "${3:?usage}"); repeats=${4:-3}; T=${5:-2000000}

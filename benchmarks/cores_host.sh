@@ -18,7 +18,7 @@
 # A host without rmdp's libraries: carry `bash benchmarks/offline_wheels.sh DIR` and install them first (its header).
 #
 #   bash benchmarks/cores_host.sh OUT_DIR [TIMESTEPS]
-case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
+for a in "$@"; do case $a in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac; done  # the header above is the help
 set -uo pipefail
 out=${1:?usage: bash benchmarks/cores_host.sh OUT_DIR [TIMESTEPS]}; T=${2:-2000000}
 mkdir -p "$out"

@@ -5,7 +5,7 @@
 #
 #   bash benchmarks/cores_pinned.sh OUT_DIR TIMESTEPS SHARE [SHARE ...]
 #   -> OUT_DIR/cores_2_pinned_share{SHARE}.json
-case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
+for a in "$@"; do case $a in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac; done  # the header above is the help
 set -euo pipefail
 out=${1:?usage: bash benchmarks/cores_pinned.sh OUT_DIR TIMESTEPS SHARE [SHARE ...]}; timesteps=${2:?usage}; shift 2
 mkdir -p "$out"

@@ -5,7 +5,7 @@
 # the main process of a --rollout workers run on the whole host). Used on the lent 16-core host.
 #
 #   bash benchmarks/cores_rollout.sh OUT_DIR [TIMESTEPS_PINNED]
-case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
+for a in "$@"; do case $a in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac; done  # the header above is the help
 set -uo pipefail
 out=$1; pinned=${2:-1000000}
 mkdir -p "$out"

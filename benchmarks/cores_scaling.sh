@@ -7,7 +7,7 @@
 #
 #   bash benchmarks/cores_scaling.sh OUT_DIR [REPEATS] [TIMESTEPS]
 #   -> OUT_DIR/cores_1_scaling_r{i}.json, OUT_DIR/cores_{P}_scaling_r{i}.json
-case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
+for a in "$@"; do case $a in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac; done  # the header above is the help
 set -euo pipefail
 out=${1:?usage: bash benchmarks/cores_scaling.sh OUT_DIR [REPEATS] [TIMESTEPS]}; repeats=${2:-2}; T=${3:-2000000}
 mkdir -p "$out"

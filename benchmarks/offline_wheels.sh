@@ -8,7 +8,7 @@
 # rmdp_train imports since the solvers pin numpy's BLAS to one thread, comes along in case the host lacks it).
 #
 #   bash benchmarks/offline_wheels.sh DIR [PYTHON_VERSION]      # default 3.12; about 26 MB
-case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
+for a in "$@"; do case $a in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac; done  # the header above is the help
 set -euo pipefail
 out=${1:?usage: bash benchmarks/offline_wheels.sh DIR [PYTHON_VERSION]}; py=${2:-3.12}
 cd "$(dirname "$0")/.."

@@ -4,7 +4,7 @@
 # 16-core device, which has torch but not gymnasium/mujoco/pettingzoo/tyro: it installs the wheels
 # carried in .whl/ first. Writes $OUT/verify_<robot>.json and .log.
 #   OUT=/tmp/v bash benchmarks/verify_mujoco_rows.sh [robot ...]   (default: Hopper Walker2d HalfCheetah)
-case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac  # the header above is the help
+for a in "$@"; do case $a in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac; done  # the header above is the help
 set -u
 OUT=${OUT:-benchmarks/results/mujoco4_verify}
 mkdir -p "$OUT"

@@ -31,3 +31,15 @@ def test_provenance_names_command_code_machine_and_versions():
     assert record["commit"] is None or len(record["commit"].split("-")[0]) == 40
     assert record["machine"] and set(PINNED) <= set(record["versions"])
     assert record["utc"].endswith("+00:00")
+
+
+def test_every_shell_benchmark_answers_help_anywhere_in_its_arguments(tmp_path):
+    """``bash benchmarks/X.sh OUT 2 --help`` prints the script's header and exits 0 before it creates or runs anything."""
+    import subprocess
+
+    for script in sorted(BENCHMARKS.glob("*.sh")):
+        out = tmp_path / script.stem
+        proc = subprocess.run(["bash", str(script), str(out), "1", "--help"], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, (script.name, proc.stderr)
+        assert f"bash benchmarks/{script.name}" in proc.stdout and "\n#" not in proc.stdout, (script.name, proc.stdout)
+        assert not out.exists(), f"{script.name} --help created {out}"
