@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-render", action="store_true", help="do not re-render the board after submitting")
     _board_arg(p)
 
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand's parser, so its usage (not the top level's) comes with it
+        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     for module in args.import_module:
         try:
             importlib.import_module(module)
@@ -191,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         from leaderboard.render import render  # noqa: PLC0415
         from leaderboard.unseen import add_unseen  # noqa: PLC0415
 
-        print(f"{add_unseen(board, args.envs)} run(s) scored for unseen users")
-        render(board)
+        scored = add_unseen(board, args.envs)
+        print(f"{scored} run(s) scored for unseen users" + ("" if scored else "; the board is unchanged, not re-rendered"))
+        if scored:
+            render(board)
         return 0
 
     if args.command == "reproduce":

@@ -484,7 +484,9 @@ figure{display:inline-block;margin:0.5rem 1rem 0.5rem 0;vertical-align:top}figur
 code{background:#f3f3f3;padding:0 0.2rem}"""
 
 
-def _protocol_text() -> str:
+def _protocol_text(project: bool = True) -> str:
+    """The protocol paragraph; ``project``: the project's own board, whose README can link the repository's result
+    files (a board elsewhere names them as text: a relative link would not resolve there)."""
     p = PROTOCOL
     return (f"**Evaluation protocol {p.version}:** greedy actions of the saved policies. Each user picks its policy on "
             f"{p.assignment_episodes} assignment episodes (reset seeds {p.assignment_seed}-{p.assignment_seed + p.assignment_episodes - 1}); "
@@ -510,11 +512,20 @@ def _protocol_text() -> str:
             "5-8% of boards; with 5 seeds a side and four comparisons at a k only runs that do not overlap at all can be "
             "told apart (one swapped pair of 25 can, with fewer comparisons); and a 95% percentile interval over 5 "
             "seeds holds the true mean about 83% of the time "
-            "([`verdict_errors.json`](../benchmarks/results/verdict_errors.json)). A claimed welfare must match the "
+            f"({VERDICT_ERRORS_LINK if project else VERDICT_ERRORS_TEXT}). A claimed welfare must match the "
             f"re-evaluation within {p.tolerance.describe()} on environments with "
             f"exactly repeatable evaluation and {p.chaotic_tolerance.describe()} on chaotic ones (MuJoCo). Rows of "
             "protocol v1 (users picked and were scored on the same 10 episodes from seed 10000) are archived below the "
             "current ones and never pooled with them.")
+
+
+VERDICT_ERRORS_LINK = "[`verdict_errors.json`](../benchmarks/results/verdict_errors.json)"
+VERDICT_ERRORS_TEXT = "`benchmarks/results/verdict_errors.json` of the rmdp repository"
+
+
+def _plain(markdown: str) -> str:
+    """Markdown's emphasis, code marks and links as plain text (a link keeps its text), for the HTML page."""
+    return re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown).replace("**", "").replace("`", "")
 
 
 def _intro_md(board: Path) -> list[str]:
@@ -527,7 +538,7 @@ def _intro_md(board: Path) -> list[str]:
         "re-checkable: each run's saved policies are stored under `submissions/` and were re-evaluated by "
         "`python -m leaderboard submit` before they were accepted; `python -m leaderboard reproduce` retrains one.",
         "",
-        _protocol_text(),
+        _protocol_text(project=board.resolve() == PACKAGE_DIR),
         "",
         f"Submit: `python -m leaderboard submit RUN_DIR...{flag}` · render: `python -m leaderboard render{flag}` · "
         "open `site/index.html` (beside this file) for the plots.",
@@ -608,7 +619,7 @@ def render(board: Path) -> list[Path]:
             f'<meta name="rmdp-benchmarks" content="{len(boards)}">', '<link rel="icon" href="data:,">',
             "<title>rmdp leaderboard</title>", f"<style>{CSS}</style></head><body>",
             "<h1>rmdp leaderboard</h1>",
-            f"<p>{html.escape(_protocol_text().replace('**', '').replace('`', ''))} "
+            f"<p>{html.escape(_plain(_protocol_text(project=False)))} "
             f'Reference points: <a href="../{REFERENCE_FILE}">{REFERENCE_FILE}</a>.</p>',
             *body, "</body></html>", ""]
     written = []

@@ -554,7 +554,8 @@ def sweep(envs: list[str], solvers: list[str], ks: list[int], seeds: list[int], 
         for key in sorted(groups):
             try:
                 written = submit(sorted(groups[key]), board, skip_duplicates=True, log=lambda _m: None)
-                log(f"submitted {key[0]} {key[1]} k={key[2]}: " + (", ".join(p.name for p in written) or "already on the board"))
+                log(f"submitted {key[0]} {key[1]} k={key[2]}: {', '.join(p.name for p in written)}" if written else
+                    f"nothing to submit for {key[0]} {key[1]} k={key[2]}: its runs are already on the board")
             except SubmissionError as e:
                 log(f"REJECTED {key[0]} {key[1]} k={key[2]}: {e}")
                 for o in outcomes:

@@ -14,13 +14,24 @@ from typing import Any
 import numpy as np
 
 from rmdp_envs.core import upper_welfare
+from rmdp_envs.registration import make
 
 #: Most users :func:`tent_welfare_bound` accepts (the interval table is O(n^2) memory, O(n^3) time).
 MAX_TENT_USERS = 3000
 
 
-def k_policy_bound(env, k: int) -> dict[str, Any]:
-    """The best welfare k policies can reach on ``env`` (best response), as the env states it."""
+def k_policy_bound(env, k: int, **env_kwargs) -> dict[str, Any]:
+    """The best welfare k policies can reach on ``env`` (best response), as the env states it.
+
+    ``env``: an r-MDP, or its id (made with ``env_kwargs``, as ``rmdp_envs.evaluate`` and ``make_vector_env`` take it)."""
+    if isinstance(env, str):
+        made = make(env, **env_kwargs)
+        try:
+            return k_policy_bound(made, k)
+        finally:
+            made.close()
+    if env_kwargs:
+        raise TypeError(f"env_kwargs {sorted(env_kwargs)} go with an env id, not with an env already made")
     own = getattr(env.unwrapped, "welfare_upper_bound", None)
     if own is not None:
         return own(k)

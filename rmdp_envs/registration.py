@@ -83,6 +83,11 @@ def registered_id(env_id: str, import_module: bool = True) -> str:
     if bare in gym.registry:
         raise ValueError(f"{bare!r} is registered, but not as an r-MDP: r-MDPs register under {NAMESPACE} "
                          "(rmdp_envs.register)")
+    name = bare.rsplit("-v", 1)[0]
+    versions = [other for other in ids if other.rsplit("-v", 1)[0] == name]
+    if versions:  # a retired or mistyped version of a registered task (rmdp/AntSpeed-v0 since MuJoCo 4)
+        raise UnknownEnvId(f"unknown env id {env_id!r}: that version of {name} is not registered (a version is retired "
+                           f"when its dynamics or rewards change); use {' or '.join(versions)}")
     raise UnknownEnvId(f"unknown env id {env_id!r}; registered r-MDPs: {', '.join(ids)}. An r-MDP of your own: "
                        f"register it with rmdp_envs.register in a module and name it as 'yourmodule:{NAMESPACE}Name-v0', "
                        "so that every process imports that module")

@@ -146,7 +146,9 @@ class PPOArgs:
     # PPO arguments (None: the default of the environment's family in ENV_DEFAULTS)
     total_timesteps: int = 2_000_000
     """environment transitions summed over all policies (solvers compare at equal samples); rounded up to whole
-    iterations of k * num_envs * num_steps transitions (CleanRL rounds down), the count result.json records"""
+    iterations of k * num_envs * num_steps transitions (CleanRL rounds down). result.json records this request as
+    total_timesteps and the transitions run as transitions (family: its member selection's episodes count at their
+    real length, which may leave it a little under the request)"""
     num_envs: Annotated[Optional[int], _by_family("num_envs")] = None
     """environment copies per policy (k * num_envs copies step together)"""
     num_workers: Annotated[Optional[int], _SEE_ABOVE] = None

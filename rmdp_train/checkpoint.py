@@ -76,6 +76,8 @@ def save_checkpoint(run_dir: str | Path, tensors: dict[str, torch.Tensor], state
 def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read the checkpoint of ``run_dir``: ``(tensors, state)``."""
     path = Path(run_dir) / CHECKPOINT_FILE
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"no such run folder: {run_dir}")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint in {run_dir} ({CHECKPOINT_FILE} is missing)")
     with safe_open(str(path), framework="pt") as f:

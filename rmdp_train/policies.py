@@ -227,6 +227,8 @@ def load_policies(run_dir: str | Path) -> PolicySet:
     """Rebuild the saved policies of a run directory (no solver import, no pickle)."""
     run_dir = Path(run_dir)
     spec_path, weights_path = run_dir / SPEC_FILE, run_dir / WEIGHTS_FILE
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no such run folder: {run_dir}")
     for path in (spec_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"no saved policies in {run_dir}: {path.name} is missing (train with --save-model)")

@@ -417,7 +417,7 @@ class Run:
         Said before it starts: a MuJoCo film of 300 steps takes about a minute of software rendering."""
         print(f"filming the {actor.k} policies (--capture-video) ...", flush=True)
         film = record_policies(self.policy_set(actor.cpu(), obs_rms), self.args.env_id, actor.k, self.dir / VIDEO_FILE,
-                               env_kwargs=self.env_kwargs, assignment=assignment, seed=self.args.eval_seed)
+                               env_kwargs=self.env_kwargs, assignment=assignment, seed=self.args.eval_seed, progress=True)
         print(f"video of the {actor.k} policies ({film.frames} frames): {film.path}")
         return film.path
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import numpy as np
 import tyro
+from tqdm import tqdm
 
 import rmdp_envs
 from rmdp_envs.core import check_assignment, check_seed
@@ -38,7 +39,8 @@ CAPTION_PIXELS = 30
 
 def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int, path: str | Path, *,
                     env_kwargs: dict | None = None, assignment=None, seed: int = 0, steps: int = 300,
-                    every: int | None = None, tile: tuple[int, int] = (240, 180), columns: int | None = None) -> "Film":
+                    every: int | None = None, tile: tuple[int, int] = (240, 180), columns: int | None = None,
+                    progress: bool = False) -> "Film":
     """Write an animated GIF of ``k`` policies acting side by side; returns what it filmed (:class:`Film`).
 
     ``policy_fn(obs)`` maps ``(k, *obs_shape)`` to ``k`` actions (a :class:`rmdp_train.policies.PolicySet`).
@@ -46,7 +48,8 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
     last frame stays, marked as over). ``assignment`` (one policy per user) names each policy's users in
     its caption and the return shown is their mean; without it, the mean over all users. ``every``:
     film every ``every``-th step (default: as many as keep the film within :data:`MAX_FRAMES` frames).
-    ``tile``: width and height of one policy's picture. Bad input raises ``ValueError`` before anything
+    ``tile``: width and height of one policy's picture. ``progress``: a progress bar of the steps on stderr (MuJoCo's
+    software rendering takes a few tenths of a second per frame). Bad input raises ``ValueError`` before anything
     is stepped or written.
     """
     if int(k) != k or k < 1:
@@ -83,6 +86,7 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
             if hasattr(env.unwrapped, "highlighted_users") and tile_j.who[1] is not None:
                 env.unwrapped.highlighted_users = tile_j.who[1].tolist()  # an env that can show its users draws them
         obs = [env.reset(seed=seed)[0] for env in envs]
+        bar = tqdm(total=steps, unit="step", desc="filming", disable=not progress, mininterval=1.0, dynamic_ncols=True)
         frames = [_compose([_render(env, env_id) for env in envs], tiles, 0, (width, height), columns)]  # GIF frames
         for t in range(1, steps + 1):
             actions = np.asarray(policy_fn(np.stack(obs)))
@@ -95,8 +99,10 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
             if t % every == 0 or t == steps or all_over:
                 pictures = [tile_j.picture(lambda: _render(env, env_id)) for env, tile_j in zip(envs, tiles)]
                 frames.append(_compose(pictures, tiles, t, (width, height), columns))
+            bar.update()
             if all_over:
                 break
+        bar.close()
     finally:
         for env in envs:
             env.close()
@@ -137,6 +143,8 @@ def _render_kwargs(env_id: str, env_kwargs: dict | None, tile: tuple[int, int]) 
     if stated.get("rmdp_family") == "mujoco":
         _prefer_headless_gl()
         kwargs.update(width=int(tile[0]), height=int(tile[1]))
+    elif not _has_display():  # pygame (CartPole's renderer) draws off-screen; without a display SDL's default video
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # driver prints "error: XDG_RUNTIME_DIR is invalid ..."
     return kwargs
 
 
@@ -186,9 +194,13 @@ def _who(policy: int, users: np.ndarray | None, population) -> tuple[str, np.nda
     return label, members
 
 
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _prefer_headless_gl() -> None:
     """Ask MuJoCo for EGL (off-screen) where there is no display and ``MUJOCO_GL`` is not set."""
-    if "MUJOCO_GL" in os.environ or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+    if "MUJOCO_GL" in os.environ or _has_display():
         return
     os.environ["MUJOCO_GL"] = "egl"
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
@@ -293,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         film = record_policies(policies, policies.env_id, policies.k, out, env_kwargs=policies.env_kwargs,
                                assignment=recorded_assignment(folder), seed=seed, steps=args.steps, every=args.every,
-                               tile=(args.width, args.height))
+                               tile=(args.width, args.height), progress=True)
     except (ValueError, RuntimeError) as e:
         fail(str(e))
     print(f"wrote {film.path} ({film.frames} frames; users' mean return per policy: "

@@ -50,6 +50,7 @@ def main() -> None:
     from leaderboard.references import REFERENCE_FILE, k_bound  # noqa: PLC0415
     from leaderboard.render import render  # noqa: PLC0415
     from leaderboard.storage import load_submissions  # noqa: PLC0415
+    from leaderboard.stats import normalized  # noqa: PLC0415
     from leaderboard.submit import submit  # noqa: PLC0415
 
     board = out / "board"
@@ -64,15 +65,17 @@ def main() -> None:
           f"(protocol {PROTOCOL.version}: users pick on {PROTOCOL.assignment_episodes} assignment episodes, scored on "
           f"{PROTOCOL.episodes} held-out episodes)")
     bound = k_bound(ref, args.k)
-    print(f"{'':34s} {'users pick':>11s} {'own assignment':>15s} {'of W_k':>7s} {'seconds':>8s}")
+    print(f"{'':34s} {'users pick':>11s} {'own assignment':>15s} {'normalized':>10s} {'seconds':>8s}")
     for solver, label in (("em", "EM (Ivanov & Ben-Porat)"), ("random", "random even assignment")):
         r = subs[solver]["runs"][0]
-        print(f"{label:34s} {r['best_welfare']:>11.4f} {r['welfare']:>15.4f} {r['best_welfare'] / bound:>7.1%} "
-              f"{r['wall_time_s']:>8.1f}")
+        share = normalized(r["best_welfare"], ref["random"]["welfare"], bound)  # the board's: 0 random policy, 1 W_k
+        print(f"{label:34s} {r['best_welfare']:>11.4f} {r['welfare']:>15.4f} "
+              f"{'' if share is None else format(share, '.1%'):>10s} {r['wall_time_s']:>8.1f}")
     print(f"{'uniformly random policy':34s} {ref['random']['welfare']:>11.4f}")
     print(f"{f'W_k: most {args.k} policies can reach':34s} {bound:>11.4f}  ({ref['k_bounds'][str(args.k)]['kind']})")
     print(f"{'full personalization (k = 25)':34s} {ref['upper']['welfare']:>11.4f}")
-    print(f"\nThese reference points come from {board / REFERENCE_FILE}, as on the project's board."
+    print(f"\nnormalized: (users pick - uniformly random policy) / (W_k - uniformly random policy), the board's measure."
+          f"\nThese reference points come from {board / REFERENCE_FILE}, as on the project's board."
           f"\nFilms of each solver's {args.k} policies (their users in the captions): "
           f"{', '.join(str(run / 'videos' / 'policies.gif') for run in runs.values())}"
           f"\nDemo board: open {(board / 'site' / 'index.html').resolve()}"

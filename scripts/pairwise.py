@@ -23,8 +23,18 @@ from leaderboard.storage import board_dir, load_submissions  # noqa: E402
 
 
 def pairwise(a: str, b: str, board: Path, version: str = "v2") -> str:
+    """The head-to-head table of solvers ``a`` and ``b`` (the board's names, e.g. ``em``, not ``em_ppo``);
+    ValueError names the problem when either is not on the board or both are the same."""
+    submissions = load_submissions(board)
+    names = sorted({sub["solver"]["name"] for sub in submissions if sub["protocol"]["version"] == version})
+    unknown = [name for name in dict.fromkeys((a, b)) if name not in names]
+    if unknown:
+        raise ValueError(f"no protocol {version} runs of solver {', '.join(map(repr, unknown))} on the board {board}; "
+                         f"its solvers: {', '.join(names) or 'none'}")
+    if a == b:
+        raise ValueError(f"compare two different solvers, not {a!r} with itself")
     runs: dict[tuple, dict[str, dict[tuple, dict[int, float]]]] = defaultdict(lambda: defaultdict(dict))
-    for sub in load_submissions(board):
+    for sub in submissions:
         if sub["protocol"]["version"] != version or sub["solver"]["name"] not in (a, b):
             continue
         key = (sub["benchmark"]["env_id"], sub["benchmark"]["key"], sub["k"], sub["runs"][0]["total_timesteps"])
@@ -75,7 +85,10 @@ def main() -> None:
     parser.add_argument("--board-dir", default=None)
     parser.add_argument("--out", default=None, help="also write the table to this file")
     args = parser.parse_args()
-    text = pairwise(args.a, args.b, board_dir(args.board_dir))
+    try:
+        text = pairwise(args.a, args.b, board_dir(args.board_dir))
+    except ValueError as error:
+        parser.error(str(error))
     print(text, end="")
     if args.out:
         Path(args.out).write_text(text)

@@ -38,7 +38,8 @@ def main() -> None:
             print(f"{env} {solver}: {len(runs)} of {args.complete} runs finished, left for later", flush=True)
             continue
         written = submit(runs, board, skip_duplicates=True, log=lambda *_: None)
-        print(f"{env} {solver}: {len(runs)} runs, {len(written)} submission(s) written", flush=True)
+        print(f"{env} {solver}: {len(runs)} runs, {len(written)} submission(s) written"
+              + ("" if written else " (every run is already on the board)"), flush=True)
 
 
 if __name__ == "__main__":

@@ -73,3 +73,13 @@ def test_a_budget_outside_one_to_n_is_refused(env_id):
         with pytest.raises(ValueError, match=r"k must lie in \[1, n\]"):
             rmdp_envs.k_policy_bound(env, k)
 
+
+
+def test_k_policy_bound_takes_an_env_id_as_the_other_entry_points_do():
+    """An id (with the env's arguments) gives what the made env gives; arguments beside a made env are refused."""
+    made = gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=10)
+    assert rmdp_envs.k_policy_bound("rmdp/HalfCheetahSpeed-v0", 3, n_agents=10) == rmdp_envs.k_policy_bound(made, 3)
+    with pytest.raises(TypeError, match="go with an env id"):
+        rmdp_envs.k_policy_bound(made, 3, n_agents=10)
+    with pytest.raises(ValueError, match="unknown env id"):
+        rmdp_envs.k_policy_bound("rmdp/Nope-v0", 3)

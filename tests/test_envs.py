@@ -341,6 +341,14 @@ def test_unknown_env_id_raises_clear_error():
         gym.make("rmdp/Nope-v0")
 
 
+def test_a_retired_version_is_answered_with_the_current_one():
+    """AntSpeed-v0 was retired with MuJoCo 4: the error names -v1 instead of listing every r-MDP."""
+    with pytest.raises(ValueError, match=r"unknown env id 'rmdp/AntSpeed-v0': .* use rmdp/AntSpeed-v1$"):
+        rmdp_envs.make("rmdp/AntSpeed-v0")
+    with pytest.raises(ValueError, match=r"use rmdp/ResourceGathering-v0$"):
+        rmdp_envs.make("rmdp/ResourceGathering-v7")
+
+
 def test_wrong_action_shape_raises():
     env = gym.make("rmdp/HalfCheetahSpeed-v0", n_agents=3)
     env.reset(seed=0)

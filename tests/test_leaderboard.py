@@ -8,6 +8,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -95,7 +96,13 @@ def test_cli_submit_and_render(runs, board, capsys):
     assert cli.main(["render", "--board-dir", str(board)]) == 0
     readme = (board / "README.md").read_text()
     assert "| fixture | 2 |" in readme and "W_random" in readme and "W_upper = 0.9356" in readme
-    assert (board / "site" / "index.html").is_file()
+    # every link resolves from a board of one's own (the repository's result files are named as text there),
+    # and the page shows no Markdown
+    targets = re.findall(r"\]\(([^)]+)\)", readme)
+    assert targets and all((board / target).exists() for target in targets), targets
+    assert "`benchmarks/results/verdict_errors.json` of the rmdp repository" in readme
+    page = (board / "site" / "index.html").read_text()
+    assert "](" not in page and "**" not in page
 
 
 # ----------------------------------------------------------------------------- rejections
@@ -1038,3 +1045,15 @@ def test_a_solver_of_ones_own_without_check_only_is_not_refused_by_the_dry_run(b
     sweep([RG], ["mine"], [2], [0], 1000, tmp_path / "runs", board, solvers_dir=own, do_submit=False,
           log=lines.append, dry_run=True)
     assert any("mine takes no --check-only" in line for line in lines) and lines[-1].startswith("dry run")
+
+
+def test_pairwise_script_compares_the_boards_solvers_and_refuses_names_it_does_not_hold():
+    """``scripts/pairwise.py`` reads the committed board: its own names give a table, a solver's file name
+    (``em_ppo``) or the same solver twice one error line (exit 2), not an empty table."""
+    script = [sys.executable, str(REPO_ROOT / "scripts" / "pairwise.py")]
+    ok = subprocess.run(script + ["family", "em"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "| rmdp/HalfCheetahSpeed-v0" in ok.stdout, ok.stderr
+    for names, says in ((["em_ppo", "em"], "solver 'em_ppo'"), (["em", "em"], "not 'em' with itself")):
+        bad = subprocess.run(script + names, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and bad.stdout == "" and says in bad.stderr, bad.stderr
+        assert [line for line in bad.stderr.splitlines() if "error:" in line] == [bad.stderr.splitlines()[-1]]

@@ -124,6 +124,8 @@ def test_evaluate_cli_gives_the_runs_numbers_again(tmp_path, capsys):
     assert said["seeds"][0] == result["eval_seed"] and said["episodes"] == result["eval_episodes"]
     out = capsys.readouterr().out
     assert f"best response (each user its best policy): {result['best_welfare']:.4f}" in out
-    proc = subprocess.run([sys.executable, "-m", "rmdp_train.evaluate", str(tmp_path / "nothing")], cwd=Path(__file__).resolve().parents[1],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: no saved policies"), proc.stderr
+    (tmp_path / "empty").mkdir()
+    for folder, says in (("nothing", "error: no such run folder"), ("empty", "error: no saved policies")):
+        proc = subprocess.run([sys.executable, "-m", "rmdp_train.evaluate", str(tmp_path / folder)],
+                              cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.strip().startswith(says), proc.stderr
