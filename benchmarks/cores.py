@@ -162,8 +162,9 @@ def _update_device(cuda_flag: bool) -> str:
 
 
 def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None, rollout: str = "main",
-                update_threads: int | None = None, extra: list[str] | None = None) -> dict:
-    """One EM run (n = 100, k = 5) as a subprocess: its transitions over the whole wall time, its phases and welfare.
+                update_threads: int | None = None, extra: list[str] | None = None, solver: str = "em") -> dict:
+    """One run of ``solvers/{solver}_ppo.py`` (EM by default; n = 100, k = 5) as a subprocess: its transitions over the
+    whole wall time, its phases and welfare.
 
     ``extra``: further solver flags (``benchmarks/update_cost.py`` varies the update with them).
     """
@@ -172,7 +173,7 @@ def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float |
     flags += ([] if main_share is None else ["--main-share", str(main_share)])
     flags += ([] if update_threads is None else ["--update-threads", str(update_threads)]) + list(extra or [])
     try:
-        wall, result = timed_run("em", flags)
+        wall, result = timed_run(solver, flags)
     except SolverFailed as error:
         return {"workers": workers, "error": [str(error)]}
     return {"workers": workers, "rollout": rollout, "update_threads": result["args"]["update_threads"],

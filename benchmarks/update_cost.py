@@ -1,4 +1,5 @@
-"""What a cheaper PPO update buys and costs: EM's throughput and final welfare under a few update budgets.
+"""What a cheaper (or dearer) PPO update buys and costs: EM's throughput and final welfare under a few update budgets
+(another solver's with ``--solver``).
 
 On two cores the on-policy update is about 30% of a 2M-transition EM run (README "Cores",
 ``result.json``'s ``phase_seconds``), and the rest of the way to 60% of the raw stepping rate goes
@@ -22,6 +23,10 @@ seed (one run at a time), so that a slower hour slows every setting alike.
         --out benchmarks/results/update_cost_shape                       # more seeds for the same table
     python benchmarks/update_cost.py --settings 5x4 5x4r --seeds 0 1 2 3 4 5 6 7 8 9 \
         --out benchmarks/results/norm_obs_update                         # no per-step barrier
+    python benchmarks/update_cost.py --settings 5x4 10x8 --seeds 0 1 2 3 4 5 6 7 8 9 \
+        --out benchmarks/results/update_cost_more                        # a dearer update
+    python benchmarks/update_cost.py --solver random --settings 5x4 10x8 --seeds 0 1 2 3 4 \
+        --out benchmarks/results/update_cost_more/random                 # the same for the random-assignment baseline
 
 Writes ``{out}/update_cost.json`` and ``update_cost.md``.
 """
@@ -66,9 +71,13 @@ class Args:
     file; a setting and seed already there is refused before anything runs, and every appended row records its commit"""
     rescore: bool = False
     """run nothing: recompute the summary and update_cost.md from the rows already in {out}/update_cost.json"""
+    solver: str = "em"
+    """the solver file (solvers/{solver}_ppo.py) whose update is varied: em, e2e, cluster or random"""
 
 
 COPIES = 8  # the MuJoCo family's --num-envs, which cores.solver_rate passes
+#: the solvers whose update can be varied here (the family solver has no --rollout workers), as the tables name them
+SOLVERS = {"em": "EM", "e2e": "End-to-end", "cluster": "Clustering", "random": "Random assignment"}
 STEPS = 256  # the MuJoCo family's --num-steps
 
 
@@ -104,6 +113,8 @@ def main(args: Args) -> None:
         write(report, out)
         return
     settings = {text: parse_setting(text) for text in args.settings}
+    if args.solver not in SOLVERS:
+        sys.exit(f"error: --solver must be one of {', '.join(SOLVERS)} (they take --rollout workers), got {args.solver!r}")
     workers = args.workers or usable_cores()
     earlier = appended_to(out, args, workers) if args.append else None
     commit = git_commit(ROOT)
@@ -111,7 +122,7 @@ def main(args: Args) -> None:
     for seed in args.seeds:  # settings alternate seed by seed, so that a slower hour slows all of them alike
         for text, setting in settings.items():
             row = solver_rate(workers, args.timesteps, setting["num_envs"] or COPIES, rollout="workers",
-                              extra=["--seed", str(seed), *setting_flags(setting)])
+                              extra=["--seed", str(seed), *setting_flags(setting)], solver=args.solver)
             row.update(setting=text, **{key: value for key, value in setting.items() if key != "num_envs"})
             if earlier is not None:
                 row["commit"] = commit
@@ -124,8 +135,8 @@ def main(args: Args) -> None:
         write(earlier, out)
         return
     report = {"machine": hardware(), "commit": commit, "versions": library_versions(), "workers": workers,
-              "env": f"EM on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, {COPIES} copies per policy unless a setting says, "
-                     "--rollout workers",
+              "env": f"{SOLVERS[args.solver]} on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, {COPIES} copies per policy "
+                     "unless a setting says, --rollout workers", "solver": args.solver,
               "reference": args.settings[0], "rows": rows, "summary": summarize(rows, args.settings)}
     write(report, out)
 
@@ -136,6 +147,8 @@ def appended_to(out: Path, args: Args, workers: int) -> dict:
     if not path.exists():
         sys.exit(f"error: --append needs an earlier {path}; run without --append to start one")
     report = json.loads(path.read_text())
+    if report.get("solver", "em") != args.solver:
+        sys.exit(f"error: {path} holds runs of {report.get('solver', 'em')}, not of --solver {args.solver}")
     first = report["rows"][0]  # a run's transitions are --total-timesteps rounded up to whole iterations
     batch = POLICIES * first["num_envs"] * (first.get("num_steps") or STEPS)
     if report["workers"] != workers or not args.timesteps <= first["transitions"] < args.timesteps + batch:

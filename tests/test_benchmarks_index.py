@@ -43,3 +43,14 @@ def test_every_shell_benchmark_answers_help_anywhere_in_its_arguments(tmp_path):
         assert proc.returncode == 0, (script.name, proc.stderr)
         assert f"bash benchmarks/{script.name}" in proc.stdout and "\n#" not in proc.stdout, (script.name, proc.stdout)
         assert not out.exists(), f"{script.name} --help created {out}"
+
+
+def test_update_cost_refuses_a_solver_without_rollout_workers_before_running_anything(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "update_cost.py"), "--solver", "family", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.strip() == ("error: --solver must be one of em, e2e, cluster, random "
+                                                            "(they take --rollout workers), got 'family'"), proc.stderr
+    assert not (tmp_path / "o").exists()
