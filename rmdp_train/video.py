@@ -74,6 +74,7 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
                          "--width/--height or more --every")
     env_kwargs = _render_kwargs(env_id, env_kwargs, (width, height))
     envs = [rmdp_envs.make(env_id, **env_kwargs) for _ in range(k)]
+    bar = None  # the progress bar, closed even when a render fails
     try:
         first = envs[0]
         population, limit = first.unwrapped.population, first.spec.max_episode_steps
@@ -102,8 +103,9 @@ def record_policies(policy_fn: Callable[[np.ndarray], Any], env_id: str, k: int,
             bar.update()
             if all_over:
                 break
-        bar.close()
     finally:
+        if bar is not None:
+            bar.close()
         for env in envs:
             env.close()
     _write_gif(frames, Path(path), float(fps or 30) / every)
