@@ -162,13 +162,14 @@ def _update_device(cuda_flag: bool) -> str:
 
 
 def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None, rollout: str = "main",
-                update_threads: int | None = None, extra: list[str] | None = None, solver: str = "em") -> dict:
-    """One run of ``solvers/{solver}_ppo.py`` (EM by default; n = 100, k = 5) as a subprocess: its transitions over the
-    whole wall time, its phases and welfare.
+                update_threads: int | None = None, extra: list[str] | None = None, solver: str = "em",
+                env_id: str = "rmdp/HalfCheetahSpeed-v0") -> dict:
+    """One run of ``solvers/{solver}_ppo.py`` (EM by default; n = 100, k = 5; HalfCheetahSpeed by default) as a
+    subprocess: its transitions over the whole wall time, its phases and welfare.
 
     ``extra``: further solver flags (``benchmarks/update_cost.py`` varies the update with them).
     """
-    flags = ["--env-id", "rmdp/HalfCheetahSpeed-v0", "--k", str(POLICIES), "--total-timesteps", str(timesteps),
+    flags = ["--env-id", env_id, "--k", str(POLICIES), "--total-timesteps", str(timesteps),
              "--num-workers", str(workers), "--num-envs", str(num_envs), "--rollout", rollout]
     flags += ([] if main_share is None else ["--main-share", str(main_share)])
     flags += ([] if update_threads is None else ["--update-threads", str(update_threads)]) + list(extra or [])

@@ -5,7 +5,7 @@ On two cores the on-policy update is about 30% of a 2M-transition EM run (README
 ``result.json``'s ``phase_seconds``), and the rest of the way to 60% of the raw stepping rate goes
 through it. Fewer minibatches or epochs make it cheaper but change the learner, so each setting is
 run on the same seeds as the default and compared seed by seed (paired: same seed, same rollout
-noise until the policies part). EM on ``rmdp/HalfCheetahSpeed-v0``, n = 100, k = 5,
+noise until the policies part). EM on ``rmdp/HalfCheetahSpeed-v0`` (another speed task with ``--env-id``), n = 100, k = 5,
 ``--rollout workers`` with one worker per core; one run at a time. A setting may also pool the critic's
 users (``5x4b20``: ``--critic-bins 20``, one output per 5 users instead of one per user), the other way
 to make the update cheaper: the critic's n outputs are most of its arithmetic at n = 100. And a setting may
@@ -27,6 +27,8 @@ seed (one run at a time), so that a slower hour slows every setting alike.
         --out benchmarks/results/update_cost_more                        # a dearer update
     python benchmarks/update_cost.py --solver random --settings 5x4 10x8 --seeds 0 1 2 3 4 \
         --out benchmarks/results/update_cost_more/random                 # the same for the random-assignment baseline
+    python benchmarks/update_cost.py --env-id rmdp/HopperSpeed-v0 --settings 5x4 10x8 --seeds 0 1 2 3 4 \
+        --out benchmarks/results/update_cost_more/hopper                 # the same on another MuJoCo task
 
 Writes ``{out}/update_cost.json`` and ``update_cost.md``.
 """
@@ -73,12 +75,16 @@ class Args:
     """run nothing: recompute the summary and update_cost.md from the rows already in {out}/update_cost.json"""
     solver: str = "em"
     """the solver file (solvers/{solver}_ppo.py) whose update is varied: em, e2e, cluster or random"""
+    env_id: str = "rmdp/HalfCheetahSpeed-v0"
+    """the task (a MuJoCo speed task: the family whose update ENV_DEFAULTS sets at 5x4), n = 100, k = 5"""
 
 
 COPIES = 8  # the MuJoCo family's --num-envs, which cores.solver_rate passes
 #: the solvers whose update can be varied here (the family solver has no --rollout workers), as the tables name them
 SOLVERS = {"em": "EM", "e2e": "End-to-end", "cluster": "Clustering", "random": "Random assignment"}
 STEPS = 256  # the MuJoCo family's --num-steps
+#: the tasks whose update can be varied here: the MuJoCo speed tasks (their family's update is the 5x4 default)
+SPEED_TASKS = ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0", "rmdp/AntSpeed-v1"]
 
 
 def parse_setting(text: str) -> dict:
@@ -115,6 +121,8 @@ def main(args: Args) -> None:
     settings = {text: parse_setting(text) for text in args.settings}
     if args.solver not in SOLVERS:
         sys.exit(f"error: --solver must be one of {', '.join(SOLVERS)} (they take --rollout workers), got {args.solver!r}")
+    if args.env_id not in SPEED_TASKS:
+        sys.exit(f"error: --env-id must be one of {', '.join(SPEED_TASKS)} (the MuJoCo speed tasks), got {args.env_id!r}")
     workers = args.workers or usable_cores()
     earlier = appended_to(out, args, workers) if args.append else None
     commit = git_commit(ROOT)
@@ -122,7 +130,8 @@ def main(args: Args) -> None:
     for seed in args.seeds:  # settings alternate seed by seed, so that a slower hour slows all of them alike
         for text, setting in settings.items():
             row = solver_rate(workers, args.timesteps, setting["num_envs"] or COPIES, rollout="workers",
-                              extra=["--seed", str(seed), *setting_flags(setting)], solver=args.solver)
+                              extra=["--seed", str(seed), *setting_flags(setting)], solver=args.solver,
+                              env_id=args.env_id)
             row.update(setting=text, **{key: value for key, value in setting.items() if key != "num_envs"})
             if earlier is not None:
                 row["commit"] = commit
@@ -135,8 +144,8 @@ def main(args: Args) -> None:
         write(earlier, out)
         return
     report = {"machine": hardware(), "commit": commit, "versions": library_versions(), "workers": workers,
-              "env": f"{SOLVERS[args.solver]} on rmdp/HalfCheetahSpeed-v0, n = 100, k = 5, {COPIES} copies per policy "
-                     "unless a setting says, --rollout workers", "solver": args.solver,
+              "env": f"{SOLVERS[args.solver]} on {args.env_id}, n = 100, k = 5, {COPIES} copies per policy "
+                     "unless a setting says, --rollout workers", "solver": args.solver, "env_id": args.env_id,
               "reference": args.settings[0], "rows": rows, "summary": summarize(rows, args.settings)}
     write(report, out)
 
@@ -149,6 +158,8 @@ def appended_to(out: Path, args: Args, workers: int) -> dict:
     report = json.loads(path.read_text())
     if report.get("solver", "em") != args.solver:
         sys.exit(f"error: {path} holds runs of {report.get('solver', 'em')}, not of --solver {args.solver}")
+    if report.get("env_id", "rmdp/HalfCheetahSpeed-v0") != args.env_id:
+        sys.exit(f"error: {path} holds runs on {report.get('env_id', 'rmdp/HalfCheetahSpeed-v0')}, not on --env-id {args.env_id}")
     first = report["rows"][0]  # a run's transitions are --total-timesteps rounded up to whole iterations
     batch = POLICIES * first["num_envs"] * (first.get("num_steps") or STEPS)
     if report["workers"] != workers or not args.timesteps <= first["transitions"] < args.timesteps + batch:

@@ -54,3 +54,13 @@ def test_update_cost_refuses_a_solver_without_rollout_workers_before_running_any
     assert proc.returncode == 1 and proc.stderr.strip() == ("error: --solver must be one of em, e2e, cluster, random "
                                                             "(they take --rollout workers), got 'family'"), proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_update_cost_refuses_a_task_outside_the_mujoco_speed_family_before_running_anything(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "update_cost.py"), "--env-id", "rmdp/Chain-v0", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("error: --env-id must be one of rmdp/HalfCheetahSpeed-v0,")
+    assert "got 'rmdp/Chain-v0'" in proc.stderr and not (tmp_path / "o").exists()
