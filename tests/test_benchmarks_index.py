@@ -64,3 +64,19 @@ def test_update_cost_refuses_a_task_outside_the_mujoco_speed_family_before_runni
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and proc.stderr.strip().startswith("error: --env-id must be one of rmdp/HalfCheetahSpeed-v0,")
     assert "got 'rmdp/Chain-v0'" in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_plot_update_cost_redraws_committed_results_and_refuses_a_folder_without_them(tmp_path):
+    import subprocess
+    import sys
+
+    script = str(BENCHMARKS / "plot_update_cost.py")
+    folder = str(BENCHMARKS / "results" / "update_cost_more")
+    proc = subprocess.run([sys.executable, script, "--folders", folder, "--out", str(tmp_path / "f.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "f.png").stat().st_size > 10_000 and "5x4: " in proc.stdout and "10 seeds" in proc.stdout
+    proc = subprocess.run([sys.executable, script, "--folders", str(tmp_path), "--out", str(tmp_path / "g.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.strip().startswith(f"error: no update_cost.json in {tmp_path}")
+    assert not (tmp_path / "g.png").exists()

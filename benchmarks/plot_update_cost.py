@@ -1,0 +1,107 @@
+"""What the PPO update's budget buys, in one figure drawn from committed ``update_cost.py`` result folders.
+
+No measurement here: each panel redraws one folder's ``update_cost.json`` (one solver on one task, every setting
+run on the same seeds). A point is a setting (epochs x minibatches ...): its median transitions per second over the
+whole runs (x) against its mean final best-response welfare over seeds, with the 95% bootstrap interval the folder's
+summary holds (y). Up and to the left is a dearer update that learns more; the MuJoCo family's default is drawn
+filled. Each panel's title names its solver, task, seeds and machine, as its file records them.
+
+    python benchmarks/plot_update_cost.py     # -> benchmarks/results/update_cost_more/update_cost.png
+    python benchmarks/plot_update_cost.py --folders benchmarks/results/update_cost_bins --out /tmp/bins.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tyro
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from rmdp_envs.files import writable_place  # noqa: E402
+
+MORE = "benchmarks/results/update_cost_more"
+DEFAULT_SETTING = "5x4"  # rmdp_train.args.ENV_DEFAULTS["default"]: update_epochs x num_minibatches
+
+
+@dataclass
+class Args:
+    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/random", f"{MORE}/hopper", f"{MORE}/walker2d"])
+    """folders holding an update_cost.json each (one panel each; a default folder not there yet is left out)"""
+    out: str = f"{MORE}/update_cost.png"
+    """the figure's path"""
+
+
+def panel(folder: Path) -> dict:
+    """One folder's points: per setting its median throughput, mean best welfare and interval, and the seeds."""
+    report = json.loads((folder / "update_cost.json").read_text())
+    points = []
+    for setting, summary in report["summary"].items():
+        seeds = sorted({r["seed"] for r in report["rows"] if r.get("setting") == setting and "best_welfare" in r})
+        points.append({"setting": setting, "transitions_per_s": summary["transitions_per_s_median"],
+                       "welfare": summary["best_welfare_mean"], "seeds": seeds})
+    solver, _, rest = report["env"].partition(" on ")
+    return {"folder": str(folder), "solver": solver, "task": rest.split(",")[0], "machine": report["machine"],
+            "points": points}
+
+
+def plot(panels: list[dict], path: Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.ticker  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+    for ax, data in zip(axes[0], panels):
+        for point in data["points"]:
+            mean, low, high = point["welfare"]
+            errors = [[mean - low], [high - mean]] if low is not None else None
+            filled = point["setting"] == DEFAULT_SETTING
+            ax.errorbar(point["transitions_per_s"], mean, yerr=errors, fmt="o", color="C0", capsize=3,
+                        markerfacecolor="C0" if filled else "white")
+            seeds = point["seeds"]
+            ax.annotate(f"{point['setting']}{' (default)' if filled else ''}\n{len(seeds)} seeds", (point["transitions_per_s"], mean),
+                        fontsize=7, textcoords="offset points", xytext=(5, -3))
+        ax.set_title(f"{data['solver']}, {data['task'].removeprefix('rmdp/')}", fontsize=9)
+        ax.set_xlabel("transitions/s (median, whole 2-core runs)", fontsize=8)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:.0f}k"))
+        ax.tick_params(labelsize=7)
+        xs = [p["transitions_per_s"] for p in data["points"]]
+        ax.set_xlim(0, max(xs) * 1.35)
+    axes[0][0].set_ylabel("final best-response welfare\n(mean over seeds, 95% interval)", fontsize=8)
+    machines = sorted({data["machine"] for data in panels})
+    fig.suptitle("PPO update budget (epochs x minibatches), n = 100, k = 5, 2M transitions per run\n"
+                 f"{'; '.join(machines)}", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(args: Args) -> None:
+    out = Path(args.out)
+    if (problem := writable_place(out)) is not None:
+        sys.exit(f"error: --out {out}: {problem}")
+    given = [Path(folder) for folder in args.folders]
+    missing = [str(folder) for folder in given if not (folder / "update_cost.json").exists()]
+    defaults = [Path(folder) for folder in Args().folders]
+    if any(Path(folder) not in defaults for folder in missing):
+        sys.exit(f"error: no update_cost.json in {', '.join(missing)} (run benchmarks/update_cost.py --out FOLDER first)")
+    panels = [panel(folder) for folder in given if (folder / "update_cost.json").exists()]
+    if not panels:
+        sys.exit("error: none of the folders holds an update_cost.json")
+    plot(panels, out)
+    for data in panels:
+        for point in data["points"]:
+            mean, low, high = point["welfare"]
+            print(f"{data['solver']:>18} {data['task']:<26} {point['setting']:>8}: {point['transitions_per_s']:>8,.0f}/s, "
+                  f"welfare {mean:.2f}" + ("" if low is None else f" [{low:.2f}, {high:.2f}]") + f", {len(point['seeds'])} seeds")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
