@@ -29,7 +29,8 @@ DEFAULT_SETTING = "5x4"  # rmdp_train.args.ENV_DEFAULTS["default"]: update_epoch
 
 @dataclass
 class Args:
-    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/random", f"{MORE}/hopper", f"{MORE}/walker2d"])
+    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/random", f"{MORE}/hopper", f"{MORE}/walker2d",
+                                                        f"{MORE}/ant"])
     """folders holding an update_cost.json each (one panel each; a default folder not there yet is left out)"""
     out: str = f"{MORE}/update_cost.png"
     """the figure's path"""
@@ -55,24 +56,32 @@ def plot(panels: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
     import matplotlib.ticker  # noqa: PLC0415
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    for ax, data in zip(axes[0], panels):
-        for point in data["points"]:
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.8 * columns, 3.4 * rows + 0.4), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    colors = {DEFAULT_SETTING: "black"}  # one colour per setting across the panels
+    for ax, data in zip(axes.flat, panels):
+        for point in sorted(data["points"], key=lambda p: p["transitions_per_s"]):
             mean, low, high = point["welfare"]
             errors = [[mean - low], [high - mean]] if low is not None else None
             filled = point["setting"] == DEFAULT_SETTING
-            ax.errorbar(point["transitions_per_s"], mean, yerr=errors, fmt="o", color="C0", capsize=3,
-                        markerfacecolor="C0" if filled else "white")
-            seeds = point["seeds"]
-            ax.annotate(f"{point['setting']}{' (default)' if filled else ''}\n{len(seeds)} seeds", (point["transitions_per_s"], mean),
-                        fontsize=7, textcoords="offset points", xytext=(5, -3))
+            color = colors.setdefault(point["setting"], f"C{len(colors) - 1}")
+            ax.errorbar(point["transitions_per_s"], mean, yerr=errors, fmt="o", color=color, capsize=3,
+                        markerfacecolor=color if filled else "white",
+                        label=f"{point['setting']}{' (default)' if filled else ''}, {len(point['seeds'])} seeds")
+        ax.legend(fontsize=7, loc="lower left")
         ax.set_title(f"{data['solver']}, {data['task'].removeprefix('rmdp/')}", fontsize=9)
         ax.set_xlabel("transitions/s (median, whole 2-core runs)", fontsize=8)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:.0f}k"))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
         ax.tick_params(labelsize=7)
         xs = [p["transitions_per_s"] for p in data["points"]]
         ax.set_xlim(0, max(xs) * 1.35)
-    axes[0][0].set_ylabel("final best-response welfare\n(mean over seeds, 95% interval)", fontsize=8)
+        # from zero, so that a gain reads at its size beside the other tasks' panels
+        ax.set_ylim(0, max(p["welfare"][2] if p["welfare"][2] is not None else p["welfare"][0] for p in data["points"]) * 1.15)
+    for row in axes:
+        row[0].set_ylabel("final best-response welfare\n(mean over seeds, 95% interval)", fontsize=8)
     machines = sorted({data["machine"] for data in panels})
     fig.suptitle("PPO update budget (epochs x minibatches), n = 100, k = 5, 2M transitions per run\n"
                  f"{'; '.join(machines)}", fontsize=7)
@@ -96,7 +105,9 @@ def main(args: Args) -> None:
         sys.exit("error: none of the folders holds an update_cost.json")
     plot(panels, out)
     for data in panels:
-        for point in data["points"]:
+        span = max(p["transitions_per_s"] for p in data["points"])
+        previous_x = None
+        for point in sorted(data["points"], key=lambda p: p["transitions_per_s"]):
             mean, low, high = point["welfare"]
             print(f"{data['solver']:>18} {data['task']:<26} {point['setting']:>8}: {point['transitions_per_s']:>8,.0f}/s, "
                   f"welfare {mean:.2f}" + ("" if low is None else f" [{low:.2f}, {high:.2f}]") + f", {len(point['seeds'])} seeds")
