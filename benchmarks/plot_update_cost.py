@@ -3,8 +3,9 @@
 No measurement here: each panel redraws one folder's ``update_cost.json`` (one solver on one task, every setting
 run on the same seeds). A point is a setting (epochs x minibatches ...): its median transitions per second over the
 whole runs (x) against its mean final best-response welfare over seeds, with the 95% bootstrap interval the folder's
-summary holds (y). Up and to the left is a dearer update that learns more; the MuJoCo family's default is drawn
-filled. Each panel's title names its solver, task, seeds and machine, as its file records them.
+summary holds (y), from zero so that gains read at their size across tasks. Up and to the left is a dearer update that
+learns more; the MuJoCo family's default is drawn filled, in black, each other setting in one colour across panels.
+Each panel's title names its solver and task, its legend each setting's seeds; the figure's title the machines.
 
     python benchmarks/plot_update_cost.py     # -> benchmarks/results/update_cost_more/update_cost.png
     python benchmarks/plot_update_cost.py --folders benchmarks/results/update_cost_bins --out /tmp/bins.png
