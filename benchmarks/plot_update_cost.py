@@ -32,7 +32,7 @@ DEFAULT_SETTING = "5x4"  # rmdp_train.args.ENV_DEFAULTS["default"]: update_epoch
 class Args:
     folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/random", f"{MORE}/hopper", f"{MORE}/walker2d",
                                                         f"{MORE}/ant"])
-    """folders holding an update_cost.json each (one panel each; a default folder not there yet is left out)"""
+    """folders holding an update_cost.json each, one panel each"""
     out: str = f"{MORE}/update_cost.png"
     """the figure's path"""
 
@@ -46,7 +46,7 @@ def panel(folder: Path) -> dict:
         points.append({"setting": setting, "transitions_per_s": summary["transitions_per_s_median"],
                        "welfare": summary["best_welfare_mean"], "seeds": seeds})
     solver, _, rest = report["env"].partition(" on ")
-    return {"folder": str(folder), "solver": solver, "task": rest.split(",")[0], "machine": report["machine"],
+    return {"solver": solver, "task": rest.split(",")[0], "machine": report["machine"],
             "points": points}
 
 
@@ -96,19 +96,14 @@ def main(args: Args) -> None:
     out = Path(args.out)
     if (problem := writable_place(out)) is not None:
         sys.exit(f"error: --out {out}: {problem}")
-    given = [Path(folder) for folder in args.folders]
-    missing = [str(folder) for folder in given if not (folder / "update_cost.json").exists()]
-    defaults = [Path(folder) for folder in Args().folders]
-    if any(Path(folder) not in defaults for folder in missing):
+    folders = [Path(folder) for folder in args.folders]
+    missing = [str(folder) for folder in folders if not (folder / "update_cost.json").exists()]
+    if missing:
         sys.exit(f"error: no update_cost.json in {', '.join(missing)} (run benchmarks/update_cost.py --out FOLDER first)")
-    panels = [panel(folder) for folder in given if (folder / "update_cost.json").exists()]
-    if not panels:
-        sys.exit("error: none of the folders holds an update_cost.json")
+    panels = [panel(folder) for folder in folders]
     plot(panels, out)
     for data in panels:
-        span = max(p["transitions_per_s"] for p in data["points"])
-        previous_x = None
-        for point in sorted(data["points"], key=lambda p: p["transitions_per_s"]):
+        for point in data["points"]:
             mean, low, high = point["welfare"]
             print(f"{data['solver']:>18} {data['task']:<26} {point['setting']:>8}: {point['transitions_per_s']:>8,.0f}/s, "
                   f"welfare {mean:.2f}" + ("" if low is None else f" [{low:.2f}, {high:.2f}]") + f", {len(point['seeds'])} seeds")
