@@ -151,6 +151,7 @@ def timed_run(solver: str, flags: list[str]) -> tuple[float, dict]:
 
 
 POLICIES = 5  # k of every solver run here (the paper's HalfCheetahSpeed budget)
+TASK = "rmdp/HalfCheetahSpeed-v0"  # the task of every solver run here unless a caller names another
 
 
 def _update_device(cuda_flag: bool) -> str:
@@ -163,7 +164,7 @@ def _update_device(cuda_flag: bool) -> str:
 
 def solver_rate(workers: int, timesteps: int, num_envs: int, main_share: float | None = None, rollout: str = "main",
                 update_threads: int | None = None, extra: list[str] | None = None, solver: str = "em",
-                env_id: str = "rmdp/HalfCheetahSpeed-v0") -> dict:
+                env_id: str = TASK) -> dict:
     """One run of ``solvers/{solver}_ppo.py`` (EM by default; n = 100, k = 5; HalfCheetahSpeed by default) as a
     subprocess: its transitions over the whole wall time, its phases and welfare.
 

@@ -22,10 +22,12 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from rmdp_envs.files import writable_place  # noqa: E402
+from update_cost import DEFAULT as DEFAULT_SETTING  # noqa: E402
+from update_cost import SOLVERS, report_task  # noqa: E402
 
 MORE = "benchmarks/results/update_cost_more"
-DEFAULT_SETTING = "5x4"  # rmdp_train.args.ENV_DEFAULTS["default"]: update_epochs x num_minibatches
 
 
 @dataclass
@@ -45,8 +47,7 @@ def panel(folder: Path) -> dict:
         seeds = sorted({r["seed"] for r in report["rows"] if r.get("setting") == setting and "best_welfare" in r})
         points.append({"setting": setting, "transitions_per_s": summary["transitions_per_s_median"],
                        "welfare": summary["best_welfare_mean"], "seeds": seeds})
-    solver, _, rest = report["env"].partition(" on ")
-    return {"solver": solver, "task": rest.split(",")[0], "machine": report["machine"],
+    return {"solver": SOLVERS[report.get("solver", "em")], "task": report_task(report), "machine": report["machine"],
             "points": points}
 
 

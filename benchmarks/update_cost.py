@@ -47,7 +47,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from cores import POLICIES, solver_rate  # noqa: E402
+from cores import POLICIES, TASK, solver_rate  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions, provenance, usable_cores  # noqa: E402
 
@@ -75,7 +75,7 @@ class Args:
     """run nothing: recompute the summary and update_cost.md from the rows already in {out}/update_cost.json"""
     solver: str = "em"
     """the solver file (solvers/{solver}_ppo.py) whose update is varied: em, e2e, cluster or random"""
-    env_id: str = "rmdp/HalfCheetahSpeed-v0"
+    env_id: str = TASK
     """the task (a MuJoCo speed task: the family whose update ENV_DEFAULTS sets at 5x4), n = 100, k = 5"""
 
 
@@ -84,7 +84,12 @@ COPIES = 8  # the MuJoCo family's --num-envs, which cores.solver_rate passes
 SOLVERS = {"em": "EM", "e2e": "End-to-end", "cluster": "Clustering", "random": "Random assignment"}
 STEPS = 256  # the MuJoCo family's --num-steps
 #: the tasks whose update can be varied here: the MuJoCo speed tasks (their family's update is the 5x4 default)
-SPEED_TASKS = ["rmdp/HalfCheetahSpeed-v0", "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0", "rmdp/AntSpeed-v1"]
+SPEED_TASKS = [TASK, "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0", "rmdp/AntSpeed-v1"]
+
+
+def report_task(report: dict) -> str:
+    """The task of an ``update_cost.json``'s runs (files written before ``--env-id`` ran on the default task)."""
+    return report.get("env_id", TASK)
 
 
 def parse_setting(text: str) -> dict:
@@ -158,8 +163,8 @@ def appended_to(out: Path, args: Args, workers: int) -> dict:
     report = json.loads(path.read_text())
     if report.get("solver", "em") != args.solver:
         sys.exit(f"error: {path} holds runs of {report.get('solver', 'em')}, not of --solver {args.solver}")
-    if report.get("env_id", "rmdp/HalfCheetahSpeed-v0") != args.env_id:
-        sys.exit(f"error: {path} holds runs on {report.get('env_id', 'rmdp/HalfCheetahSpeed-v0')}, not on --env-id {args.env_id}")
+    if report_task(report) != args.env_id:
+        sys.exit(f"error: {path} holds runs on {report_task(report)}, not on --env-id {args.env_id}")
     first = report["rows"][0]  # a run's transitions are --total-timesteps rounded up to whole iterations
     batch = POLICIES * first["num_envs"] * (first.get("num_steps") or STEPS)
     if report["workers"] != workers or not args.timesteps <= first["transitions"] < args.timesteps + batch:
