@@ -37,6 +37,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from rmdp_envs.envs.mujoco_speed import without_settotalmass_warning  # noqa: E402
 from rmdp_envs.files import atomic_write_json  # noqa: E402
 from rmdp_envs.results import git_commit, hardware, library_versions, provenance, usable_cores  # noqa: E402
 
@@ -85,7 +86,8 @@ class Args:
 def _raw_worker(steps: int, seed: int, queue) -> None:
     import gymnasium as gym  # noqa: PLC0415
 
-    env = gym.make("HalfCheetah-v5", ctrl_cost_weight=0.0, disable_env_checker=True)
+    with without_settotalmass_warning():  # Gymnasium's robot warns on MuJoCo >= 3.16 where ours does not
+        env = gym.make("HalfCheetah-v5", ctrl_cost_weight=0.0, disable_env_checker=True)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(steps)]
@@ -114,7 +116,8 @@ def rollout_rate(threads: int, copies: int = 1024, steps: int = 20) -> float:
     import mujoco  # noqa: PLC0415
     from mujoco import rollout  # noqa: PLC0415
 
-    env = gym.make("HalfCheetah-v5", disable_env_checker=True).unwrapped
+    with without_settotalmass_warning():
+        env = gym.make("HalfCheetah-v5", disable_env_checker=True).unwrapped
     model, frame_skip = env.model, env.frame_skip
     datas = [mujoco.MjData(model) for _ in range(threads)]
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS

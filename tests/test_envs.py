@@ -12,7 +12,7 @@ import pytest
 import rmdp_envs
 from rmdp_envs import Population
 from rmdp_envs.envs.cartpole_position import CartPolePositionEnv
-from rmdp_envs.envs.mujoco_speed import SPEED_FACTS, SpeedRewardMixin
+from rmdp_envs.envs.mujoco_speed import SPEED_FACTS, SpeedRewardMixin, without_settotalmass_warning
 
 ENV_IDS = rmdp_envs.registered_ids()
 # Small populations keep the API tests fast; the population itself is tested separately.
@@ -151,21 +151,36 @@ def test_check_rmdp_env_needs_a_population_and_an_env():
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_make_prints_no_warnings(env_id):
+def test_make_prints_no_warnings(env_id, tmp_path):
+    """Nothing on stderr, and no ``MUJOCO_LOG.TXT`` (where MuJoCo's own handler also writes) left in the cwd."""
     code = f"import rmdp_envs, gymnasium as g; e = g.make({env_id!r}); e.reset(seed=0); e.step(e.action_space.sample())"
-    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gymnasiums_own_robot_is_quiet_inside_the_silencer(tmp_path):
+    """The benchmarks' raw rates and the dynamics test build Gymnasium's HalfCheetah inside the silencer: without
+    it MuJoCo >= 3.16 prints the deprecation and writes MUJOCO_LOG.TXT into the working directory."""
+    quiet = ("from rmdp_envs.envs.mujoco_speed import without_settotalmass_warning as w; import gymnasium as g\n"
+             "with w(): g.make('HalfCheetah-v5')")
+    proc = subprocess.run([sys.executable, "-c", quiet], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert list(tmp_path.iterdir()) == []
+    loud = subprocess.run([sys.executable, "-c", "import gymnasium as g; g.make('HalfCheetah-v5')"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "settotalmass" in loud.stderr  # the silencer is what keeps it quiet, not a MuJoCo that stopped warning
 
 
 def test_only_the_settotalmass_deprecation_is_silenced():
     """MuJoCo >= 3.16 warns about Gymnasium's half_cheetah.xml on every compile; other warnings still pass."""
     import mujoco
-    from rmdp_envs.envs.mujoco_speed import _without_settotalmass_warning
     seen = []
     mujoco.set_mju_user_warning(seen.append)
     try:
-        with _without_settotalmass_warning():
+        with without_settotalmass_warning():
             handler = mujoco.get_mju_user_warning()
             handler("compiler attribute 'settotalmass' is deprecated and will be removed in a future release")
             handler("Nan, Inf or huge value in QACC at DOF 0")
@@ -215,7 +230,8 @@ def test_dynamics_are_gymnasiums(env_id, base_id):
     kwargs = {"ctrl_cost_weight": 0.0} if "Speed" in env_id else {}
     if "Ant" in env_id:
         kwargs.update(contact_cost_weight=0.0, healthy_z_range=(0.4, 1.0))
-    ours, raw = gym.make(env_id, n_agents=3), gym.make(base_id, **kwargs)
+    with without_settotalmass_warning():  # the raw robot's compile warns as ours would
+        ours, raw = gym.make(env_id, n_agents=3), gym.make(base_id, **kwargs)
     assert ours.spec.max_episode_steps == raw.spec.max_episode_steps
     o1, _ = ours.reset(seed=5)
     o2, _ = raw.reset(seed=5)

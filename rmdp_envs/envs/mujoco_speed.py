@@ -72,7 +72,7 @@ class SpeedRewardMixin:
         self._check_robot_keywords(kwargs)
         check_render_mode(kwargs.get("render_mode"), self.metadata, type(self).__name__)
         self._init_population(n_agents, population, population_seed, target_range)
-        with _without_settotalmass_warning():
+        with without_settotalmass_warning():
             super().__init__(**{**self.base_defaults, **kwargs})
         # Gymnasium's MuJoCo __init__ sets the instance's own metadata (render_fps): state the task's facts there too
         self.metadata = {**self.metadata, **SPEED_FACTS}
@@ -289,8 +289,12 @@ _SETTOTALMASS = "compiler attribute 'settotalmass' is deprecated"
 
 
 @contextmanager
-def _without_settotalmass_warning() -> Iterator[None]:
-    """Drop MuJoCo's ``settotalmass`` deprecation while a model compiles; pass every other MuJoCo warning on."""
+def without_settotalmass_warning() -> Iterator[None]:
+    """Drop MuJoCo's ``settotalmass`` deprecation while a model compiles; pass every other MuJoCo warning on.
+
+    Public so that code building Gymnasium's own robots beside ours (the benchmarks' raw rates, the tests that
+    compare dynamics) stays as quiet: MuJoCo's default handler prints the warning and appends it to a
+    ``MUJOCO_LOG.TXT`` in the working directory."""
     previous = mujoco.get_mju_user_warning()
 
     def handler(message: str) -> None:
