@@ -6,7 +6,7 @@ On two cores the on-policy update is about 30% of a 2M-transition EM run (README
 through it. Fewer minibatches or epochs make it cheaper but change the learner, so each setting is
 run on the same seeds as the default and compared seed by seed (paired: same seed, same rollout
 noise until the policies part). EM on ``rmdp/HalfCheetahSpeed-v0`` (another speed task with ``--env-id``), n = 100, k = 5,
-``--rollout workers`` with one worker per core; one run at a time. A setting may also pool the critic's
+``--rollout workers`` with one worker per core (the family solver: ``--rollout main``); one run at a time. A setting may also pool the critic's
 users (``5x4b20``: ``--critic-bins 20``, one output per 5 users instead of one per user), the other way
 to make the update cheaper: the critic's n outputs are most of its arithmetic at n = 100. And a setting may
 reshape the rollout at the same batch (``5x4c32t64``: ``--num-envs 32 --num-steps 64``, 4x the copies for a
@@ -65,7 +65,7 @@ class Args:
     timesteps: int = 2_000_000
     """transitions of each run"""
     workers: int = 0
-    """rollout worker processes (0: one per core this process may use)"""
+    """rollout worker processes (0: one per core this process may use; with --rollout main one fewer)"""
     out: str = "benchmarks/results"
     """folder for update_cost.json / update_cost.md"""
     append: bool = False
@@ -74,14 +74,19 @@ class Args:
     rescore: bool = False
     """run nothing: recompute the summary and update_cost.md from the rows already in {out}/update_cost.json"""
     solver: str = "em"
-    """the solver file (solvers/{solver}_ppo.py) whose update is varied: em, e2e, cluster or random"""
+    """the solver file (solvers/{solver}_ppo.py) whose update is varied: em, e2e, cluster, random or family (which
+    collects with --rollout main, the main process beside one worker per other core)"""
     env_id: str = TASK
     """the task (a MuJoCo speed task: the family whose update ENV_DEFAULTS sets at 5x4), n = 100, k = 5"""
 
 
 COPIES = 8  # the MuJoCo family's --num-envs, which cores.solver_rate passes
-#: the solvers whose update can be varied here (the family solver has no --rollout workers), as the tables name them
-SOLVERS = {"em": "EM", "e2e": "End-to-end", "cluster": "Clustering", "random": "Random assignment"}
+#: the solvers whose update can be varied here, as the tables name them
+SOLVERS = {"em": "EM", "e2e": "End-to-end", "cluster": "Clustering", "random": "Random assignment", "family": "Policy family"}
+#: where a solver's policies run while collecting, if not in one worker process per core (``--rollout workers``): the
+#: family's copies serve users drawn per episode, which only ``main`` does (the main process steps a share of the
+#: copies beside one worker per other core)
+ROLLOUT = {"family": "main"}
 STEPS = 256  # the MuJoCo family's --num-steps
 #: the tasks whose update can be varied here: the MuJoCo speed tasks (their family's update is the 5x4 default)
 SPEED_TASKS = [TASK, "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0", "rmdp/AntSpeed-v1"]
@@ -125,16 +130,17 @@ def main(args: Args) -> None:
         return
     settings = {text: parse_setting(text) for text in args.settings}
     if args.solver not in SOLVERS:
-        sys.exit(f"error: --solver must be one of {', '.join(SOLVERS)} (they take --rollout workers), got {args.solver!r}")
+        sys.exit(f"error: --solver must be one of {', '.join(SOLVERS)}, got {args.solver!r}")
     if args.env_id not in SPEED_TASKS:
         sys.exit(f"error: --env-id must be one of {', '.join(SPEED_TASKS)} (the MuJoCo speed tasks), got {args.env_id!r}")
-    workers = args.workers or usable_cores()
+    rollout = ROLLOUT.get(args.solver, "workers")
+    workers = args.workers or (usable_cores() if rollout == "workers" else usable_cores() - 1)
     earlier = appended_to(out, args, workers) if args.append else None
     commit = git_commit(ROOT)
     rows = []
     for seed in args.seeds:  # settings alternate seed by seed, so that a slower hour slows all of them alike
         for text, setting in settings.items():
-            row = solver_rate(workers, args.timesteps, setting["num_envs"] or COPIES, rollout="workers",
+            row = solver_rate(workers, args.timesteps, setting["num_envs"] or COPIES, rollout=rollout,
                               extra=["--seed", str(seed), *setting_flags(setting)], solver=args.solver,
                               env_id=args.env_id)
             row.update(setting=text, **{key: value for key, value in setting.items() if key != "num_envs"})
@@ -150,7 +156,7 @@ def main(args: Args) -> None:
         return
     report = {"machine": hardware(), "commit": commit, "versions": library_versions(), "workers": workers,
               "env": f"{SOLVERS[args.solver]} on {args.env_id}, n = 100, k = 5, {COPIES} copies per policy "
-                     "unless a setting says, --rollout workers", "solver": args.solver, "env_id": args.env_id,
+                     f"unless a setting says, --rollout {rollout}", "solver": args.solver, "env_id": args.env_id,
               "reference": args.settings[0], "rows": rows, "summary": summarize(rows, args.settings)}
     write(report, out)
 

@@ -45,14 +45,14 @@ def test_every_shell_benchmark_answers_help_anywhere_in_its_arguments(tmp_path):
         assert not out.exists(), f"{script.name} --help created {out}"
 
 
-def test_update_cost_refuses_a_solver_without_rollout_workers_before_running_anything(tmp_path):
+def test_update_cost_refuses_an_unknown_solver_before_running_anything(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "update_cost.py"), "--solver", "family", "--out", str(tmp_path / "o")],
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "update_cost.py"), "--solver", "ppo", "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and proc.stderr.strip() == ("error: --solver must be one of em, e2e, cluster, random "
-                                                            "(they take --rollout workers), got 'family'"), proc.stderr
+    assert proc.returncode == 1 and proc.stderr.strip() == ("error: --solver must be one of em, e2e, cluster, random, "
+                                                            "family, got 'ppo'"), proc.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -80,3 +80,27 @@ def test_plot_update_cost_redraws_committed_results_and_refuses_a_folder_without
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and proc.stderr.strip().startswith(f"error: no update_cost.json in {tmp_path}")
     assert not (tmp_path / "g.png").exists()
+
+
+def test_update_cost_verdicts_remake_the_committed_file_and_refuse_mixed_folders(tmp_path):
+    """The committed verdicts are what the script says of the committed runs today; folders of two tasks, or one
+    solver twice, are refused before anything is written."""
+    import json
+    import subprocess
+    import sys
+
+    script = str(BENCHMARKS / "update_cost_verdicts.py")
+    more = BENCHMARKS / "results" / "update_cost_more"
+    proc = subprocess.run([sys.executable, script, "--out", str(tmp_path / "v")], capture_output=True, text=True,
+                          timeout=120, cwd=BENCHMARKS.parent)
+    assert proc.returncode == 0, proc.stderr
+    made = json.loads((tmp_path / "v" / "verdicts.json").read_text())["comparisons"]
+    committed = json.loads((more / "verdicts.json").read_text())["comparisons"]
+    assert made == committed and [c["setting"] for c in made][:2] == ["5x4", "10x8"]
+    assert all(c["verdict"].startswith(f"{c['setting']}: ") and len(c["means"]) == 4 for c in made[:2])
+    for folders, message in [([more, more / "hopper"], "hold runs of different tasks"),
+                             ([more, more], "name a solver twice")]:
+        proc = subprocess.run([sys.executable, script, "--folders", *map(str, folders), "--out", str(tmp_path / "w")],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
+        assert not (tmp_path / "w").exists()
