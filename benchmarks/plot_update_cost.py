@@ -3,7 +3,8 @@
 No measurement here: each panel redraws one folder's ``update_cost.json`` (one solver on one task, every setting
 run on the same seeds). A point is a setting (epochs x minibatches ...): its median transitions per second over the
 whole runs (x) against its mean final best-response welfare over seeds, with the 95% bootstrap interval the folder's
-summary holds (y), from zero so that gains read at their size across tasks. Up and to the left is a dearer update that
+summary holds (y), from zero so that gains read at their size across tasks, on one scale per task so that a
+task's solvers read against each other. Up and to the left is a dearer update that
 learns more; the MuJoCo family's default is drawn filled, in black, each other setting in one colour across panels.
 Each panel's title names its solver and task, its legend each setting's seeds; the figure's title the machines.
 
@@ -13,7 +14,6 @@ Each panel's title names its solver and task, its legend each setting's seeds; t
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,23 +25,22 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from rmdp_envs.files import writable_place  # noqa: E402
 from update_cost import DEFAULT as DEFAULT_SETTING  # noqa: E402
-from update_cost import SOLVERS, report_task  # noqa: E402
+from update_cost import SOLVERS, read_reports, report_task  # noqa: E402
 
 MORE = "benchmarks/results/update_cost_more"
 
 
 @dataclass
 class Args:
-    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/random", f"{MORE}/hopper", f"{MORE}/walker2d",
-                                                        f"{MORE}/ant"])
+    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/e2e", f"{MORE}/cluster", f"{MORE}/random",
+                                                        f"{MORE}/hopper", f"{MORE}/walker2d", f"{MORE}/ant"])
     """folders holding an update_cost.json each, one panel each"""
     out: str = f"{MORE}/update_cost.png"
     """the figure's path"""
 
 
-def panel(folder: Path) -> dict:
+def panel(report: dict) -> dict:
     """One folder's points: per setting its median throughput, mean best welfare and interval, and the seeds."""
-    report = json.loads((folder / "update_cost.json").read_text())
     points = []
     for setting, summary in report["summary"].items():
         seeds = sorted({r["seed"] for r in report["rows"] if r.get("setting") == setting and "best_welfare" in r})
@@ -58,12 +57,17 @@ def plot(panels: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
     import matplotlib.ticker  # noqa: PLC0415
 
-    columns = min(3, len(panels))
+    columns = min(4, len(panels))  # HalfCheetahSpeed's four solvers in the first row
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.8 * columns, 3.4 * rows + 0.4), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     colors = {DEFAULT_SETTING: "black"}  # one colour per setting across the panels
+    top: dict[str, float] = {}  # per task, the highest interval end (or mean, where a setting has no interval)
+    for data in panels:
+        for point in data["points"]:
+            high = point["welfare"][2] if point["welfare"][2] is not None else point["welfare"][0]
+            top[data["task"]] = max(top.get(data["task"], 0.0), high)
     for ax, data in zip(axes.flat, panels):
         for point in sorted(data["points"], key=lambda p: p["transitions_per_s"]):
             mean, low, high = point["welfare"]
@@ -80,8 +84,9 @@ def plot(panels: list[dict], path: Path) -> None:
         ax.tick_params(labelsize=7)
         xs = [p["transitions_per_s"] for p in data["points"]]
         ax.set_xlim(0, max(xs) * 1.35)
-        # from zero, so that a gain reads at its size beside the other tasks' panels
-        ax.set_ylim(0, max(p["welfare"][2] if p["welfare"][2] is not None else p["welfare"][0] for p in data["points"]) * 1.15)
+        # from zero, so that a gain reads at its size beside the other tasks' panels; one scale per task, so that
+        # one task's solvers read against each other
+        ax.set_ylim(0, top[data["task"]] * 1.15)
     for row in axes:
         row[0].set_ylabel("final best-response welfare\n(mean over seeds, 95% interval)", fontsize=8)
     machines = sorted({data["machine"] for data in panels})
@@ -97,11 +102,7 @@ def main(args: Args) -> None:
     out = Path(args.out)
     if (problem := writable_place(out)) is not None:
         sys.exit(f"error: --out {out}: {problem}")
-    folders = [Path(folder) for folder in args.folders]
-    missing = [str(folder) for folder in folders if not (folder / "update_cost.json").exists()]
-    if missing:
-        sys.exit(f"error: no update_cost.json in {', '.join(missing)} (run benchmarks/update_cost.py --out FOLDER first)")
-    panels = [panel(folder) for folder in folders]
+    panels = [panel(report) for report in read_reports([Path(folder) for folder in args.folders])]
     plot(panels, out)
     for data in panels:
         for point in data["points"]:

@@ -97,6 +97,15 @@ def report_task(report: dict) -> str:
     return report.get("env_id", TASK)
 
 
+def read_reports(folders: list[Path]) -> list[dict]:
+    """The ``update_cost.json`` of each folder (the figure and the verdicts read committed results this way), or one
+    ``error:`` line naming every folder that holds none."""
+    missing = [str(folder) for folder in folders if not (folder / "update_cost.json").exists()]
+    if missing:
+        sys.exit(f"error: no update_cost.json in {', '.join(missing)} (run benchmarks/update_cost.py --out FOLDER first)")
+    return [json.loads((folder / "update_cost.json").read_text()) for folder in folders]
+
+
 def parse_setting(text: str) -> dict:
     """``"5x4"`` -> epochs 5, minibatches 4; ``"5x4b20c32t64"`` adds critic bins 20, 32 copies per policy and 64 steps
     per rollout; a final ``r`` updates the observation statistics once per rollout (``--norm-obs-update rollout``)

@@ -97,7 +97,7 @@ def test_update_cost_verdicts_remake_the_committed_file_and_refuse_mixed_folders
     made = json.loads((tmp_path / "v" / "verdicts.json").read_text())["comparisons"]
     committed = json.loads((more / "verdicts.json").read_text())["comparisons"]
     assert made == committed and [c["setting"] for c in made][:2] == ["5x4", "10x8"]
-    assert all(c["verdict"].startswith(f"{c['setting']}: ") and len(c["means"]) == 4 for c in made[:2])
+    assert all(c["verdict"].startswith(f"{c['setting']}: ") and len(c["means"]) >= 4 for c in made[:2])
     for folders, message in [([more, more / "hopper"], "hold runs of different tasks"),
                              ([more, more], "name a solver twice")]:
         proc = subprocess.run([sys.executable, script, "--folders", *map(str, folders), "--out", str(tmp_path / "w")],
