@@ -33,7 +33,8 @@ MORE = "benchmarks/results/update_cost_more"
 @dataclass
 class Args:
     folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/e2e", f"{MORE}/cluster", f"{MORE}/random",
-                                                        f"{MORE}/hopper", f"{MORE}/walker2d", f"{MORE}/ant"])
+                                                        f"{MORE}/family", f"{MORE}/hopper", f"{MORE}/walker2d",
+                                                        f"{MORE}/ant"])
     """folders holding an update_cost.json each, one panel each"""
     out: str = f"{MORE}/update_cost.png"
     """the figure's path"""
@@ -57,7 +58,7 @@ def plot(panels: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
     import matplotlib.ticker  # noqa: PLC0415
 
-    columns = min(4, len(panels))  # HalfCheetahSpeed's four solvers in the first row
+    columns = min(4, len(panels))  # four to a row (HalfCheetahSpeed's solvers first)
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.8 * columns, 3.4 * rows + 0.4), squeeze=False)
     for ax in axes.flat[len(panels):]:

@@ -9,7 +9,7 @@ welfare against each other (probability of improvement, exact Mann-Whitney test,
 The welfare is each run's final policies in the solver's own final evaluation (what ``update_cost.py`` records), not
 the board's held-out protocol, so the sentences compare solvers with each other, not with the board's numbers.
 
-    python benchmarks/update_cost_verdicts.py        # HalfCheetahSpeed, k = 5: EM, end-to-end, clustering, random
+    python benchmarks/update_cost_verdicts.py        # HalfCheetahSpeed, k = 5: EM, end-to-end, clustering, random, family
     python benchmarks/update_cost_verdicts.py --folders A B --out /tmp/verdicts
 
 Reads committed results only (runs nothing); writes ``{out}/verdicts.json`` and ``verdicts.md``.
@@ -39,7 +39,8 @@ K = 5  # update_cost.py's budget of policies
 
 @dataclass
 class Args:
-    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/e2e", f"{MORE}/cluster", f"{MORE}/random"])
+    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/e2e", f"{MORE}/cluster", f"{MORE}/random",
+                                                        f"{MORE}/family"])
     """update_cost.py folders of different solvers on one task, each holding an update_cost.json"""
     out: str = MORE
     """folder for verdicts.json / verdicts.md"""
