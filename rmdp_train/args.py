@@ -182,7 +182,7 @@ class PPOArgs:
     """minibatches per epoch; each holds the same number of transitions of every policy"""
     update_epochs: Annotated[Optional[int], _by_family("update_epochs")] = None
     """epochs of each PPO update (MuJoCo's 5 x 4 minibatches are set for throughput and underfit at 2M transitions;
-    10 x 8 learns far more per transition at 0.70x the speed: README "Benchmarks")"""
+    10 x 8 learns far more per transition at 0.70x the speed, every solver, the policy family most: README "Benchmarks")"""
     clip_coef: float = 0.2
     """PPO surrogate clipping coefficient"""
     ent_coef: Annotated[Optional[float], _by_family("ent_coef")] = None
