@@ -26,6 +26,7 @@ import tyro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from cores import POLICIES as K  # noqa: E402  (update_cost.py's budget of policies)
 from leaderboard.render import verdicts  # noqa: E402
 from leaderboard.stats import interval  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text, writable_place  # noqa: E402
@@ -34,7 +35,6 @@ from update_cost import DEFAULT as DEFAULT_SETTING  # noqa: E402
 from update_cost import SOLVERS, read_reports, report_task  # noqa: E402
 
 MORE = "benchmarks/results/update_cost_more"
-K = 5  # update_cost.py's budget of policies
 
 
 @dataclass
