@@ -25,16 +25,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from rmdp_envs.files import writable_place  # noqa: E402
 from update_cost import DEFAULT as DEFAULT_SETTING  # noqa: E402
-from update_cost import SOLVERS, read_reports, report_task  # noqa: E402
-
-MORE = "benchmarks/results/update_cost_more"
+from update_cost import MORE, SOLVER_FOLDERS, SOLVERS, TASK_FOLDERS, read_reports, report_task  # noqa: E402
 
 
 @dataclass
 class Args:
-    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/e2e", f"{MORE}/cluster", f"{MORE}/random",
-                                                        f"{MORE}/family", f"{MORE}/hopper", f"{MORE}/walker2d",
-                                                        f"{MORE}/ant"])
+    folders: list[str] = field(default_factory=lambda: SOLVER_FOLDERS + TASK_FOLDERS)
     """folders holding an update_cost.json each, one panel each"""
     out: str = f"{MORE}/update_cost.png"
     """the figure's path"""

@@ -92,6 +92,13 @@ STEPS = 256  # the MuJoCo family's --num-steps
 SPEED_TASKS = [TASK, "rmdp/HopperSpeed-v0", "rmdp/Walker2dSpeed-v0", "rmdp/AntSpeed-v1"]
 
 
+#: the committed folders that the figure (plot_update_cost.py) and the verdicts (update_cost_verdicts.py) read:
+#: HalfCheetahSpeed's solvers, one folder each, then EM on the other speed tasks
+MORE = "benchmarks/results/update_cost_more"
+SOLVER_FOLDERS = [MORE, f"{MORE}/e2e", f"{MORE}/cluster", f"{MORE}/random", f"{MORE}/family"]
+TASK_FOLDERS = [f"{MORE}/hopper", f"{MORE}/walker2d", f"{MORE}/ant"]
+
+
 def report_task(report: dict) -> str:
     """The task of an ``update_cost.json``'s runs (files written before ``--env-id`` ran on the default task)."""
     return report.get("env_id", TASK)

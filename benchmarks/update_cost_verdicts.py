@@ -32,15 +32,12 @@ from leaderboard.stats import interval  # noqa: E402
 from rmdp_envs.files import atomic_write_json, atomic_write_text, writable_place  # noqa: E402
 from rmdp_envs.results import provenance  # noqa: E402
 from update_cost import DEFAULT as DEFAULT_SETTING  # noqa: E402
-from update_cost import SOLVERS, read_reports, report_task  # noqa: E402
-
-MORE = "benchmarks/results/update_cost_more"
+from update_cost import MORE, SOLVER_FOLDERS, SOLVERS, read_reports, report_task  # noqa: E402
 
 
 @dataclass
 class Args:
-    folders: list[str] = field(default_factory=lambda: [MORE, f"{MORE}/e2e", f"{MORE}/cluster", f"{MORE}/random",
-                                                        f"{MORE}/family"])
+    folders: list[str] = field(default_factory=lambda: list(SOLVER_FOLDERS))
     """update_cost.py folders of different solvers on one task, each holding an update_cost.json"""
     out: str = MORE
     """folder for verdicts.json / verdicts.md"""
