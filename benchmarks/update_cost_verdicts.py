@@ -63,17 +63,19 @@ def compare(reports: list[dict]) -> list[dict]:
         if len(solvers) < 2:
             continue
         seeds = sorted(set.intersection(*(set(welfare[s][setting]) for s in solvers)))
+        if not seeds:  # nothing to compare like for like
+            results.append({"setting": setting, "seeds": [], "means": {},
+                            "verdict": f"{setting}: no seed that {', '.join(solvers)} all ran"})
+            continue
         rows = []
         for solver in solvers:
             scores = [welfare[solver][setting][seed] for seed in seeds]
-            rows.append({"label": solver, "solver": solver, "k": K, "seeds": seeds,
-                         "mean_best": sum(scores) / len(scores) if scores else float("nan"),
+            rows.append({"label": solver, "solver": solver, "k": K, "seeds": seeds, "mean_best": sum(scores) / len(scores),
                          "runs": [{"seed": seed, "best_welfare": w} for seed, w in zip(seeds, scores)]})
-        lines = verdicts({"rows": rows}, digits=2) if seeds else []
         results.append({"setting": setting, "seeds": seeds,
                         "means": {r["solver"]: interval([run["best_welfare"] for run in r["runs"]], low=0.0, high=100.0)
                                   for r in rows},
-                        "verdict": lines[0].replace(f"k = {K}:", f"{setting}:", 1) if lines else "no shared seeds"})
+                        "verdict": verdicts({"rows": rows}, digits=2)[0].replace(f"k = {K}:", f"{setting}:", 1)})
     return results
 
 
